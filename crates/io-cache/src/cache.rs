@@ -39,16 +39,99 @@ fn platform_cache_root() -> Option<PathBuf> {
         .map(|base| base.join("wandb"))
 }
 
+/// A content-addressed directory: objects at `<dir>/<md5|xxh128>/<hex[0:2]>/<hex[2:]>`, written through a
+/// sibling temporary directory and renamed into place only once their digest is verified.
+///
+/// The content cache keeps its objects in one (`<cache>/artifacts/obj`), and so does the embedded store.
+#[derive(Clone, Debug)]
+pub struct ObjectDir {
+    objects: PathBuf,
+    tmp: PathBuf,
+}
+
+impl ObjectDir {
+    /// Objects under `objects`, in-flight writes under `tmp` (which must be on the same filesystem).
+    pub fn new(objects: impl Into<PathBuf>, tmp: impl Into<PathBuf>) -> Self {
+        ObjectDir { objects: objects.into(), tmp: tmp.into() }
+    }
+
+    /// The directory holding the objects.
+    pub fn objects_dir(&self) -> &Path {
+        &self.objects
+    }
+
+    /// The directory holding in-flight writes.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Where the object with base64 `digest` lives.
+    ///
+    /// # Errors
+    /// [`Error::Core`] when `digest` is not base64.
+    pub fn object_path(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<PathBuf> {
+        let hex = b64_to_hex(digest)?;
+        if hex.len() < 3 {
+            return Err(artifact_core::Error::InvalidDigest { digest: digest.to_owned(), reason: "too short" }.into());
+        }
+        Ok(self.objects.join(algorithm.cache_dir_name()).join(&hex[..2]).join(&hex[2..]))
+    }
+
+    /// The object for `digest`, if a regular file of `size` bytes is there (the SDK's hit rule: the size is
+    /// checked, the content is not).
+    ///
+    /// # Errors
+    /// [`Error::Core`] for an invalid digest; I/O errors other than "not found".
+    pub fn lookup(&self, digest: &str, algorithm: DigestAlgorithm, size: u64) -> Result<Option<PathBuf>> {
+        lookup_sized(self.object_path(digest, algorithm)?, size)
+    }
+
+    /// Streams `source` in under `digest`, hashing on the way. The object appears only if the bytes hash to
+    /// `digest`; otherwise nothing is left behind and [`Error::DigestMismatch`] is returned.
+    ///
+    /// # Errors
+    /// [`Error::DigestMismatch`], [`Error::Core`] for an invalid digest, and I/O errors.
+    pub fn insert_verified(&self, digest: &str, algorithm: DigestAlgorithm, source: &mut dyn Read) -> Result<PathBuf> {
+        let destination = self.object_path(digest, algorithm)?;
+        write_atomically(&self.tmp, &destination, |file, tmp_path| {
+            let mut hasher = algorithm.hasher();
+            copy_hashing(source, file, &mut hasher).map_err(|e| Error::io("write", tmp_path, e))?;
+            let actual = hasher.finalize_b64();
+            if actual != digest {
+                return Err(Error::DigestMismatch { expected: digest.to_owned(), actual, algorithm });
+            }
+            Ok(())
+        })?;
+        Ok(destination)
+    }
+
+    /// Removes an object (for example one found corrupt). Missing objects are not an error.
+    ///
+    /// # Errors
+    /// [`Error::Core`] for an invalid digest; I/O errors other than "not found".
+    pub fn remove(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<()> {
+        let path = self.object_path(digest, algorithm)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", path, e)),
+        }
+    }
+}
+
 /// The W&B content cache rooted at a cache directory (the directory that holds `artifacts/`).
 #[derive(Clone, Debug)]
 pub struct ContentCache {
     root: PathBuf,
+    objects: ObjectDir,
 }
 
 impl ContentCache {
     /// A cache at `root` (created lazily on first insert).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        ContentCache { root: root.into() }
+        let root = root.into();
+        let artifacts = root.join("artifacts");
+        ContentCache { objects: ObjectDir::new(artifacts.join("obj"), artifacts.join("tmp")), root }
     }
 
     /// The cache the SDK would use: see [`default_cache_root`].
@@ -70,8 +153,13 @@ impl ContentCache {
     }
 
     /// `<root>/artifacts/tmp`, where in-flight writes live.
-    pub fn tmp_dir(&self) -> PathBuf {
-        self.artifacts_dir().join("tmp")
+    pub fn tmp_dir(&self) -> &Path {
+        self.objects.tmp_dir()
+    }
+
+    /// The content-addressed part, `<root>/artifacts/obj/{md5,xxh128}`.
+    pub fn objects(&self) -> &ObjectDir {
+        &self.objects
     }
 
     /// Where the object with base64 `digest` lives: `obj/<md5|xxh128>/<hex[0:2]>/<hex[2:]>`.
@@ -79,11 +167,7 @@ impl ContentCache {
     /// # Errors
     /// [`Error::Core`] when `digest` is not base64.
     pub fn object_path(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<PathBuf> {
-        let hex = b64_to_hex(digest)?;
-        if hex.len() < 3 {
-            return Err(artifact_core::Error::InvalidDigest { digest: digest.to_owned(), reason: "too short" }.into());
-        }
-        Ok(self.artifacts_dir().join("obj").join(algorithm.cache_dir_name()).join(&hex[..2]).join(&hex[2..]))
+        self.objects.object_path(digest, algorithm)
     }
 
     /// Where a reference object fetched from `url` with `etag` lives:
@@ -93,17 +177,15 @@ impl ContentCache {
         outer.update(Sha256::digest(url.as_bytes()));
         outer.update(Sha256::digest(etag.as_bytes()));
         let h = to_hex(&outer.finalize());
-        self.artifacts_dir().join("obj").join("etag").join(&h[..2]).join(&h[2..])
+        self.objects.objects_dir().join("etag").join(&h[..2]).join(&h[2..])
     }
 
-    /// The cached object for `digest`, if a regular file of `size` bytes is there (the SDK's hit rule:
-    /// the size is checked, the content is not).
+    /// See [`ObjectDir::lookup`].
     ///
     /// # Errors
     /// [`Error::Core`] for an invalid digest; I/O errors other than "not found".
     pub fn lookup(&self, digest: &str, algorithm: DigestAlgorithm, size: u64) -> Result<Option<PathBuf>> {
-        let path = self.object_path(digest, algorithm)?;
-        lookup_sized(path, size)
+        self.objects.lookup(digest, algorithm, size)
     }
 
     /// The cached reference object for `url`/`etag`, if a regular file of `size` bytes is there.
@@ -114,23 +196,12 @@ impl ContentCache {
         lookup_sized(self.etag_path(url, etag), size)
     }
 
-    /// Streams `source` into the cache under `digest`, hashing on the way. The object appears only if the
-    /// bytes hash to `digest`; otherwise nothing is left behind and [`Error::DigestMismatch`] is returned.
+    /// See [`ObjectDir::insert_verified`].
     ///
     /// # Errors
     /// [`Error::DigestMismatch`], [`Error::Core`] for an invalid digest, and I/O errors.
     pub fn insert_verified(&self, digest: &str, algorithm: DigestAlgorithm, source: &mut dyn Read) -> Result<PathBuf> {
-        let destination = self.object_path(digest, algorithm)?;
-        let mut hasher = algorithm.hasher();
-        self.write_atomically(&destination, |file, tmp_path| {
-            copy_hashing(source, file, &mut hasher).map_err(|e| Error::io("write", tmp_path, e))?;
-            let actual = std::mem::replace(&mut hasher, algorithm.hasher()).finalize_b64();
-            if actual != digest {
-                return Err(Error::DigestMismatch { expected: digest.to_owned(), actual, algorithm });
-            }
-            Ok(())
-        })?;
-        Ok(destination)
+        self.objects.insert_verified(digest, algorithm, source)
     }
 
     /// Streams `source` into the reference cache under `url`/`etag` without verification (an ETag is not a
@@ -140,48 +211,46 @@ impl ContentCache {
     /// I/O errors.
     pub fn insert_etag(&self, url: &str, etag: &str, source: &mut dyn Read) -> Result<PathBuf> {
         let destination = self.etag_path(url, etag);
-        self.write_atomically(&destination, |file, tmp_path| {
+        write_atomically(self.objects.tmp_dir(), &destination, |file, tmp_path| {
             io::copy(source, file).map_err(|e| Error::io("write", tmp_path, e))?;
             Ok(())
         })?;
         Ok(destination)
     }
 
-    /// Removes a cached object (for example one found corrupt). Missing objects are not an error.
+    /// See [`ObjectDir::remove`].
     ///
     /// # Errors
     /// [`Error::Core`] for an invalid digest; I/O errors other than "not found".
     pub fn remove(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<()> {
-        let path = self.object_path(digest, algorithm)?;
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove", path, e)),
-        }
+        self.objects.remove(digest, algorithm)
     }
 
     /// The digest memo stored in this cache.
     pub fn digest_memo(&self) -> FileDigestMemo {
         FileDigestMemo::new(self.artifacts_dir().join("digest-memo"))
     }
+}
 
-    /// Creates a temporary file under `tmp/`, lets `fill` write it, then renames it to `destination`.
-    /// On any error the temporary file is removed.
-    fn write_atomically(&self, destination: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
-        let tmp_dir = self.tmp_dir();
-        fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("create directory", &tmp_dir, e))?;
-        let (mut file, tmp_path) = create_temp_file(&tmp_dir)?;
-        let result = fill(&mut file, &tmp_path).and_then(|()| {
-            drop(file);
-            let parent = destination.parent().unwrap_or(&self.root);
-            fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
-            fs::rename(&tmp_path, destination).map_err(|e| Error::io("move into place", destination, e))
-        });
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp_path);
-        }
-        result
+/// Creates a temporary file in `tmp_dir`, lets `fill` write it, then renames it to `destination`.
+/// On any error the temporary file is removed.
+fn write_atomically(
+    tmp_dir: &Path,
+    destination: &Path,
+    fill: impl FnOnce(&mut File, &Path) -> Result<()>,
+) -> Result<()> {
+    fs::create_dir_all(tmp_dir).map_err(|e| Error::io("create directory", tmp_dir, e))?;
+    let (mut file, tmp_path) = create_temp_file(tmp_dir)?;
+    let result = fill(&mut file, &tmp_path).and_then(|()| {
+        drop(file);
+        let parent = destination.parent().unwrap_or(tmp_dir);
+        fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+        fs::rename(&tmp_path, destination).map_err(|e| Error::io("move into place", destination, e))
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp_path);
     }
+    result
 }
 
 fn lookup_sized(path: PathBuf, size: u64) -> Result<Option<PathBuf>> {

@@ -10,7 +10,7 @@
 //! <cache root>/artifacts/digest-memo/                      this crate's digest memo (the SDK ignores it)
 //! ```
 //!
-//! [`ContentCache`] looks objects up (a hit is a regular file of the expected size, as in the SDK) and inserts
+//! [`ContentCache`] (built on [`ObjectDir`], which the embedded store uses too) looks objects up (a hit is a regular file of the expected size, as in the SDK) and inserts
 //! them atomically: bytes go to a temporary file under `tmp/`, are hashed on the way, and are renamed into
 //! place only when digest and size match — a reader never sees a partial object. [`FileDigestMemo`] persists
 //! `artifact_core::DigestMemo` tables under the cache so re-adding an unchanged tree costs no reads.
@@ -38,6 +38,6 @@ mod cache;
 mod error;
 mod memo;
 
-pub use cache::{ContentCache, default_cache_root};
+pub use cache::{ContentCache, ObjectDir, default_cache_root};
 pub use error::{Error, Result};
 pub use memo::FileDigestMemo;

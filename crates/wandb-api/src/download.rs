@@ -1,0 +1,396 @@
+//! Materialising an artifact version into a directory, through the content cache, verifying every byte.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use artifact_core::{
+    DigestAlgorithm, DigestMemo, FileStamp, LogicalPath, Manifest, ManifestEntry, MemoRecord, MemoTable, NoProgress,
+    Progress, SplitUri, unchecksummed_file_digest,
+};
+use io_cache::ContentCache;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Where file bodies come from: the embedded store, or (later) a W&B server.
+pub trait ObjectSource: Sync {
+    /// Opens the body of the file entry at logical `path`.
+    ///
+    /// # Errors
+    /// [`Error::MissingObject`] when the source does not have it; I/O and transport errors.
+    fn open_object(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>>;
+}
+
+/// Options of [`download`].
+#[derive(Clone, Default)]
+pub struct DownloadOptions {
+    /// The content cache to read from and fill (entries with `skip_cache` bypass it). `None` disables caching.
+    pub cache: Option<ContentCache>,
+    /// Remembers digests of files already in the root, so unchanged files are not re-read next time.
+    pub memo: Option<Arc<dyn DigestMemo>>,
+    /// Skip references whose target is gone instead of failing (the SDK's `allow_missing_references`).
+    pub allow_missing_references: bool,
+    /// Receives progress.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("cache", &self.cache)
+            .field("allow_missing_references", &self.allow_missing_references)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`download`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DownloadReport {
+    /// The root the files are in.
+    pub root: PathBuf,
+    /// Entries materialised (or found already present).
+    pub files: usize,
+    /// Their total size.
+    pub bytes: u64,
+    /// Entries whose destination already had the right content: nothing was copied.
+    pub already_present: usize,
+    /// Entries copied from the content cache.
+    pub from_cache: usize,
+    /// Entries fetched from the backend.
+    pub fetched: usize,
+    /// Entries copied from referenced locations.
+    pub references: usize,
+    /// Missing references skipped because `allow_missing_references` was set.
+    pub missing_references: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    AlreadyPresent,
+    FromCache,
+    Fetched,
+    Reference,
+    MissingReference,
+}
+
+struct Planned<'a> {
+    path: &'a str,
+    entry: &'a ManifestEntry,
+    destination: PathBuf,
+}
+
+/// Downloads every entry of `manifest` into `root`.
+///
+/// Before anything is written, every manifest path is checked: it must be canonical and relative (no absolute
+/// paths, `..`, empty components or NUL), no path may be both a file and a directory, and nothing in `root`
+/// may be in the way (a file where a directory is needed, a directory where a file goes, or a symbolic link
+/// on the way down, which could lead outside `root`). Any violation is an error and nothing is written.
+///
+/// Then, per entry (in parallel): a destination that already has the right content is left alone; otherwise
+/// the body comes from the content cache when present (verified while copied; a corrupt cache object is
+/// evicted and fetched again), else from `source` through the cache. Every destination is written to a
+/// temporary file in its directory and renamed into place, so no reader sees a partial file.
+///
+/// # Errors
+/// [`Error::UnsafeManifestPath`], [`Error::PathConflict`], [`Error::UnsupportedReference`],
+/// [`Error::ReferenceMissing`], [`Error::DigestMismatch`], [`Error::MissingObject`], I/O errors.
+pub fn download(
+    source: &dyn ObjectSource,
+    manifest: &Manifest,
+    root: &Path,
+    options: &DownloadOptions,
+) -> Result<DownloadReport> {
+    let planned = plan(manifest, root)?;
+    fs::create_dir_all(root).map_err(|e| Error::io("create directory", root, e))?;
+    let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
+    let total: u64 = planned.iter().map(|p| p.entry.size.unwrap_or(0)).sum();
+    progress.begin("downloading", total);
+
+    let memo_root = fs::canonicalize(root).map_err(|e| Error::io("resolve", root, e))?;
+    let mut tables: HashMap<DigestAlgorithm, MemoTable> = HashMap::new();
+    if let Some(memo) = &options.memo {
+        for p in &planned {
+            let algorithm = p.entry.digest_algorithm();
+            tables.entry(algorithm).or_insert_with(|| memo.load(&memo_root, algorithm));
+        }
+    }
+    let fresh_records: Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>> = Mutex::new(Vec::new());
+    let started = SystemTime::now();
+
+    let outcomes = planned
+        .par_iter()
+        .map(|p| {
+            let outcome = materialise(source, p, options, &tables)?;
+            progress.advance(p.entry.size.unwrap_or(0));
+            if options.memo.is_some() && !matches!(outcome, Outcome::MissingReference) {
+                remember(p, &fresh_records, started)?;
+            }
+            Ok(outcome)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    progress.finish();
+
+    if let Some(memo) = &options.memo {
+        for (algorithm, key, record) in fresh_records.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            tables.entry(algorithm).or_default().records.insert(key, record);
+        }
+        for (algorithm, table) in &tables {
+            memo.save(&memo_root, *algorithm, table);
+        }
+    }
+
+    let mut report =
+        DownloadReport { root: root.to_path_buf(), files: planned.len(), bytes: total, ..Default::default() };
+    for outcome in outcomes {
+        match outcome {
+            Outcome::AlreadyPresent => report.already_present += 1,
+            Outcome::FromCache => report.from_cache += 1,
+            Outcome::Fetched => report.fetched += 1,
+            Outcome::Reference => report.references += 1,
+            Outcome::MissingReference => report.missing_references += 1,
+        }
+    }
+    Ok(report)
+}
+
+/// Checks every path and the filesystem under `root` before anything is written.
+fn plan<'a>(manifest: &'a Manifest, root: &Path) -> Result<Vec<Planned<'a>>> {
+    let mut files: HashSet<&str> = HashSet::new();
+    let mut dirs: BTreeSet<&str> = BTreeSet::new();
+    let mut planned = Vec::with_capacity(manifest.len());
+    for (path, entry) in manifest.entries() {
+        let logical = LogicalPath::from_manifest_key(path).map_err(|_| Error::UnsafeManifestPath {
+            path: path.to_owned(),
+            reason: "manifest paths must be relative, without '..', '.', empty components or NUL".to_owned(),
+        })?;
+        if let Some(reference) = &entry.reference {
+            let is_file = SplitUri::parse(reference).is_some_and(|u| u.scheme.eq_ignore_ascii_case("file"));
+            if !is_file {
+                return Err(Error::UnsupportedReference { path: path.to_owned(), reference: reference.clone() });
+            }
+        }
+        let mut offset = 0;
+        while let Some(i) = path[offset..].find('/') {
+            dirs.insert(&path[..offset + i]);
+            offset += i + 1;
+        }
+        files.insert(path);
+        let mut destination = root.to_path_buf();
+        destination.extend(logical.components());
+        planned.push(Planned { path, entry, destination });
+    }
+    if let Some(clash) = dirs.iter().find(|d| files.contains(*d)) {
+        return Err(Error::UnsafeManifestPath {
+            path: (*clash).to_owned(),
+            reason: "it is both a file and a directory in the manifest".to_owned(),
+        });
+    }
+    // Nothing on disk may redirect or block the writes.
+    for dir in &dirs {
+        let mut path = root.to_path_buf();
+        path.extend(dir.split('/'));
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::PathConflict {
+                    path,
+                    reason: "it is a symbolic link, which could lead outside the root".to_owned(),
+                });
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::PathConflict {
+                    path,
+                    reason: "a file is where the artifact has a directory".to_owned(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read metadata of", path, e)),
+        }
+    }
+    for p in &planned {
+        match fs::symlink_metadata(&p.destination) {
+            Ok(m) if m.is_dir() => {
+                return Err(Error::PathConflict {
+                    path: p.destination.clone(),
+                    reason: "a directory is where the artifact has a file".to_owned(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read metadata of", &p.destination, e)),
+        }
+    }
+    Ok(planned)
+}
+
+fn materialise(
+    source: &dyn ObjectSource,
+    p: &Planned<'_>,
+    options: &DownloadOptions,
+    tables: &HashMap<DigestAlgorithm, MemoTable>,
+) -> Result<Outcome> {
+    let entry = p.entry;
+    let algorithm = entry.digest_algorithm();
+    if already_present(p, tables.get(&algorithm))? {
+        return Ok(Outcome::AlreadyPresent);
+    }
+    if let Some(reference) = &entry.reference {
+        return download_file_reference(p, reference, options.allow_missing_references);
+    }
+    let size = entry.size.unwrap_or(0);
+    match options.cache.as_ref().filter(|_| !entry.skip_cache) {
+        Some(cache) => {
+            if let Some(cached) = cache.lookup(&entry.digest, algorithm, size)? {
+                let file = File::open(&cached).map_err(|e| Error::io("open", &cached, e))?;
+                match write_destination(p, file, Some(algorithm)) {
+                    Ok(()) => return Ok(Outcome::FromCache),
+                    Err(Error::DigestMismatch { .. }) => {
+                        tracing::warn!(path = p.path, cache = %cached.display(), "evicting a corrupt cache object");
+                        cache.remove(&entry.digest, algorithm)?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut body = source.open_object(p.path, entry)?;
+            let cached = cache.insert_verified(&entry.digest, algorithm, &mut body).map_err(|e| match e {
+                io_cache::Error::DigestMismatch { expected, actual, .. } => {
+                    Error::DigestMismatch { path: p.path.to_owned(), expected, actual }
+                }
+                e => e.into(),
+            })?;
+            let file = File::open(&cached).map_err(|e| Error::io("open", &cached, e))?;
+            write_destination(p, file, None)?;
+            Ok(Outcome::Fetched)
+        }
+        None => {
+            write_destination(p, source.open_object(p.path, entry)?, Some(algorithm))?;
+            Ok(Outcome::Fetched)
+        }
+    }
+}
+
+/// True when the destination is a regular file (not a link) with the entry's size and digest.
+fn already_present(p: &Planned<'_>, table: Option<&MemoTable>) -> Result<bool> {
+    let metadata = match fs::symlink_metadata(&p.destination) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("read metadata of", &p.destination, e)),
+    };
+    if p.entry.size.is_some_and(|size| size != metadata.len()) {
+        return Ok(false);
+    }
+    let stamp = FileStamp::from_metadata(&metadata);
+    if table.and_then(|t| t.lookup(p.path, &stamp)) == Some(p.entry.digest.as_str()) {
+        return Ok(true);
+    }
+    let mut file = File::open(&p.destination).map_err(|e| Error::io("open", &p.destination, e))?;
+    let (digest, _) = artifact_core::digest_reader_b64(p.entry.digest_algorithm(), &mut file)
+        .map_err(|e| Error::io("read", &p.destination, e))?;
+    Ok(digest == p.entry.digest)
+}
+
+fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool) -> Result<Outcome> {
+    let split = SplitUri::parse(reference).expect("checked in plan");
+    let target = PathBuf::from(split.path);
+    let file = match File::open(&target) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && allow_missing => {
+            tracing::warn!(path = p.path, reference, "skipping a missing reference");
+            return Ok(Outcome::MissingReference);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::ReferenceMissing { path: p.path.to_owned(), reference: reference.to_owned() });
+        }
+        Err(e) => return Err(Error::io("open", &target, e)),
+    };
+    // An entry added with checksum=false carries the hash of its URI, not of its content (the SDK then fails
+    // with "Digest mismatch"); such files are copied unverified, with a warning.
+    let unverifiable =
+        fs::canonicalize(&target).is_ok_and(|resolved| unchecksummed_file_digest(&resolved) == p.entry.digest);
+    if unverifiable {
+        tracing::warn!(path = p.path, reference, "reference was added without a checksum; copying it unverified");
+        write_destination(p, file, None)?;
+    } else {
+        // file:// references are always MD5.
+        write_destination(p, file, Some(DigestAlgorithm::Md5))?;
+    }
+    Ok(Outcome::Reference)
+}
+
+/// Writes `body` to a temporary file beside the destination and renames it into place, verifying the digest
+/// on the way when `verify` names the algorithm.
+fn write_destination(p: &Planned<'_>, mut body: impl Read, verify: Option<DigestAlgorithm>) -> Result<()> {
+    let parent = p.destination.parent().expect("destinations are inside the root");
+    fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    let file_name = p.destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let (mut file, tmp) = loop {
+        let tmp = parent.join(format!(".{file_name}.dwtmp-{}", random_suffix()));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        match options.open(&tmp) {
+            Ok(file) => break (file, tmp),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create", tmp, e)),
+        }
+    };
+    let result = (|| {
+        match verify {
+            Some(algorithm) => {
+                let mut hasher = algorithm.hasher();
+                let mut buffer = vec![0u8; 1 << 20];
+                loop {
+                    let n = match body.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(Error::io("read the body of", &p.destination, e)),
+                    };
+                    hasher.update(&buffer[..n]);
+                    file.write_all(&buffer[..n]).map_err(|e| Error::io("write", &tmp, e))?;
+                }
+                let actual = hasher.finalize_b64();
+                if actual != p.entry.digest {
+                    return Err(Error::DigestMismatch {
+                        path: p.path.to_owned(),
+                        expected: p.entry.digest.clone(),
+                        actual,
+                    });
+                }
+            }
+            None => {
+                io::copy(&mut body, &mut file).map_err(|e| Error::io("write", &tmp, e))?;
+            }
+        }
+        drop(file);
+        fs::rename(&tmp, &p.destination).map_err(|e| Error::io("move into place", &p.destination, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Queues a memo record for a destination now known to match its entry.
+fn remember(
+    p: &Planned<'_>,
+    records: &Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>>,
+    started: SystemTime,
+) -> Result<()> {
+    let metadata =
+        fs::symlink_metadata(&p.destination).map_err(|e| Error::io("read metadata of", &p.destination, e))?;
+    let stamp = FileStamp::from_metadata(&metadata);
+    if stamp.is_settled(started) {
+        let record = MemoRecord { stamp, digest: p.entry.digest.clone() };
+        records.lock().unwrap_or_else(|e| e.into_inner()).push((p.entry.digest_algorithm(), p.path.to_owned(), record));
+    }
+    Ok(())
+}
+
+fn random_suffix() -> String {
+    std::iter::repeat_with(fastrand::alphanumeric).take(10).collect()
+}

@@ -1,0 +1,203 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Convenience alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to a backend or downloading an artifact.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An artifact-model error (validation, hashing, manifest parsing).
+    #[error(transparent)]
+    Core(#[from] artifact_core::Error),
+    /// A content-cache error.
+    #[error(transparent)]
+    Cache(#[from] io_cache::Error),
+    /// A filesystem operation failed.
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `WANDB_BASE_URL` (or `--base-url`) is not a URL this crate understands.
+    #[error("invalid base URL {url:?}: {reason}")]
+    InvalidBaseUrl {
+        /// The rejected URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The base URL names a W&B server, which this version cannot talk to yet.
+    #[error(
+        "the base URL {url} names a W&B server; this version of wandb-api talks only to the embedded store \
+         (set WANDB_BASE_URL=file:///path/to/store, or unset it to use the default store)"
+    )]
+    ServerBackendUnsupported {
+        /// The server URL.
+        url: String,
+    },
+    /// No default location for the embedded store could be determined.
+    #[error(
+        "cannot determine where to keep the embedded store: set WANDB_BASE_URL=file:///path/to/store (HOME is not set)"
+    )]
+    NoStoreLocation,
+    /// A directory that should hold an embedded store does not, or holds a damaged one.
+    #[error("{}: {reason}", .path.display())]
+    StoreFormat {
+        /// The offending file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The project does not exist.
+    #[error("project '{project}' not found under entity '{entity}'")]
+    ProjectNotFound {
+        /// The entity.
+        entity: String,
+        /// The project.
+        project: String,
+    },
+    /// No artifact version matches the name and alias.
+    #[error("artifact membership '{name}' not found in '{entity}/{project}'")]
+    ArtifactNotFound {
+        /// The entity.
+        entity: String,
+        /// The project.
+        project: String,
+        /// `collection:alias` as asked for.
+        name: String,
+    },
+    /// No artifact has the id.
+    #[error("no artifact with id {id:?} in this store")]
+    ArtifactIdNotFound {
+        /// The id.
+        id: String,
+    },
+    /// A collection of that name already exists with another type.
+    #[error("Artifact {name} already exists with type '{existing}'; cannot create another with type '{requested}'")]
+    TypeConflict {
+        /// The collection.
+        name: String,
+        /// Its type.
+        existing: String,
+        /// The type asked for.
+        requested: String,
+    },
+    /// The run does not exist.
+    #[error("run '{run_id}' not found in '{entity}/{project}'")]
+    RunNotFound {
+        /// The entity.
+        entity: String,
+        /// The project.
+        project: String,
+        /// The run id.
+        run_id: String,
+    },
+    /// A run id breaks the rules for run ids.
+    #[error("invalid run id {run_id:?}: run ids are 1 to 128 characters from [A-Za-z0-9_.-]")]
+    InvalidRunId {
+        /// The rejected id.
+        run_id: String,
+    },
+    /// A run with that id already exists.
+    #[error("run '{run_id}' already exists in '{entity}/{project}'")]
+    RunExists {
+        /// The entity.
+        entity: String,
+        /// The project.
+        project: String,
+        /// The run id.
+        run_id: String,
+    },
+    /// A file changed between being added to the artifact and being stored.
+    #[error("{} changed after it was added to the artifact (it now hashes to {actual}, the manifest says {expected}); nothing was logged", .path.display())]
+    FileChanged {
+        /// The local file.
+        path: PathBuf,
+        /// The digest in the manifest.
+        expected: String,
+        /// What the file hashes to now.
+        actual: String,
+    },
+    /// A manifest entry that is not a reference has no local file to store.
+    #[error("entry {path:?} has neither a local file nor a reference, so there is nothing to store")]
+    EntryWithoutSource {
+        /// The logical path.
+        path: String,
+    },
+    /// An object the manifest needs is missing from the store.
+    #[error("the store has no object for {path:?} (digest {digest}); the store is damaged")]
+    MissingObject {
+        /// The logical path.
+        path: String,
+        /// Its digest.
+        digest: String,
+    },
+    /// A manifest path would land outside the download root.
+    #[error("refusing to download {path:?}: {reason}; nothing was written")]
+    UnsafeManifestPath {
+        /// The manifest path.
+        path: String,
+        /// Why it is unsafe.
+        reason: String,
+    },
+    /// Something on disk is in the way of a download.
+    #[error("cannot download into {}: {reason}; nothing was written", .path.display())]
+    PathConflict {
+        /// The path in the way.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Downloaded or cached bytes do not match the manifest.
+    #[error("digest mismatch for {path:?}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The logical path.
+        path: String,
+        /// The manifest digest.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// A reference cannot be downloaded by this version.
+    #[error(
+        "cannot download reference {path:?} ({reference}): only file:// references can be downloaded by this version"
+    )]
+    UnsupportedReference {
+        /// The logical path.
+        path: String,
+        /// The referenced URI.
+        reference: String,
+    },
+    /// A referenced file is gone.
+    #[error(
+        "reference {path:?} points to {reference}, which does not exist (pass allow_missing_references to skip it)"
+    )]
+    ReferenceMissing {
+        /// The logical path.
+        path: String,
+        /// The referenced URI.
+        reference: String,
+    },
+    /// An HTTP request failed.
+    #[error("HTTP request to {url} failed: {reason}")]
+    Http {
+        /// The URL, without query string (which may hold credentials).
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.into(), source }
+    }
+}

@@ -1,0 +1,858 @@
+//! The embedded store: W&B artifact semantics in a directory, with no server.
+//!
+//! ```text
+//! <store>/dagster-wandb-store.json                 marker and format version
+//! <store>/objects/{md5,xxh128}/<hex[0:2]>/<hex[2:]> file bodies, once per digest
+//! <store>/tmp/                                      in-flight object writes
+//! <store>/ids.lock, ids.next, index/artifacts/<n>.json   store-wide artifact ids
+//! <store>/entities/<entity>/projects/<project>/
+//!     lock                                          held while versions, aliases or runs change
+//!     collections/<name>/collection.json            name, type
+//!     collections/<name>/aliases.json               custom alias -> version index
+//!     collections/<name>/versions/<n>/manifest.json the manifest (Go dialect, birthArtifactID set)
+//!     collections/<name>/versions/<n>/version.json  digest, description, metadata, size, run, time
+//!     runs/<run id>.json                            job type, inputs and outputs (lineage)
+//! ```
+//!
+//! Concurrency: file bodies are content-addressed and written to `tmp/` then renamed, so any number of
+//! processes may store them at once. Everything that assigns a version or moves an alias happens under the
+//! project's `lock` (an OS file lock), and a version directory is built under a temporary name and renamed
+//! into place, so readers never see half a version and two writers never take the same number. `latest` is
+//! not stored: it is always the highest committed version.
+
+mod records;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use artifact_core::{
+    Artifact, ArtifactAddress, DigestAlgorithm, Manifest, ManifestEntry, NoProgress, Progress, is_version_alias,
+    md5_b64, validate_alias, validate_entity_name, validate_project_name,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use io_cache::ObjectDir;
+use rayon::prelude::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use records::{ArtifactEdge, ArtifactVersion, Collection, Lineage, RunRecord};
+use records::{CollectionRecord, IdIndexRecord, StoreMarker, VersionRecord};
+
+use crate::download::ObjectSource;
+use crate::error::{Error, Result};
+use crate::time::now_rfc3339;
+
+const MARKER_FILE: &str = "dagster-wandb-store.json";
+const FORMAT: u32 = 1;
+
+/// An entity and project, validated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProjectRef {
+    entity: String,
+    project: String,
+}
+
+impl ProjectRef {
+    /// Validates both names.
+    ///
+    /// # Errors
+    /// [`Error::Core`] with the name validation error.
+    pub fn new(entity: &str, project: &str) -> Result<Self> {
+        validate_entity_name(entity)?;
+        validate_project_name(project)?;
+        Ok(ProjectRef { entity: entity.to_owned(), project: project.to_owned() })
+    }
+
+    /// The entity.
+    pub fn entity(&self) -> &str {
+        &self.entity
+    }
+
+    /// The project.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+}
+
+impl std::fmt::Display for ProjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.entity, self.project)
+    }
+}
+
+/// Options of [`EmbeddedStore::create_run`].
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The run id; a random 8-character id (as the SDK generates) when absent.
+    pub id: Option<String>,
+    /// A display name.
+    pub name: Option<String>,
+    /// The kind of step (`load-data`, `train`, …).
+    pub job_type: Option<String>,
+}
+
+/// Options of [`EmbeddedStore::log_artifact`].
+#[derive(Clone, Default)]
+pub struct LogOptions {
+    /// Custom aliases for the new version (`latest` is implied and may be repeated).
+    pub aliases: Vec<String>,
+    /// The run logging the artifact; it must exist. Without a run the artifact has no producer in the lineage.
+    pub run_id: Option<String>,
+    /// Receives progress while file bodies are stored.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("aliases", &self.aliases)
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of [`EmbeddedStore::log_artifact`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedArtifact {
+    /// The version the artifact now is: a new one, or the existing latest when the content was identical.
+    pub version: ArtifactVersion,
+    /// False when the digest equalled the latest version's, so no version was created (the SDK's dedup).
+    pub created: bool,
+    /// The manifest as stored (`birthArtifactID` set, `local_path` removed).
+    pub manifest: Manifest,
+    /// File bodies written to the store by this call.
+    pub stored_objects: usize,
+    /// File bodies the store already had.
+    pub reused_objects: usize,
+    /// Bytes written to the store by this call.
+    pub stored_bytes: u64,
+}
+
+/// An embedded artifact store in a local (or shared) directory. See the module docs for the layout.
+///
+/// ```
+/// use artifact_core::{Artifact, NewFileOptions};
+/// use std::io::Write;
+/// use wandb_api::{EmbeddedStore, LogOptions, ProjectRef, RunOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = EmbeddedStore::open(dir.path().join("store"))?;
+/// let project = ProjectRef::new("local", "artifacts-example")?;
+/// let run = store.create_run(&project, RunOptions { job_type: Some("load-data".into()), ..Default::default() })?;
+///
+/// let mut raw = Artifact::new("mnist-raw", "dataset")?;
+/// let mut f = raw.new_file("training.csv", NewFileOptions::default())?;
+/// writeln!(f, "x,y")?;
+/// f.close()?;
+/// let logged = store.log_artifact(&project, &raw, &LogOptions { run_id: Some(run.id.clone()), ..Default::default() })?;
+/// assert_eq!(logged.version.qualified_name(), "mnist-raw:v0");
+///
+/// // Logging identical content again creates no new version.
+/// assert!(!store.log_artifact(&project, &raw, &LogOptions::default())?.created);
+/// assert_eq!(store.artifact(&project, "mnist-raw", "latest")?.version_index, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct EmbeddedStore {
+    root: PathBuf,
+    objects: ObjectDir,
+}
+
+impl EmbeddedStore {
+    /// Opens the store in `root`, creating it if the directory is missing or empty.
+    ///
+    /// # Errors
+    /// [`Error::StoreFormat`] when `root` is a non-empty directory that is not a store, or a store in a newer
+    /// format; I/O errors.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = std::path::absolute(root.as_ref()).map_err(|e| Error::io("resolve", root.as_ref(), e))?;
+        let marker = root.join(MARKER_FILE);
+        match fs::read(&marker) {
+            Ok(bytes) => {
+                let parsed: StoreMarker = serde_json::from_slice(&bytes).map_err(|e| Error::StoreFormat {
+                    path: marker.clone(),
+                    reason: format!("unreadable store marker: {e}"),
+                })?;
+                if parsed.format != FORMAT {
+                    return Err(Error::StoreFormat {
+                        path: marker,
+                        reason: format!(
+                            "store format {} is not supported by this version (which reads format {FORMAT})",
+                            parsed.format
+                        ),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match fs::read_dir(&root) {
+                    Ok(mut entries) => {
+                        if entries.next().is_some() {
+                            return Err(Error::StoreFormat {
+                                path: root,
+                                reason: format!(
+                                    "exists, is not empty and has no {MARKER_FILE}, so it is not an embedded store; refusing to write into it"
+                                ),
+                            });
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("list directory", &root, e)),
+                }
+                fs::create_dir_all(&root).map_err(|e| Error::io("create directory", &root, e))?;
+                write_json(&marker, &StoreMarker { format: FORMAT, created_at: now_rfc3339() })?;
+            }
+            Err(e) => return Err(Error::io("read", &marker, e)),
+        }
+        Ok(EmbeddedStore { objects: ObjectDir::new(root.join("objects"), root.join("tmp")), root })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates a run in `project`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunId`], [`Error::RunExists`], I/O errors.
+    pub fn create_run(&self, project: &ProjectRef, options: RunOptions) -> Result<RunRecord> {
+        let id = match options.id {
+            Some(id) => {
+                validate_run_id(&id)?;
+                id
+            }
+            None => std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect(),
+        };
+        let _lock = self.lock_project(project)?;
+        let path = self.run_path(project, &id);
+        if path.exists() {
+            return Err(Error::RunExists {
+                entity: project.entity.clone(),
+                project: project.project.clone(),
+                run_id: id,
+            });
+        }
+        let record = RunRecord {
+            id,
+            name: options.name,
+            job_type: options.job_type,
+            created_at: now_rfc3339(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        };
+        write_json(&path, &record)?;
+        Ok(record)
+    }
+
+    /// The run `run_id` of `project`.
+    ///
+    /// # Errors
+    /// [`Error::RunNotFound`], [`Error::StoreFormat`] for a damaged record.
+    pub fn run(&self, project: &ProjectRef, run_id: &str) -> Result<RunRecord> {
+        validate_run_id(run_id)?;
+        read_json(&self.run_path(project, run_id))?.ok_or_else(|| Error::RunNotFound {
+            entity: project.entity.clone(),
+            project: project.project.clone(),
+            run_id: run_id.to_owned(),
+        })
+    }
+
+    /// Every run of `project`, oldest first.
+    ///
+    /// # Errors
+    /// I/O errors and damaged records.
+    pub fn runs(&self, project: &ProjectRef) -> Result<Vec<RunRecord>> {
+        let dir = self.project_dir(project).join("runs");
+        let mut runs = Vec::new();
+        for name in list_dir(&dir)? {
+            if let Some(id) = name.strip_suffix(".json")
+                && !name.starts_with('.')
+            {
+                runs.push(self.run(project, id)?);
+            }
+        }
+        runs.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        Ok(runs)
+    }
+
+    /// Logs `artifact` to `project`: stores its file bodies, then creates version `v<N+1>` of the collection —
+    /// unless its digest equals the latest version's, in which case the latest version is returned with
+    /// `created = false` and only the aliases and the run's output edge are recorded (the server's dedup).
+    ///
+    /// Every file is re-hashed while it is copied into the store, so a file changed since it was added is
+    /// caught ([`Error::FileChanged`]) and nothing is logged.
+    ///
+    /// # Errors
+    /// [`Error::TypeConflict`] when the name exists with another type, invalid aliases, [`Error::RunNotFound`],
+    /// [`Error::FileChanged`], [`Error::EntryWithoutSource`], I/O errors.
+    pub fn log_artifact(
+        &self,
+        project: &ProjectRef,
+        artifact: &Artifact,
+        options: &LogOptions,
+    ) -> Result<LoggedArtifact> {
+        let aliases = custom_aliases(&options.aliases)?;
+        if let Some(run_id) = &options.run_id {
+            self.run(project, run_id)?;
+        }
+        let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
+        let (stored_objects, reused_objects, stored_bytes) = self.store_objects(artifact.manifest(), &*progress)?;
+
+        let _lock = self.lock_project(project)?;
+        let name = artifact.name();
+        let collection_dir = self.collection_dir(project, name);
+        let collection: Option<CollectionRecord> = read_json(&collection_dir.join("collection.json"))?;
+        let collection = match collection {
+            Some(existing) if existing.artifact_type != artifact.artifact_type() => {
+                return Err(Error::TypeConflict {
+                    name: name.to_owned(),
+                    existing: existing.artifact_type,
+                    requested: artifact.artifact_type().to_owned(),
+                });
+            }
+            Some(existing) => existing,
+            None => {
+                let record = CollectionRecord {
+                    name: name.to_owned(),
+                    artifact_type: artifact.artifact_type().to_owned(),
+                    created_at: now_rfc3339(),
+                };
+                write_json(&collection_dir.join("collection.json"), &record)?;
+                record
+            }
+        };
+        let versions_dir = collection_dir.join("versions");
+        remove_abandoned_staging(&versions_dir)?;
+        let latest = latest_index(&versions_dir)?;
+        let digest = artifact.digest();
+
+        if let Some(latest) = latest {
+            let record = self.version_record(&versions_dir, latest)?;
+            if record.digest == digest {
+                tracing::info!(
+                    "Artifact \"{name}\" already exists with the same content. No new version will be created."
+                );
+                self.point_aliases(&collection_dir, &aliases, latest)?;
+                let version = self.version_view(project, &collection, record, latest)?;
+                if let Some(run_id) = &options.run_id {
+                    self.add_edge(project, run_id, &version, Direction::Output)?;
+                }
+                let manifest = self.read_manifest(&versions_dir, latest)?;
+                return Ok(LoggedArtifact {
+                    version,
+                    created: false,
+                    manifest,
+                    stored_objects,
+                    reused_objects,
+                    stored_bytes,
+                });
+            }
+        }
+
+        let index = latest.map_or(0, |i| i + 1);
+        let id = self.allocate_id(project, name, index)?;
+        let mut manifest = artifact.manifest().clone();
+        for (_, entry) in manifest.entries_mut() {
+            entry.local_path = None;
+            if !entry.is_reference() && entry.birth_artifact_id.is_none() {
+                entry.birth_artifact_id = Some(id.clone());
+            }
+        }
+        let manifest_bytes = manifest.to_go_json();
+        let record = VersionRecord {
+            id,
+            version_index: index,
+            digest,
+            digest_algorithm: artifact.digest_algorithm().graphql_name().to_owned(),
+            description: artifact.description().map(str::to_owned),
+            metadata: artifact.metadata().clone(),
+            size: manifest.total_size(),
+            file_count: manifest.len() as u64,
+            created_at: now_rfc3339(),
+            created_by: options.run_id.clone(),
+            manifest_digest: md5_b64(&manifest_bytes),
+        };
+        let staging = versions_dir.join(format!(".tmp-{}", random_suffix()));
+        fs::create_dir_all(&staging).map_err(|e| Error::io("create directory", &staging, e))?;
+        write_file(&staging.join("manifest.json"), &manifest_bytes)?;
+        write_json(&staging.join("version.json"), &record)?;
+        let final_dir = versions_dir.join(index.to_string());
+        fs::rename(&staging, &final_dir).map_err(|e| Error::io("commit version", &final_dir, e))?;
+
+        self.point_aliases(&collection_dir, &aliases, index)?;
+        let version = self.version_view(project, &collection, record, index)?;
+        if let Some(run_id) = &options.run_id {
+            self.add_edge(project, run_id, &version, Direction::Output)?;
+        }
+        Ok(LoggedArtifact { version, created: true, manifest, stored_objects, reused_objects, stored_bytes })
+    }
+
+    /// Resolves `address` (`[[entity/]project/]name[:alias or vN]`, alias `latest` by default; entity and
+    /// project default to `project`'s) and, when `run_id` is given, records that the run used it.
+    ///
+    /// # Errors
+    /// Address parsing errors, [`Error::ArtifactNotFound`], [`Error::ProjectNotFound`], [`Error::RunNotFound`].
+    pub fn use_artifact(&self, project: &ProjectRef, address: &str, run_id: Option<&str>) -> Result<ArtifactVersion> {
+        let address = ArtifactAddress::parse(address)?;
+        let source = ProjectRef::new(
+            address.entity.as_deref().unwrap_or(&project.entity),
+            address.project.as_deref().unwrap_or(&project.project),
+        )?;
+        let version = self.artifact(&source, &address.name, address.alias.as_deref().unwrap_or("latest"))?;
+        if let Some(run_id) = run_id {
+            self.run(project, run_id)?;
+            let _lock = self.lock_project(project)?;
+            self.add_edge(project, run_id, &version, Direction::Input)?;
+        }
+        Ok(version)
+    }
+
+    /// The version of collection `name` that `selector` names: `latest`, `vN`, or a custom alias.
+    ///
+    /// # Errors
+    /// [`Error::ProjectNotFound`], [`Error::ArtifactNotFound`], damaged records.
+    pub fn artifact(&self, project: &ProjectRef, name: &str, selector: &str) -> Result<ArtifactVersion> {
+        let not_found = || {
+            if self.project_dir(project).is_dir() {
+                Error::ArtifactNotFound {
+                    entity: project.entity.clone(),
+                    project: project.project.clone(),
+                    name: format!("{name}:{selector}"),
+                }
+            } else {
+                Error::ProjectNotFound { entity: project.entity.clone(), project: project.project.clone() }
+            }
+        };
+        artifact_core::validate_artifact_name(name)?;
+        let collection_dir = self.collection_dir(project, name);
+        let Some(collection) = read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? else {
+            return Err(not_found());
+        };
+        let versions_dir = collection_dir.join("versions");
+        let Some(latest) = latest_index(&versions_dir)? else { return Err(not_found()) };
+        let index = if selector == "latest" {
+            latest
+        } else if is_version_alias(selector) {
+            let index: u64 = selector[1..].parse().map_err(|_| not_found())?;
+            if !versions_dir.join(index.to_string()).join("version.json").is_file() {
+                return Err(not_found());
+            }
+            index
+        } else {
+            *read_aliases(&collection_dir)?.get(selector).ok_or_else(not_found)?
+        };
+        let record = self.version_record(&versions_dir, index)?;
+        self.version_view(project, &collection, record, index)
+    }
+
+    /// The version with store-wide id `id`.
+    ///
+    /// # Errors
+    /// [`Error::ArtifactIdNotFound`].
+    pub fn artifact_by_id(&self, id: &str) -> Result<ArtifactVersion> {
+        let not_found = || Error::ArtifactIdNotFound { id: id.to_owned() };
+        let decoded = B64.decode(id).map_err(|_| not_found())?;
+        let number = std::str::from_utf8(&decoded)
+            .ok()
+            .and_then(|s| s.strip_prefix("Artifact:"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(not_found)?;
+        let index: IdIndexRecord =
+            read_json(&self.root.join("index/artifacts").join(format!("{number}.json")))?.ok_or_else(not_found)?;
+        let project = ProjectRef::new(&index.entity, &index.project)?;
+        self.artifact(&project, &index.name, &format!("v{}", index.version_index))
+    }
+
+    /// The manifest of `version`.
+    ///
+    /// # Errors
+    /// Damaged or missing manifest files.
+    pub fn manifest(&self, version: &ArtifactVersion) -> Result<Manifest> {
+        let project = ProjectRef::new(&version.entity, &version.project)?;
+        self.read_manifest(&self.collection_dir(&project, &version.name).join("versions"), version.version_index)
+    }
+
+    /// Every version of collection `name`, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::ArtifactNotFound`] for an unknown collection; damaged records.
+    pub fn versions(&self, project: &ProjectRef, name: &str) -> Result<Vec<ArtifactVersion>> {
+        let latest = self.artifact(project, name, "latest")?;
+        (0..=latest.version_index)
+            .filter(|i| self.collection_dir(project, name).join("versions").join(i.to_string()).is_dir())
+            .map(|i| self.artifact(project, name, &format!("v{i}")))
+            .collect()
+    }
+
+    /// The collections of `project` (optionally of one type), by name, each with its latest version.
+    ///
+    /// # Errors
+    /// I/O errors and damaged records.
+    pub fn collections(&self, project: &ProjectRef, artifact_type: Option<&str>) -> Result<Vec<Collection>> {
+        let mut out = Vec::new();
+        for name in list_dir(&self.project_dir(project).join("collections"))? {
+            if name.starts_with('.') {
+                continue;
+            }
+            let collection_dir = self.collection_dir(project, &name);
+            let Some(record) = read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? else {
+                continue;
+            };
+            if artifact_type.is_some_and(|t| t != record.artifact_type) {
+                continue;
+            }
+            let versions_dir = collection_dir.join("versions");
+            let Some(latest) = latest_index(&versions_dir)? else { continue };
+            let version_count = list_dir(&versions_dir)?.iter().filter(|n| n.parse::<u64>().is_ok()).count() as u64;
+            let latest = self.version_view(project, &record, self.version_record(&versions_dir, latest)?, latest)?;
+            out.push(Collection { name: record.name, artifact_type: record.artifact_type, version_count, latest });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Which run logged `version` and which runs of its project used it.
+    ///
+    /// # Errors
+    /// I/O errors and damaged records.
+    pub fn lineage(&self, version: &ArtifactVersion) -> Result<Lineage> {
+        let project = ProjectRef::new(&version.entity, &version.project)?;
+        let runs = self.runs(&project)?;
+        let created_by = version.created_by.as_ref().and_then(|id| runs.iter().find(|r| &r.id == id).cloned());
+        let used_by = runs.into_iter().filter(|r| r.inputs.iter().any(|e| e.id == version.id)).collect();
+        Ok(Lineage { created_by, used_by })
+    }
+
+    /// Where the body of a file entry is kept.
+    ///
+    /// # Errors
+    /// [`Error::Cache`] for an entry whose digest is not base64.
+    pub fn object_path(&self, entry: &ManifestEntry) -> Result<PathBuf> {
+        Ok(self.objects.object_path(&entry.digest, entry.digest_algorithm())?)
+    }
+
+    fn store_objects(&self, manifest: &Manifest, progress: &dyn Progress) -> Result<(usize, usize, u64)> {
+        // One task per distinct body: identical files are stored once.
+        let mut bodies: HashMap<(DigestAlgorithm, &str), (&str, &ManifestEntry)> = HashMap::new();
+        for (path, entry) in manifest.entries() {
+            if !entry.is_reference() {
+                bodies.entry((entry.digest_algorithm(), entry.digest.as_str())).or_insert((path, entry));
+            }
+        }
+        let bodies: Vec<_> = bodies.into_iter().collect();
+        progress.begin("storing", bodies.iter().map(|(_, (_, e))| e.size.unwrap_or(0)).sum());
+        let outcomes = bodies
+            .par_iter()
+            .map(|((algorithm, digest), (path, entry))| -> Result<Option<u64>> {
+                let size = entry.size.unwrap_or(0);
+                if self.objects.lookup(digest, *algorithm, size)?.is_some() {
+                    progress.advance(size);
+                    return Ok(None);
+                }
+                let local =
+                    entry.local_path.as_ref().ok_or_else(|| Error::EntryWithoutSource { path: (*path).to_owned() })?;
+                let mut file = File::open(local).map_err(|e| Error::io("open", local, e))?;
+                let mut reader = ProgressReader { inner: &mut file, progress };
+                match self.objects.insert_verified(digest, *algorithm, &mut reader) {
+                    Ok(_) => Ok(Some(size)),
+                    Err(io_cache::Error::DigestMismatch { expected, actual, .. }) => {
+                        Err(Error::FileChanged { path: local.clone(), expected, actual })
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        progress.finish();
+        let stored: Vec<u64> = outcomes.iter().flatten().copied().collect();
+        Ok((stored.len(), outcomes.len() - stored.len(), stored.iter().sum()))
+    }
+
+    fn allocate_id(&self, project: &ProjectRef, name: &str, version_index: u64) -> Result<String> {
+        let lock = open_lock(&self.root.join("ids.lock"))?;
+        let counter_path = self.root.join("ids.next");
+        let next = match fs::read_to_string(&counter_path) {
+            Ok(text) => text.trim().parse::<u64>().map_err(|_| Error::StoreFormat {
+                path: counter_path.clone(),
+                reason: format!("not a number: {text:?}"),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 1,
+            Err(e) => return Err(Error::io("read", &counter_path, e)),
+        };
+        write_file(&counter_path, format!("{}\n", next + 1).as_bytes())?;
+        let index = IdIndexRecord {
+            entity: project.entity.clone(),
+            project: project.project.clone(),
+            name: name.to_owned(),
+            version_index,
+        };
+        write_json(&self.root.join("index/artifacts").join(format!("{next}.json")), &index)?;
+        drop(lock);
+        Ok(B64.encode(format!("Artifact:{next}")))
+    }
+
+    fn point_aliases(&self, collection_dir: &Path, aliases: &[String], index: u64) -> Result<()> {
+        if aliases.is_empty() {
+            return Ok(());
+        }
+        let mut map = read_aliases(collection_dir)?;
+        let before = map.clone();
+        for alias in aliases {
+            map.insert(alias.clone(), index);
+        }
+        if map != before {
+            write_json(&collection_dir.join("aliases.json"), &map)?;
+        }
+        Ok(())
+    }
+
+    /// Records an input or output edge on a run. The caller holds the project lock.
+    fn add_edge(
+        &self,
+        project: &ProjectRef,
+        run_id: &str,
+        version: &ArtifactVersion,
+        direction: Direction,
+    ) -> Result<()> {
+        let mut run = self.run(project, run_id)?;
+        let edges = match direction {
+            Direction::Input => &mut run.inputs,
+            Direction::Output => &mut run.outputs,
+        };
+        if edges.iter().any(|e| e.id == version.id) {
+            return Ok(());
+        }
+        edges.push(ArtifactEdge {
+            id: version.id.clone(),
+            name: version.qualified_name(),
+            artifact_type: version.artifact_type.clone(),
+        });
+        write_json(&self.run_path(project, run_id), &run)
+    }
+
+    fn version_record(&self, versions_dir: &Path, index: u64) -> Result<VersionRecord> {
+        let path = versions_dir.join(index.to_string()).join("version.json");
+        read_json(&path)?.ok_or_else(|| Error::StoreFormat { path, reason: "version record missing".to_owned() })
+    }
+
+    fn read_manifest(&self, versions_dir: &Path, index: u64) -> Result<Manifest> {
+        let path = versions_dir.join(index.to_string()).join("manifest.json");
+        let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        Ok(Manifest::from_json(&bytes)?)
+    }
+
+    fn version_view(
+        &self,
+        project: &ProjectRef,
+        collection: &CollectionRecord,
+        record: VersionRecord,
+        index: u64,
+    ) -> Result<ArtifactVersion> {
+        let collection_dir = self.collection_dir(project, &collection.name);
+        let latest = latest_index(&collection_dir.join("versions"))?;
+        let mut aliases: Vec<String> =
+            read_aliases(&collection_dir)?.into_iter().filter(|(_, i)| *i == index).map(|(a, _)| a).collect();
+        if latest == Some(index) {
+            aliases.push("latest".to_owned());
+        }
+        aliases.sort();
+        Ok(ArtifactVersion {
+            id: record.id,
+            entity: project.entity.clone(),
+            project: project.project.clone(),
+            name: collection.name.clone(),
+            artifact_type: collection.artifact_type.clone(),
+            version_index: index,
+            aliases,
+            digest: record.digest,
+            digest_algorithm: record.digest_algorithm,
+            description: record.description,
+            metadata: record.metadata,
+            size: record.size,
+            file_count: record.file_count,
+            created_at: record.created_at,
+            created_by: record.created_by,
+        })
+    }
+
+    fn project_dir(&self, project: &ProjectRef) -> PathBuf {
+        self.root.join("entities").join(&project.entity).join("projects").join(&project.project)
+    }
+
+    fn collection_dir(&self, project: &ProjectRef, name: &str) -> PathBuf {
+        self.project_dir(project).join("collections").join(name)
+    }
+
+    fn run_path(&self, project: &ProjectRef, run_id: &str) -> PathBuf {
+        self.project_dir(project).join("runs").join(format!("{run_id}.json"))
+    }
+
+    fn lock_project(&self, project: &ProjectRef) -> Result<File> {
+        open_lock(&self.project_dir(project).join("lock"))
+    }
+}
+
+impl ObjectSource for EmbeddedStore {
+    fn open_object(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>> {
+        let object = self.object_path(entry)?;
+        match File::open(&object) {
+            Ok(file) => Ok(Box::new(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::MissingObject { path: path.to_owned(), digest: entry.digest.clone() })
+            }
+            Err(e) => Err(Error::io("open", object, e)),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Input,
+    Output,
+}
+
+struct ProgressReader<'a> {
+    inner: &'a mut File,
+    progress: &'a dyn Progress,
+}
+
+impl Read for ProgressReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+fn validate_run_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && id != "."
+        && id != "..";
+    if ok { Ok(()) } else { Err(Error::InvalidRunId { run_id: id.to_owned() }) }
+}
+
+/// Validates and de-duplicates requested aliases, dropping `latest` (which is implicit).
+fn custom_aliases(aliases: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for alias in aliases {
+        validate_alias(alias)?;
+        if alias != "latest" && !out.contains(alias) {
+            out.push(alias.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn read_aliases(collection_dir: &Path) -> Result<BTreeMap<String, u64>> {
+    Ok(read_json(&collection_dir.join("aliases.json"))?.unwrap_or_default())
+}
+
+/// The highest committed version index in `versions_dir`, if any.
+fn latest_index(versions_dir: &Path) -> Result<Option<u64>> {
+    Ok(list_dir(versions_dir)?.iter().filter_map(|n| n.parse::<u64>().ok()).max())
+}
+
+/// Removes version directories a crashed writer left half-built. The caller holds the project lock.
+fn remove_abandoned_staging(versions_dir: &Path) -> Result<()> {
+    for name in list_dir(versions_dir)? {
+        if name.starts_with(".tmp-") {
+            let path = versions_dir.join(&name);
+            fs::remove_dir_all(&path).map_err(|e| Error::io("remove abandoned", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Names in `dir`; an absent directory is empty.
+fn list_dir(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list directory", dir, e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+fn open_lock(path: &Path) -> Result<File> {
+    let parent = path.parent().expect("lock files have a parent");
+    fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    file.lock().map_err(|e| Error::io("lock", path, e))?;
+    Ok(file)
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::StoreFormat { path: path.to_path_buf(), reason: format!("damaged record: {e}") }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("store records serialise");
+    bytes.push(b'\n');
+    write_file(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().expect("store files have a parent");
+    fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    let tmp = parent.join(format!(".write-{}", random_suffix()));
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        file.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| Error::io("move into place", path, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn random_suffix() -> String {
+    std::iter::repeat_with(fastrand::alphanumeric).take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids() {
+        assert!(validate_run_id("run1").is_ok());
+        assert!(validate_run_id("a-b_c.d").is_ok());
+        for bad in ["", "..", "a/b", "a b", &"r".repeat(129)] {
+            assert!(validate_run_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn aliases_are_validated_and_deduplicated() {
+        let given: Vec<String> = ["best", "latest", "best", "prod"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(custom_aliases(&given).unwrap(), ["best", "prod"]);
+        assert!(custom_aliases(&["v1".to_string()]).is_err());
+        assert!(custom_aliases(&["a:b".to_string()]).is_err());
+    }
+}

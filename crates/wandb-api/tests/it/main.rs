@@ -1,0 +1,7 @@
+//! Integration tests of wandb-api: the embedded store, downloads and the HTTP resolver on real files.
+
+mod download;
+#[cfg(feature = "http-references")]
+mod http_reference;
+mod store;
+mod support;
