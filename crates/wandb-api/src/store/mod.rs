@@ -391,6 +391,24 @@ impl EmbeddedStore {
         Ok(LoggedArtifact { version, created: true, manifest, stored_objects, reused_objects, stored_bytes })
     }
 
+    /// Checks that collection `name` does not exist with a type other than `artifact_type` — the SDK's
+    /// `ArtifactType` query before logging. [`EmbeddedStore::log_artifact`] checks again under the lock.
+    ///
+    /// # Errors
+    /// [`Error::TypeConflict`], damaged records.
+    pub fn check_type(&self, project: &ProjectRef, name: &str, artifact_type: &str) -> Result<()> {
+        let collection: Option<CollectionRecord> =
+            read_json(&self.collection_dir(project, name).join("collection.json"))?;
+        match collection {
+            Some(existing) if existing.artifact_type != artifact_type => Err(Error::TypeConflict {
+                name: name.to_owned(),
+                existing: existing.artifact_type,
+                requested: artifact_type.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Resolves `address` (`[[entity/]project/]name[:alias or vN]`, alias `latest` by default; entity and
     /// project default to `project`'s) and, when `run_id` is given, records that the run used it.
     ///

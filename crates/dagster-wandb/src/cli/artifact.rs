@@ -1,0 +1,305 @@
+//! `dagster-wandb artifact put | get | ls`, modelled on `wandb artifact …`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use artifact_core::{
+    AddDirOptions, AddFileOptions, Artifact, ArtifactAddress, DigestAlgorithm, DigestMemo, parse_metadata_json,
+};
+use clap::Subcommand;
+use wandb_api::{DownloadOptions, LogOptions, ProjectRef, RunOptions, default_download_root, download};
+
+use super::output::{ArtifactJson, human_size, notice, print_json, print_line, raw_manifest};
+use super::progress::stderr_progress;
+use super::{Cli, CliError, CliResult, absolute, content_cache};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArtifactCommand {
+    /// Log a file or a directory as a new artifact version.
+    Put {
+        /// The file or directory to log.
+        path: PathBuf,
+        /// Artifact name: NAME, PROJECT/NAME or ENTITY/PROJECT/NAME.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Artifact type, e.g. dataset or model.
+        #[arg(long = "type", short = 't')]
+        artifact_type: String,
+        /// An alias for the new version (repeatable); `latest` is always added.
+        #[arg(long = "alias", short = 'a', value_name = "ALIAS")]
+        aliases: Vec<String>,
+        /// A description of the version.
+        #[arg(long, short = 'd')]
+        description: Option<String>,
+        /// Metadata as a JSON object.
+        #[arg(long, short = 'm', value_name = "JSON")]
+        metadata: Option<String>,
+        /// Path prefix inside the artifact (a directory's files go under it; a file becomes PREFIX/<name>).
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        /// File digest algorithm.
+        #[arg(long, value_name = "md5|xxh128", default_value = "md5")]
+        digest: DigestAlgorithm,
+        /// Compute the manifest and digest without logging anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download an artifact version.
+    Get {
+        /// NAME[:ALIAS_OR_VERSION] (PROJECT/ and ENTITY/ prefixes allowed); the alias defaults to latest.
+        name: String,
+        /// Where to put the files (default: ./artifacts/NAME:vN, or $WANDB_ARTIFACT_DIR/NAME:vN).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the artifacts of the project with their latest versions.
+    Ls {
+        /// Only artifacts of this type.
+        #[arg(long = "type", short = 't')]
+        artifact_type: Option<String>,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(cli: &Cli, command: &ArtifactCommand) -> CliResult {
+    match command {
+        ArtifactCommand::Put {
+            path,
+            name,
+            artifact_type,
+            aliases,
+            description,
+            metadata,
+            prefix,
+            digest,
+            dry_run,
+            json,
+        } => {
+            let request = PutRequest {
+                path,
+                name,
+                artifact_type,
+                aliases,
+                description: description.as_deref(),
+                metadata: metadata.as_deref(),
+                prefix: prefix.as_deref(),
+                digest: *digest,
+                dry_run: *dry_run,
+                json: *json,
+            };
+            put(cli, &request)
+        }
+        ArtifactCommand::Get { name, root, json } => get(cli, name, root.as_deref(), *json),
+        ArtifactCommand::Ls { artifact_type, json } => ls(cli, artifact_type.as_deref(), *json),
+    }
+}
+
+struct PutRequest<'a> {
+    path: &'a std::path::Path,
+    name: &'a str,
+    artifact_type: &'a str,
+    aliases: &'a [String],
+    description: Option<&'a str>,
+    metadata: Option<&'a str>,
+    prefix: Option<&'a str>,
+    digest: DigestAlgorithm,
+    dry_run: bool,
+    json: bool,
+}
+
+/// The project an address names, defaulting to the global options.
+fn project_of(cli: &Cli, address: &ArtifactAddress) -> CliResult<ProjectRef> {
+    let settings = cli.settings()?;
+    Ok(ProjectRef::new(
+        address.entity.as_deref().unwrap_or(&settings.entity),
+        address.project.as_deref().unwrap_or(&settings.project),
+    )?)
+}
+
+fn put(cli: &Cli, request: &PutRequest<'_>) -> CliResult {
+    let address = ArtifactAddress::parse(request.name)?;
+    if address.alias.is_some() {
+        return Err(CliError::Usage(format!(
+            "--name {:?} has an alias; give aliases with --alias instead",
+            request.name
+        )));
+    }
+    let project = project_of(cli, &address)?;
+    for alias in request.aliases {
+        artifact_core::validate_alias(alias)?;
+    }
+    let mut artifact = Artifact::new(&address.name, request.artifact_type)?;
+    artifact.set_digest_algorithm(request.digest)?;
+    artifact.set_description(request.description.map(str::to_owned));
+    if let Some(metadata) = request.metadata {
+        artifact.set_metadata(serde_json::Value::Object(parse_metadata_json(metadata)?))?;
+    }
+    if let Some(cache) = content_cache() {
+        let memo: Arc<dyn DigestMemo> = Arc::new(cache.digest_memo());
+        artifact.set_digest_memo(memo);
+    }
+    let progress = stderr_progress();
+    if let Some(progress) = &progress {
+        artifact.set_progress(progress.clone());
+    }
+
+    let local = absolute(request.path)?;
+    let metadata = std::fs::metadata(&local)
+        .map_err(|e| CliError::Usage(format!("cannot log {}: {e}", request.path.display())))?;
+    if metadata.is_dir() {
+        let options = AddDirOptions { name: request.prefix.map(str::to_owned), ..Default::default() };
+        artifact.add_dir(&local, options)?;
+    } else {
+        let name = match (request.prefix, local.file_name().and_then(|n| n.to_str())) {
+            (Some(prefix), Some(file_name)) => Some(format!("{prefix}/{file_name}")),
+            _ => None,
+        };
+        artifact.add_file(&local, AddFileOptions { name, ..Default::default() })?;
+    }
+    artifact.flush_digest_memo();
+
+    if request.dry_run {
+        if request.json {
+            return print_json(&ArtifactJson {
+                name: artifact.name(),
+                artifact_type: artifact.artifact_type(),
+                version: None,
+                digest: &artifact.digest(),
+                size: artifact.size(),
+                file_count: artifact.manifest().len() as u64,
+                entity: project.entity(),
+                project: project.project(),
+                aliases: None,
+                created: None,
+                download: None,
+                manifest: raw_manifest(artifact.manifest().to_go_json())?,
+            });
+        }
+        return print_line(&format!(
+            "{} ({}): {} files, {}, digest {} (dry run: nothing logged)",
+            artifact.name(),
+            artifact.artifact_type(),
+            artifact.manifest().len(),
+            human_size(artifact.size()),
+            artifact.digest()
+        ));
+    }
+
+    let store = cli.settings()?.open_store()?;
+    store.check_type(&project, artifact.name(), artifact.artifact_type())?;
+    let run = store.create_run(&project, RunOptions { job_type: Some("cli_put".to_owned()), ..Default::default() })?;
+    let options = LogOptions { aliases: request.aliases.to_vec(), run_id: Some(run.id), progress };
+    let logged = store.log_artifact(&project, &artifact, &options)?;
+    let version = &logged.version;
+    if !logged.created {
+        notice(&format!(
+            "Artifact \"{}\" already exists with the same content. No new version will be created.",
+            version.name
+        ));
+    }
+    if request.json {
+        return print_json(&ArtifactJson {
+            name: &version.name,
+            artifact_type: &version.artifact_type,
+            version: Some(version.version()),
+            digest: &version.digest,
+            size: version.size,
+            file_count: version.file_count,
+            entity: &version.entity,
+            project: &version.project,
+            aliases: Some(&version.aliases),
+            created: Some(logged.created),
+            download: None,
+            manifest: raw_manifest(logged.manifest.to_go_json())?,
+        });
+    }
+    print_line(&format!(
+        "{} {}/{}/{} ({}): {} files, {}, digest {}, aliases {} [{}]",
+        if logged.created { "Logged" } else { "Unchanged" },
+        version.entity,
+        version.project,
+        version.qualified_name(),
+        version.artifact_type,
+        version.file_count,
+        human_size(version.size),
+        version.digest,
+        version.aliases.join(", "),
+        store.root().display()
+    ))
+}
+
+fn get(cli: &Cli, name: &str, root: Option<&std::path::Path>, json: bool) -> CliResult {
+    let address = ArtifactAddress::parse(name)?;
+    let project = project_of(cli, &address)?;
+    let store = cli.settings()?.open_store()?;
+    let version = store.artifact(&project, &address.name, address.alias.as_deref().unwrap_or("latest"))?;
+    let manifest = store.manifest(&version)?;
+    let root = match root {
+        Some(root) => absolute(root)?,
+        None => default_download_root(&version.name, &version.version())?,
+    };
+    let cache = content_cache();
+    let memo = cache.as_ref().map(|c| Arc::new(c.digest_memo()) as Arc<dyn DigestMemo>);
+    let options = DownloadOptions { cache, memo, progress: stderr_progress(), ..Default::default() };
+    let report = download(&store, &manifest, &root, &options)?;
+    if json {
+        return print_json(&ArtifactJson {
+            name: &version.name,
+            artifact_type: &version.artifact_type,
+            version: Some(version.version()),
+            digest: &version.digest,
+            size: version.size,
+            file_count: version.file_count,
+            entity: &version.entity,
+            project: &version.project,
+            aliases: Some(&version.aliases),
+            created: None,
+            download: Some(&report),
+            manifest: raw_manifest(manifest.to_go_json())?,
+        });
+    }
+    print_line(&format!(
+        "{} -> {} ({} files, {}: {} fetched, {} from cache, {} already present, {} references)",
+        version.qualified_name(),
+        report.root.display(),
+        report.files,
+        human_size(report.bytes),
+        report.fetched,
+        report.from_cache,
+        report.already_present,
+        report.references
+    ))
+}
+
+fn ls(cli: &Cli, artifact_type: Option<&str>, json: bool) -> CliResult {
+    let settings = cli.settings()?;
+    let project = ProjectRef::new(&settings.entity, &settings.project)?;
+    let store = settings.open_store()?;
+    let collections = store.collections(&project, artifact_type)?;
+    if json {
+        return print_json(&collections);
+    }
+    if collections.is_empty() {
+        return print_line(&format!("no artifacts in {project}"));
+    }
+    for c in &collections {
+        print_line(&format!(
+            "{:<12} {:<28} {:>10}  {} versions  {}  [{}]",
+            c.artifact_type,
+            c.latest.qualified_name(),
+            human_size(c.latest.size),
+            c.version_count,
+            c.latest.created_at,
+            c.latest.aliases.join(", ")
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Argument parsing, backend selection and error reporting for the command-line tool.
+
+mod artifact;
+mod output;
+mod progress;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wandb_api::{BaseUrl, DEFAULT_ENTITY, Settings, default_store_dir};
+
+/// Version ML datasets and models as W&B artifacts.
+///
+/// Without a W&B server configured, artifacts live in the embedded store (see --base-url).
+#[derive(Debug, Parser)]
+#[command(name = "dagster-wandb", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Backend: file:///path for an embedded store, http(s)://host for a W&B server.
+    /// Defaults to the embedded store in ~/.local/share/dagster-wandb/store (or the platform's data directory).
+    #[arg(long, global = true, env = "WANDB_BASE_URL", value_name = "URL")]
+    base_url: Option<String>,
+    /// Entity (user or team) that owns the project.
+    #[arg(long, global = true, env = "WANDB_ENTITY", default_value = DEFAULT_ENTITY)]
+    entity: String,
+    /// Project the artifacts belong to.
+    #[arg(long, global = true, env = "WANDB_PROJECT", default_value = artifact_core::DEFAULT_PROJECT)]
+    project: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Log, fetch and list artifacts.
+    #[command(subcommand)]
+    Artifact(artifact::ArtifactCommand),
+}
+
+/// Everything a command can fail with. Each prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Core(#[from] artifact_core::Error),
+    #[error(transparent)]
+    Api(#[from] wandb_api::Error),
+    #[error(transparent)]
+    Cache(#[from] io_cache::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+/// Parses the command line, runs the command and maps failures to one line on stderr and exit code 1.
+pub(crate) fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match &cli.command {
+        Command::Artifact(command) => artifact::run(&cli, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = e.to_string().replace('\n', " ");
+            #[allow(clippy::print_stderr, reason = "the CLI reports errors on stderr")]
+            {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Cli {
+    /// Backend, entity and project from the options (which clap fills from the environment).
+    fn settings(&self) -> CliResult<Settings> {
+        let base_url = match &self.base_url {
+            Some(url) if !url.is_empty() => BaseUrl::parse(url)?,
+            _ => BaseUrl::Embedded(default_store_dir()?),
+        };
+        let settings = Settings { base_url, entity: self.entity.clone(), project: self.project.clone() };
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+/// Library warnings (unverifiable references, unsupported schemes) go to stderr; `RUST_LOG` adjusts them.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// The cache the SDK would use, or none when it cannot be located.
+fn content_cache() -> Option<io_cache::ContentCache> {
+    io_cache::ContentCache::from_env().ok()
+}
+
+fn absolute(path: &std::path::Path) -> CliResult<PathBuf> {
+    std::path::absolute(path).map_err(|e| CliError::Usage(format!("cannot resolve {}: {e}", path.display())))
+}

@@ -1,0 +1,333 @@
+//! The `dagster-wandb` binary, driven as a user drives it: real processes, real files, one store.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// An isolated environment: its own store, cache, home and working directory.
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env { tmp: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.tmp.path().join(relative)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dagster-wandb"));
+        cmd.current_dir(self.tmp.path())
+            .env("WANDB_BASE_URL", format!("file://{}", self.path("store").display()))
+            .env("WANDB_CACHE_DIR", self.path("cache"))
+            .env("HOME", self.path("home"))
+            .env_remove("WANDB_ENTITY")
+            .env_remove("WANDB_PROJECT")
+            .env_remove("WANDB_ARTIFACT_DIR");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed and print one JSON object.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Runs a command that must fail with one line on stderr; returns that line.
+    fn error(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(lines[0].starts_with("error: "), "{stderr}");
+        assert!(out.stdout.is_empty());
+        lines[0].to_owned()
+    }
+
+    fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+fn read_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.strip_prefix(root).unwrap().to_string_lossy().into_owned(), fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The dataset tree of the SDK vectors (`case1_add_dir`): its digest is known from wandb 0.31.0.
+fn vector_tree(env: &Env) -> PathBuf {
+    env.write("dataset/README.md", b"# tiny dataset\n");
+    env.write("dataset/empty.txt", b"");
+    env.write("dataset/train/a.csv", b"x,y\n1,2\n3,4\n");
+    env.write("dataset/train/nested/deep/b.bin", &(0..=255u8).collect::<Vec<_>>());
+    env.write("dataset/unicode-éè name.txt", "héllo wörld\n".as_bytes());
+    env.write("dataset/val/c.json", b"{\"k\": \"v\\u00e9\", \"n\": [1, 2, 3]}\n");
+    env.path("dataset")
+}
+
+#[test]
+fn dry_run_matches_the_sdk_digest_and_prints_the_go_manifest() {
+    let env = Env::new();
+    let dir = vector_tree(&env);
+    let out = env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "--name",
+        "vec-dir",
+        "--type",
+        "dataset",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(out["digest"], "f13c7db5fd9169d14c2ac7d73982e59e");
+    assert_eq!((out["size"].as_u64(), out["file_count"].as_u64()), (Some(330), Some(6)));
+    assert!(out.get("version").is_none(), "nothing was logged");
+    assert_eq!(out["manifest"]["contents"]["val/c.json"]["digest"], "3lb+jODhK4JRTOmwMHrfOA==");
+    assert_eq!(out["manifest"]["contents"]["empty.txt"]["size"], 0);
+    assert!(!env.path("store").exists(), "a dry run does not even create the store");
+
+    let prefixed = env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "-n",
+        "p",
+        "-t",
+        "dataset",
+        "--prefix",
+        "data/v1",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(prefixed["digest"], "63e3f258b76e7f34fd87bcba3976a857");
+    let xxh = env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "-n",
+        "x",
+        "-t",
+        "dataset",
+        "--digest",
+        "xxh128",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(xxh["digest"], "5d4b6cdc3c65eb48c04c2d8ef678b065");
+    assert_eq!(xxh["manifest"]["contents"]["README.md"]["extra"]["alg"], "XXH128");
+}
+
+#[test]
+fn put_get_round_trip_is_byte_identical_and_cached() {
+    let env = Env::new();
+    let dir = vector_tree(&env);
+    env.write("dataset/big.bin", &(0..5_000_000u32).map(|i| (i * 7 % 256) as u8).collect::<Vec<_>>());
+    let put = env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "--name",
+        "my-ds",
+        "--type",
+        "dataset",
+        "--alias",
+        "best",
+        "--description",
+        "desc",
+        "--metadata",
+        "{\"k\": 1}",
+        "--json",
+    ]);
+    assert_eq!((put["version"].as_str(), put["created"].as_bool()), (Some("v0"), Some(true)));
+    assert_eq!(put["aliases"], serde_json::json!(["best", "latest"]));
+
+    let get = env.json(&["artifact", "get", "my-ds:best", "--json"]);
+    let root = PathBuf::from(get["download"]["root"].as_str().unwrap());
+    assert_eq!(root, env.path("artifacts/my-ds:v0"), "default root is ./artifacts/NAME:vN");
+    assert_eq!(read_tree(&root), read_tree(&dir));
+    assert_eq!(get["download"]["fetched"], 7);
+    assert_eq!(get["digest"], put["digest"]);
+
+    let elsewhere = env.path("elsewhere");
+    let second =
+        env.json(&["artifact", "get", "local/uncategorized/my-ds:v0", "--root", elsewhere.to_str().unwrap(), "--json"]);
+    assert_eq!((second["download"]["fetched"].as_u64(), second["download"]["from_cache"].as_u64()), (Some(0), Some(7)));
+    assert_eq!(read_tree(&elsewhere), read_tree(&dir));
+    let again = env.json(&["artifact", "get", "my-ds", "--json"]);
+    assert_eq!(again["download"]["already_present"], 7, "nothing is copied when the root already matches");
+}
+
+#[test]
+fn identical_content_keeps_the_version_and_changes_make_new_ones() {
+    let env = Env::new();
+    env.write("d/a.txt", b"one");
+    let d = env.path("d");
+    let first = env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "ds", "-t", "dataset", "--json"]);
+    let out = env
+        .command()
+        .args(["artifact", "put", d.to_str().unwrap(), "-n", "ds", "-t", "dataset", "--alias", "best", "--json"])
+        .output()
+        .unwrap();
+    let same: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((same["version"].as_str(), same["created"].as_bool()), (Some("v0"), Some(false)));
+    assert_eq!(same["digest"], first["digest"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("already exists with the same content. No new version will be created.")
+    );
+    env.write("d/a.txt", b"two");
+    let changed = env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "ds", "-t", "dataset", "--json"]);
+    assert_eq!(changed["version"], "v1");
+    let single = env.write("model.pt", b"weights");
+    let model = env.json(&[
+        "artifact",
+        "put",
+        single.to_str().unwrap(),
+        "-n",
+        "net",
+        "-t",
+        "model",
+        "--prefix",
+        "weights",
+        "--json",
+    ]);
+    assert!(model["manifest"]["contents"]["weights/model.pt"].is_object());
+
+    let listed = env.json(&["artifact", "ls", "--json"]);
+    let names: Vec<(&str, u64)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["version_count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(names, [("ds", 2), ("net", 1)]);
+    let models = env.json(&["artifact", "ls", "--type", "model", "--json"]);
+    assert_eq!(models.as_array().unwrap().len(), 1);
+    let text = env.run(&["artifact", "ls"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("ds:v1"));
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let env = Env::new();
+    let d = env.write("d/a.txt", b"a").parent().unwrap().to_path_buf();
+    let d = d.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["artifact", "put", d, "-n", "bad name", "-t", "dataset"], "Invalid name: 'bad name'"),
+        (&["artifact", "put", d, "-n", "ok", "-t", "wandb-x"], "reserved for internal use"),
+        (&["artifact", "put", d, "-n", "ok", "-t", "a:b"], "'a:b'"),
+        (&["artifact", "put", d, "-n", "ok", "-t", "dataset", "--alias", "a/b"], "'a/b'"),
+        (
+            &["artifact", "put", d, "-n", "ok", "-t", "dataset", "--prefix", "../up"],
+            "Invalid artifact path: '../up/a.txt'",
+        ),
+        (
+            &["artifact", "put", d, "-n", "ok", "-t", "dataset", "--metadata", "{\"loss\": NaN}"],
+            "NaN at line 1 column 10",
+        ),
+        (&["artifact", "put", d, "-n", "ok", "-t", "dataset", "--metadata", "[1]"], "must be a JSON object"),
+        (&["artifact", "put", "missing-dir", "-n", "ok", "-t", "dataset"], "missing-dir"),
+        (&["artifact", "put", d, "-n", "ok:v1", "-t", "dataset"], "--alias"),
+        (&["artifact", "get", "nothing"], "project 'uncategorized' not found under entity 'local'"),
+        (&["--base-url", "ftp://x", "artifact", "ls"], "ftp://x"),
+        (&["--project", "a/b", "artifact", "ls"], "'a/b'"),
+    ];
+    for (args, expected) in cases {
+        let line = env.error(args);
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+    env.json(&["artifact", "put", d, "-n", "cats", "-t", "dataset", "--json"]);
+    let line = env.error(&["artifact", "put", d, "-n", "cats", "-t", "model"]);
+    assert_eq!(
+        line,
+        "error: Artifact cats already exists with type 'dataset'; cannot create another with type 'model'"
+    );
+    let line = env.error(&["artifact", "get", "nothing"]);
+    assert_eq!(line, "error: artifact membership 'nothing:latest' not found in 'local/uncategorized'");
+    let runs = fs::read_dir(env.path("store/entities/local/projects/uncategorized/runs")).unwrap().count();
+    assert_eq!(runs, 1, "the refused put created no run");
+}
+
+/// A tampered store cannot make `get` write outside the root.
+#[test]
+fn a_hostile_manifest_writes_nothing() {
+    let env = Env::new();
+    let d = env.write("d/a.txt", b"a").parent().unwrap().to_path_buf();
+    env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "t", "-t", "dataset", "--json"]);
+    let manifest_path = env.path("store/entities/local/projects/uncategorized/collections/t/versions/0/manifest.json");
+    let manifest = fs::read_to_string(&manifest_path).unwrap();
+    fs::write(&manifest_path, manifest.replace("\"a.txt\"", "\"../../escaped.txt\"")).unwrap();
+    let line = env.error(&["artifact", "get", "t", "--root", "out"]);
+    assert!(line.contains("refusing to download \"../../escaped.txt\""), "{line}");
+    assert!(!env.path("out").exists());
+    assert!(!env.path("escaped.txt").exists() && !env.tmp.path().parent().unwrap().join("escaped.txt").exists());
+}
+
+/// Several processes log to one collection at the same time: every one gets its own version, none is lost,
+/// and every version reads back intact.
+#[test]
+fn concurrent_processes_share_one_store() {
+    let env = Env::new();
+    let writers = 6;
+    let children: Vec<_> = (0..writers)
+        .map(|i| {
+            let dir = env.path(&format!("w{i}"));
+            env.write(&format!("w{i}/shared.bin"), &vec![1u8; 200_000]);
+            env.write(&format!("w{i}/own.txt"), format!("writer {i}").as_bytes());
+            env.command()
+                .args(["artifact", "put", dir.to_str().unwrap(), "-n", "busy", "-t", "dataset", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut versions: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["version"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    versions.sort_by_key(|v| v[1..].parse::<u32>().unwrap());
+    assert_eq!(versions, (0..writers).map(|i| format!("v{i}")).collect::<Vec<_>>());
+    let mut owners = Vec::new();
+    for v in &versions {
+        let root = env.path(&format!("check-{v}"));
+        env.json(&["artifact", "get", &format!("busy:{v}"), "--root", root.to_str().unwrap(), "--json"]);
+        assert_eq!(fs::read(root.join("shared.bin")).unwrap(), vec![1u8; 200_000]);
+        owners.push(fs::read_to_string(root.join("own.txt")).unwrap());
+    }
+    owners.sort();
+    assert_eq!(owners, (0..writers).map(|i| format!("writer {i}")).collect::<Vec<_>>());
+}
