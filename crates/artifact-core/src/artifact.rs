@@ -1,6 +1,6 @@
 //! The artifact draft: a named, typed set of files and references being assembled before it is logged.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -415,16 +415,17 @@ impl Artifact {
     }
 
     /// Checks every entry against the duplicate rule, then adds them all.
-    fn add_all(&mut self, entries: Vec<(LogicalPath, ManifestEntry)>, overwrite: bool) -> Result<()> {
+    fn add_all(&mut self, mut entries: Vec<(LogicalPath, ManifestEntry)>, overwrite: bool) -> Result<()> {
+        // Walks produce sorted paths, so this sort is nearly free; it puts duplicates side by side.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         if !overwrite {
-            let mut seen: HashMap<&str, &str> = HashMap::new();
+            for pair in entries.windows(2) {
+                if pair[0].0 == pair[1].0 && pair[0].1.digest != pair[1].1.digest {
+                    return Err(Error::DuplicatePath { path: pair[0].0.to_string() });
+                }
+            }
             for (path, entry) in &entries {
                 self.manifest.check_can_add(path, &entry.digest, false)?;
-                if let Some(previous) = seen.insert(path.as_str(), entry.digest.as_str())
-                    && previous != entry.digest
-                {
-                    return Err(Error::DuplicatePath { path: path.to_string() });
-                }
             }
         }
         for (path, entry) in entries {
@@ -440,12 +441,19 @@ impl Artifact {
         };
         let mut table =
             self.pending_memo.remove(&(root.to_path_buf(), algorithm)).unwrap_or_else(|| memo.load(root, algorithm));
-        let before = table.clone();
+        let loaded = table.records.len();
         let hashed = hash_files(jobs, algorithm, &mut table, &*self.progress)?;
-        let keys: HashSet<&str> = jobs.iter().map(|j| j.memo_key.as_str()).collect();
-        table.records.retain(|k, _| keys.contains(k.as_str()));
-        if table != before {
-            memo.save(root, algorithm, &table);
+        let recorded = hashed.iter().filter(|h| !h.from_memo).count();
+        // Keep only the files of this walk; records of files that are gone go with them.
+        let mut kept = MemoTable::default();
+        kept.records.reserve(jobs.len());
+        for job in jobs {
+            if let Some((key, record)) = table.records.remove_entry(&job.memo_key) {
+                kept.records.insert(key, record);
+            }
+        }
+        if recorded > 0 || kept.records.len() != loaded {
+            memo.save(root, algorithm, &kept);
         }
         Ok(hashed)
     }

@@ -3,6 +3,8 @@
 use std::fs::{self, Metadata};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 
 /// A regular file found by a walk.
@@ -28,63 +30,88 @@ pub(crate) enum DirLinks {
 ///
 /// Symbolic links to files are followed (hashed through the link). Dangling links, FIFOs, sockets, devices,
 /// unreadable directories and non-UTF-8 names are errors: the SDK either skips them silently or hangs on them.
+/// Directories are walked in parallel on rayon's pool, so the `stat` calls of a large tree spread over cores.
 pub(crate) fn walk_files(root: &Path, dir_links: DirLinks) -> Result<Vec<WalkedFile>> {
-    let mut out = Vec::new();
-    let mut ancestors = Vec::new();
     let root_meta = fs::metadata(root).map_err(|e| Error::io("read metadata of", root, e))?;
-    ancestors.push((dir_identity(&root_meta, root), root.to_path_buf()));
-    walk_into(root, "", dir_links, &mut ancestors, &mut out)?;
+    let ancestors = vec![(dir_identity(&root_meta, root), root.to_path_buf())];
+    let mut out = walk_into(root, "", dir_links, &ancestors)?;
     out.sort_unstable_by(|a, b| a.relative.cmp(&b.relative));
     Ok(out)
+}
+
+/// One directory entry, classified.
+enum Found {
+    File(WalkedFile),
+    Dir { physical: PathBuf, relative: String, identity: DirIdentity },
+    Skipped,
 }
 
 fn walk_into(
     dir: &Path,
     prefix: &str,
     dir_links: DirLinks,
-    ancestors: &mut Vec<(DirIdentity, PathBuf)>,
-    out: &mut Vec<WalkedFile>,
-) -> Result<()> {
+    ancestors: &[(DirIdentity, PathBuf)],
+) -> Result<Vec<WalkedFile>> {
     let entries = fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
-        let physical = entry.path();
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Err(Error::NonUtf8Path { path: physical });
-        };
-        let relative = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
-        let file_type = entry.file_type().map_err(|e| Error::io("read metadata of", &physical, e))?;
-        let is_link = file_type.is_symlink();
-        let metadata = if is_link {
-            match fs::metadata(&physical) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::DanglingSymlink { path: physical });
+    let entries = entries.collect::<std::io::Result<Vec<_>>>().map_err(|e| Error::io("list directory", dir, e))?;
+    let found = entries.par_iter().map(|entry| classify(entry, prefix, dir_links)).collect::<Result<Vec<Found>>>()?;
+    let mut files = Vec::with_capacity(found.len());
+    let mut subdirs = Vec::new();
+    for item in found {
+        match item {
+            Found::File(file) => files.push(file),
+            Found::Dir { physical, relative, identity } => {
+                if let Some((_, ancestor)) = ancestors.iter().find(|(id, _)| *id == identity) {
+                    return Err(Error::SymlinkCycle { path: physical, ancestor: ancestor.clone() });
                 }
-                Err(e) => return Err(Error::io("follow symbolic link", &physical, e)),
+                subdirs.push((physical, relative, identity));
             }
-        } else {
-            entry.metadata().map_err(|e| Error::io("read metadata of", &physical, e))?
-        };
-        if metadata.is_dir() {
-            if is_link && dir_links == DirLinks::Skip {
-                continue;
-            }
-            let identity = dir_identity(&metadata, &physical);
-            if let Some((_, ancestor)) = ancestors.iter().find(|(id, _)| *id == identity) {
-                return Err(Error::SymlinkCycle { path: physical, ancestor: ancestor.clone() });
-            }
-            ancestors.push((identity, physical.clone()));
-            walk_into(&physical, &relative, dir_links, ancestors, out)?;
-            ancestors.pop();
-        } else if metadata.is_file() {
-            out.push(WalkedFile { physical, relative, metadata });
-        } else {
-            return Err(Error::UnsupportedFileType { path: physical, kind: special_kind(&metadata) });
+            Found::Skipped => {}
         }
     }
-    Ok(())
+    let nested = subdirs
+        .into_par_iter()
+        .map(|(physical, relative, identity)| {
+            let mut chain = ancestors.to_vec();
+            chain.push((identity, physical.clone()));
+            walk_into(&physical, &relative, dir_links, &chain)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    files.extend(nested.into_iter().flatten());
+    Ok(files)
+}
+
+fn classify(entry: &fs::DirEntry, prefix: &str, dir_links: DirLinks) -> Result<Found> {
+    let physical = entry.path();
+    let name = entry.file_name();
+    let Some(name) = name.to_str() else {
+        return Err(Error::NonUtf8Path { path: physical });
+    };
+    let relative = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+    let file_type = entry.file_type().map_err(|e| Error::io("read metadata of", &physical, e))?;
+    let is_link = file_type.is_symlink();
+    let metadata = if is_link {
+        match fs::metadata(&physical) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::DanglingSymlink { path: physical });
+            }
+            Err(e) => return Err(Error::io("follow symbolic link", &physical, e)),
+        }
+    } else {
+        entry.metadata().map_err(|e| Error::io("read metadata of", &physical, e))?
+    };
+    if metadata.is_dir() {
+        if is_link && dir_links == DirLinks::Skip {
+            return Ok(Found::Skipped);
+        }
+        let identity = dir_identity(&metadata, &physical);
+        Ok(Found::Dir { physical, relative, identity })
+    } else if metadata.is_file() {
+        Ok(Found::File(WalkedFile { physical, relative, metadata }))
+    } else {
+        Err(Error::UnsupportedFileType { path: physical, kind: special_kind(&metadata) })
+    }
 }
 
 /// Identity of a directory, to detect link cycles.

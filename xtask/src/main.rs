@@ -1,0 +1,73 @@
+//! `cargo xtask`: benchmarks, tidy checks and the CI recipe, runnable on a clean clone.
+
+mod bench;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  bench add-dir [--check] [--runs N] [--dir DIR]
+        time `artifact put --dry-run` on 10,000 x 4 KiB files in 1,000 dirs and on 2 x 512 MiB files,
+        next to md5sum over the same files, plus the memoised re-add; --check fails on a missed target
+  tidy  check workspace conventions (also run by `cargo test`)
+  ci    run what CI runs: fmt, clippy, tests, docs, publish dry-run, tidy, the example
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
+        Some("tidy") => {
+            let problems = tidy::check(&project_root())?;
+            if problems.is_empty() {
+                say("tidy: ok");
+                Ok(())
+            } else {
+                bail!("tidy found problems:\n  {}", problems.join("\n  "))
+            }
+        }
+        Some("ci") => ci(),
+        Some("-h" | "--help" | "help") | None => {
+            say(USAGE);
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root.
+pub(crate) fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+}
+
+/// Prints a line for the user; xtask is a command-line tool.
+#[allow(clippy::print_stdout, reason = "xtask reports to its user on stdout")]
+pub(crate) fn say(line: &str) {
+    println!("{line}");
+}
+
+/// `cargo` as invoked by the user (or from `PATH`).
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(project_root());
+    cmd
+}
+
+/// The checks CI runs: `.ci/run`, the single recipe.
+fn ci() -> Result<()> {
+    let status = Command::new("bash")
+        .arg(project_root().join(".ci/run"))
+        .current_dir(project_root())
+        .status()
+        .context("cannot start bash to run .ci/run")?;
+    if !status.success() {
+        bail!(".ci/run failed ({status})");
+    }
+    Ok(())
+}
