@@ -1,6 +1,7 @@
 //! `cargo xtask`: benchmarks, tidy checks and the CI recipe, runnable on a clean clone.
 
 mod bench;
+mod interop;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ commands:
   bench add-dir [--check] [--runs N] [--dir DIR]
         time `artifact put --dry-run` on 10,000 x 4 KiB files in 1,000 dirs and on 2 x 512 MiB files,
         next to md5sum over the same files, plus the memoised re-add; --check fails on a missed target
+  interop
+        compare manifests and digests with the real wandb 0.31.0 SDK (installed from PyPI into target/interop/venv)
   tidy  check workspace conventions (also run by `cargo test`)
   ci    run what CI runs: fmt, clippy, tests, docs, publish dry-run, tidy, the example
 ";
@@ -32,6 +35,7 @@ fn main() -> Result<()> {
                 bail!("tidy found problems:\n  {}", problems.join("\n  "))
             }
         }
+        Some("interop") => interop::run(),
         Some("ci") => ci(),
         Some("-h" | "--help" | "help") | None => {
             say(USAGE);
