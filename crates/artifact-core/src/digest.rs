@@ -178,18 +178,10 @@ pub(crate) const READ_BUFFER_SIZE: usize = 1 << 20;
 /// Returns the reader's I/O error.
 pub fn digest_reader_b64(algorithm: DigestAlgorithm, reader: &mut dyn Read) -> io::Result<(String, u64)> {
     let mut buffer = vec![0u8; READ_BUFFER_SIZE];
-    digest_reader_with_buffer(algorithm, reader, &mut buffer)
-}
-
-pub(crate) fn digest_reader_with_buffer(
-    algorithm: DigestAlgorithm,
-    reader: &mut dyn Read,
-    buffer: &mut [u8],
-) -> io::Result<(String, u64)> {
     let mut h = algorithm.hasher();
     let mut total = 0u64;
     loop {
-        let n = match reader.read(buffer) {
+        let n = match reader.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -8,13 +8,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, Metadata};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
-use crate::digest::{DigestAlgorithm, READ_BUFFER_SIZE, digest_reader_with_buffer};
+use crate::digest::{DigestAlgorithm, READ_BUFFER_SIZE};
 use crate::error::{Error, Result};
 
 /// What identifies a version of a file on disk without reading it.
@@ -192,8 +193,7 @@ pub(crate) fn hash_files(
                 progress.advance(job.stamp.size);
                 return Ok(Hashed { digest: digest.to_owned(), from_memo: true });
             }
-            let digest = hash_file(&job.physical, job.stamp.size, algorithm)?;
-            progress.advance(job.stamp.size);
+            let digest = hash_file(&job.physical, job.stamp.size, algorithm, progress)?;
             Ok(Hashed { digest, from_memo: false })
         })
         .collect::<Result<_>>()?;
@@ -206,22 +206,39 @@ pub(crate) fn hash_files(
     Ok(results)
 }
 
-/// Hashes one file, checking that it still has `expected_size` bytes.
-pub(crate) fn hash_file(path: &Path, expected_size: u64, algorithm: DigestAlgorithm) -> Result<String> {
+/// Hashes one file, checking that it still has `expected_size` bytes and reporting progress per buffer.
+pub(crate) fn hash_file(
+    path: &Path,
+    expected_size: u64,
+    algorithm: DigestAlgorithm,
+    progress: &dyn Progress,
+) -> Result<String> {
     let mut file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let (digest, read) = READ_BUFFER
-        .with(|cell| {
+    let mut hasher = algorithm.hasher();
+    let read = READ_BUFFER
+        .with(|cell| -> std::io::Result<u64> {
             let mut buffer = cell.borrow_mut();
             if buffer.len() != READ_BUFFER_SIZE {
                 buffer.resize(READ_BUFFER_SIZE, 0);
             }
-            digest_reader_with_buffer(algorithm, &mut file, &mut buffer)
+            let mut total = 0u64;
+            loop {
+                let n = match file.read(&mut buffer) {
+                    Ok(0) => return Ok(total),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                hasher.update(&buffer[..n]);
+                total += n as u64;
+                progress.advance(n as u64);
+            }
         })
         .map_err(|e| Error::io("read", path, e))?;
     if read != expected_size {
         return Err(Error::FileChanged { path: path.to_path_buf(), expected: expected_size, actual: read });
     }
-    Ok(digest)
+    Ok(hasher.finalize_b64())
 }
 
 #[cfg(test)]

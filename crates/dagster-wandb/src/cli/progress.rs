@@ -11,6 +11,7 @@ pub(crate) struct Bar(ProgressBar);
 
 impl Progress for Bar {
     fn begin(&self, phase: &str, total_bytes: u64) {
+        self.0.set_draw_target(ProgressDrawTarget::stderr());
         self.0.reset();
         self.0.set_length(total_bytes);
         self.0.set_message(phase.to_owned());
@@ -30,7 +31,8 @@ pub(crate) fn stderr_progress() -> Option<Arc<dyn Progress>> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    // Hidden until a phase begins, so nothing is drawn for commands that never report progress.
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
     let style = ProgressStyle::with_template("{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
