@@ -18,17 +18,8 @@ from wandb.sdk.artifacts._generated import ArtifactDigestAlgorithm  # noqa: E402
 
 
 def contents(manifest):
-    out = {}
-    for path, entry in manifest.entries.items():
-        item = {"digest": entry.digest}
-        if entry.ref is not None:
-            item["ref"] = entry.ref
-        if entry.size is not None:
-            item["size"] = entry.size
-        if entry.extra:
-            item["extra"] = entry.extra
-        out[path] = item
-    return out
+    # The SDK's own view of the entries, as it serialises them.
+    return manifest.to_manifest_json()["contents"]
 
 
 def run(scenario):

@@ -86,9 +86,10 @@ pub(crate) fn run() -> Result<()> {
         ensure!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
         let value: Value = serde_json::from_slice(&out.stdout)?;
         go_manifests.push((serde_json::to_string(&value["manifest"])?, algorithm));
+        let manifest = artifact_core::Manifest::from_json(serde_json::to_string(&value["manifest"])?.as_bytes())?;
         ours.push((
             label.to_owned(),
-            json!({"digest": value["digest"], "contents": python_contents(&value["manifest"]["contents"])}),
+            json!({"digest": value["digest"], "contents": manifest.to_python_json()["contents"]}),
         ));
     }
 
@@ -96,7 +97,10 @@ pub(crate) fn run() -> Result<()> {
     let library = library_scenarios(&awkward, &single)?;
     for (label, scenario, artifact) in &library {
         scenarios.push(scenario.clone());
-        ours.push((label.clone(), json!({"digest": artifact.digest(), "contents": core_contents(artifact)})));
+        ours.push((
+            label.clone(),
+            json!({"digest": artifact.digest(), "contents": artifact.manifest().to_python_json()["contents"]}),
+        ));
     }
 
     // 3. The SDK reads the manifests we write.
@@ -173,41 +177,6 @@ fn library_scenarios(awkward: &Path, single: &Path) -> Result<Vec<(String, Value
         a,
     ));
     Ok(out)
-}
-
-/// The entries of a Go-dialect manifest as the SDK's `to_manifest_json` shows them (no `local_path`,
-/// `skip_cache` or `birthArtifactID`).
-fn python_contents(contents: &Value) -> Value {
-    let mut out = serde_json::Map::new();
-    for (path, entry) in contents.as_object().into_iter().flatten() {
-        let mut e = serde_json::Map::new();
-        for key in ["digest", "ref", "size", "extra"] {
-            if let Some(v) = entry.get(key) {
-                e.insert(key.to_owned(), v.clone());
-            }
-        }
-        out.insert(path.clone(), Value::Object(e));
-    }
-    Value::Object(out)
-}
-
-fn core_contents(artifact: &Artifact) -> Value {
-    let mut out = serde_json::Map::new();
-    for (path, entry) in artifact.manifest().entries() {
-        let mut e = serde_json::Map::new();
-        e.insert("digest".into(), entry.digest.clone().into());
-        if let Some(r) = &entry.reference {
-            e.insert("ref".into(), r.clone().into());
-        }
-        if let Some(size) = entry.size {
-            e.insert("size".into(), size.into());
-        }
-        if !entry.extra.is_empty() {
-            e.insert("extra".into(), Value::Object(entry.extra.clone()));
-        }
-        out.insert(path.to_owned(), Value::Object(e));
-    }
-    Value::Object(out)
 }
 
 fn run_sdk(python: &Path, scenarios: &[Value]) -> Result<Vec<Value>> {

@@ -5,7 +5,7 @@
 //! byte order of the paths.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -169,28 +169,72 @@ pub fn md5_b64(bytes: &[u8]) -> String {
     digest_bytes_b64(DigestAlgorithm::Md5, bytes)
 }
 
-/// Size of the read buffer used when hashing streams.
-pub(crate) const READ_BUFFER_SIZE: usize = 1 << 20;
+/// Size of the buffer used when hashing streams.
+const COPY_BUFFER_SIZE: usize = 1 << 20;
 
-/// Hashes everything `reader` yields; returns the base64 digest and the number of bytes read.
+thread_local! {
+    // Reused across calls: hashing 10,000 small files must not map and unmap 10,000 buffers.
+    static COPY_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Streams everything `reader` yields into `writer`, hashing it on the way; returns the base64 digest and the
+/// number of bytes. Memory use is one 1 MiB buffer per thread, whatever the size of the stream.
+///
+/// ```
+/// use artifact_core::{DigestAlgorithm, copy_hashing};
+/// let mut copy = Vec::new();
+/// let (digest, n) = copy_hashing(DigestAlgorithm::Md5, &mut &b"hello"[..], &mut copy)?;
+/// assert_eq!((digest.as_str(), n, copy.as_slice()), ("XUFAKrxLKna5cZ2REBfFkg==", 5, &b"hello"[..]));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 ///
 /// # Errors
-/// Returns the reader's I/O error.
-pub fn digest_reader_b64(algorithm: DigestAlgorithm, reader: &mut dyn Read) -> io::Result<(String, u64)> {
-    let mut buffer = vec![0u8; READ_BUFFER_SIZE];
+/// The reader's or the writer's I/O error.
+pub fn copy_hashing(
+    algorithm: DigestAlgorithm,
+    reader: &mut dyn Read,
+    writer: &mut dyn Write,
+) -> io::Result<(String, u64)> {
+    COPY_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() != COPY_BUFFER_SIZE {
+                buffer.resize(COPY_BUFFER_SIZE, 0);
+            }
+            copy_with(algorithm, reader, writer, &mut buffer)
+        }
+        // Only if a reader or writer itself calls `copy_hashing`.
+        Err(_) => copy_with(algorithm, reader, writer, &mut vec![0u8; COPY_BUFFER_SIZE]),
+    })
+}
+
+fn copy_with(
+    algorithm: DigestAlgorithm,
+    reader: &mut dyn Read,
+    writer: &mut dyn Write,
+    buffer: &mut [u8],
+) -> io::Result<(String, u64)> {
     let mut h = algorithm.hasher();
     let mut total = 0u64;
     loop {
-        let n = match reader.read(&mut buffer) {
+        let n = match reader.read(buffer) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         h.update(&buffer[..n]);
+        writer.write_all(&buffer[..n])?;
         total += n as u64;
     }
     Ok((h.finalize_b64(), total))
+}
+
+/// Hashes everything `reader` yields; returns the base64 digest and the number of bytes read.
+///
+/// # Errors
+/// Returns the reader's I/O error.
+pub fn digest_reader_b64(algorithm: DigestAlgorithm, reader: &mut dyn Read) -> io::Result<(String, u64)> {
+    copy_hashing(algorithm, reader, &mut io::sink())
 }
 
 /// `b64_to_hex_id`: decodes a base64 digest and prints it as lowercase hex.

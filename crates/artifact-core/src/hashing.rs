@@ -4,18 +4,16 @@
 //! not grow with file size. A [`DigestMemo`] remembers digests keyed by path, size, mtime, ctime, inode and
 //! device, so re-adding an unchanged tree reads no file contents at all.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, Metadata};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
-use crate::digest::{DigestAlgorithm, READ_BUFFER_SIZE};
+use crate::digest::{DigestAlgorithm, copy_hashing};
 use crate::error::{Error, Result};
 
 /// What identifies a version of a file on disk without reading it.
@@ -170,10 +168,6 @@ pub(crate) struct Hashed {
     pub(crate) from_memo: bool,
 }
 
-thread_local! {
-    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Hashes `jobs` in parallel, answering from `memo` where the stamp matches. The output is in job order.
 /// After the call, `memo` holds a record for every settled file that was hashed.
 pub(crate) fn hash_files(
@@ -214,31 +208,26 @@ pub(crate) fn hash_file(
     progress: &dyn Progress,
 ) -> Result<String> {
     let mut file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut hasher = algorithm.hasher();
-    let read = READ_BUFFER
-        .with(|cell| -> std::io::Result<u64> {
-            let mut buffer = cell.borrow_mut();
-            if buffer.len() != READ_BUFFER_SIZE {
-                buffer.resize(READ_BUFFER_SIZE, 0);
-            }
-            let mut total = 0u64;
-            loop {
-                let n = match file.read(&mut buffer) {
-                    Ok(0) => return Ok(total),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                hasher.update(&buffer[..n]);
-                total += n as u64;
-                progress.advance(n as u64);
-            }
-        })
-        .map_err(|e| Error::io("read", path, e))?;
+    let (digest, read) =
+        copy_hashing(algorithm, &mut file, &mut ProgressSink(progress)).map_err(|e| Error::io("read", path, e))?;
     if read != expected_size {
         return Err(Error::FileChanged { path: path.to_path_buf(), expected: expected_size, actual: read });
     }
-    Ok(hasher.finalize_b64())
+    Ok(digest)
+}
+
+/// Discards bytes, reporting how many went by.
+struct ProgressSink<'a>(&'a dyn Progress);
+
+impl std::io::Write for ProgressSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.advance(buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ mod walk;
 pub use artifact::{AddDirOptions, AddFileOptions, AddReport, Artifact, NewFile, NewFileOptions, parse_metadata_json};
 pub use digest::{
     ARTIFACT_DIGEST_HEADER, DIGEST_ALGORITHM_EXTRA_KEY, DigestAlgorithm, EMPTY_MD5_B64, EMPTY_XXH128_B64, Hasher,
-    artifact_digest, b64_to_hex, digest_bytes_b64, digest_reader_b64, hex_to_b64, md5_b64, to_hex,
+    artifact_digest, b64_to_hex, copy_hashing, digest_bytes_b64, digest_reader_b64, hex_to_b64, md5_b64, to_hex,
 };
 pub use error::{Error, Result};
 pub use hashing::{

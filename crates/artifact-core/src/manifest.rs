@@ -223,6 +223,53 @@ impl Manifest {
         })
     }
 
+    /// The manifest as the Python SDK's `ArtifactManifestV1.to_manifest_json()` returns it: entries with
+    /// `digest`, and `ref`, `birthArtifactID`, `size` and `extra` only when set (pydantic's `exclude_defaults`);
+    /// no `local_path` or `skip_cache`. Equal to the SDK's dict as a JSON value, whatever the key order.
+    ///
+    /// ```
+    /// use artifact_core::{LogicalPath, Manifest, ManifestEntry};
+    /// let mut m = Manifest::new();
+    /// let entry = ManifestEntry { digest: "x://a".into(), reference: Some("x://a".into()), ..Default::default() };
+    /// m.add_entry(LogicalPath::new("a")?, entry, false)?;
+    /// assert_eq!(m.to_python_json()["contents"], serde_json::json!({"a": {"digest": "x://a", "ref": "x://a"}}));
+    /// # Ok::<(), artifact_core::Error>(())
+    /// ```
+    pub fn to_python_json(&self) -> Value {
+        let mut config = Map::new();
+        config.insert("storageLayout".to_owned(), Value::String(self.storage_layout.clone()));
+        if let Some(region) = &self.storage_region {
+            config.insert("storageRegion".to_owned(), Value::String(region.clone()));
+        }
+        let contents: Map<String, Value> = self
+            .entries
+            .iter()
+            .map(|(path, entry)| {
+                let mut e = Map::new();
+                e.insert("digest".to_owned(), Value::String(entry.digest.clone()));
+                if let Some(reference) = &entry.reference {
+                    e.insert("ref".to_owned(), Value::String(reference.clone()));
+                }
+                if let Some(birth) = &entry.birth_artifact_id {
+                    e.insert("birthArtifactID".to_owned(), Value::String(birth.clone()));
+                }
+                if let Some(size) = entry.size {
+                    e.insert("size".to_owned(), Value::from(size));
+                }
+                if !entry.extra.is_empty() {
+                    e.insert("extra".to_owned(), Value::Object(entry.extra.clone()));
+                }
+                (path.clone(), Value::Object(e))
+            })
+            .collect();
+        let mut out = Map::new();
+        out.insert("version".to_owned(), Value::from(1));
+        out.insert("storagePolicy".to_owned(), Value::String(self.storage_policy.clone()));
+        out.insert("storagePolicyConfig".to_owned(), Value::Object(config));
+        out.insert("contents".to_owned(), Value::Object(contents));
+        Value::Object(out)
+    }
+
     /// Serialises the manifest exactly as wandb-core uploads `wandb_manifest.json` (spec §1.2): compact, no
     /// trailing newline, sorted paths, entry keys `digest, ref?, size, local_path?, birthArtifactID?,
     /// skip_cache, extra?`, `size` always present, Go string escaping.

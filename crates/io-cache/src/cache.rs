@@ -1,10 +1,10 @@
 //! The content cache proper.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use artifact_core::{DigestAlgorithm, b64_to_hex, to_hex};
+use artifact_core::{DigestAlgorithm, b64_to_hex, copy_hashing, to_hex};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
@@ -94,9 +94,7 @@ impl ObjectDir {
     pub fn insert_verified(&self, digest: &str, algorithm: DigestAlgorithm, source: &mut dyn Read) -> Result<PathBuf> {
         let destination = self.object_path(digest, algorithm)?;
         write_atomically(&self.tmp, &destination, |file, tmp_path| {
-            let mut hasher = algorithm.hasher();
-            copy_hashing(source, file, &mut hasher).map_err(|e| Error::io("write", tmp_path, e))?;
-            let actual = hasher.finalize_b64();
+            let (actual, _) = copy_hashing(algorithm, source, file).map_err(|e| Error::io("write", tmp_path, e))?;
             if actual != digest {
                 return Err(Error::DigestMismatch { expected: digest.to_owned(), actual, algorithm });
             }
@@ -280,22 +278,6 @@ pub(crate) fn create_temp_file(dir: &Path) -> Result<(File, PathBuf)> {
 
 fn random_suffix() -> String {
     std::iter::repeat_with(fastrand::lowercase).take(12).collect()
-}
-
-fn copy_hashing(source: &mut dyn Read, sink: &mut File, hasher: &mut artifact_core::Hasher) -> io::Result<u64> {
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0;
-    loop {
-        let n = match source.read(&mut buffer) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buffer[..n]);
-        sink.write_all(&buffer[..n])?;
-        total += n as u64;
-    }
 }
 
 #[cfg(test)]

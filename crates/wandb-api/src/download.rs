@@ -2,14 +2,14 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use artifact_core::{
     DigestAlgorithm, DigestMemo, FileStamp, LogicalPath, Manifest, ManifestEntry, MemoRecord, MemoTable, NoProgress,
-    Progress, SplitUri, unchecksummed_file_digest,
+    Progress, SplitUri, copy_hashing, unchecksummed_file_digest,
 };
 use io_cache::ContentCache;
 use rayon::prelude::*;
@@ -341,19 +341,8 @@ fn write_destination(p: &Planned<'_>, mut body: impl Read, verify: Option<Digest
     let result = (|| {
         match verify {
             Some(algorithm) => {
-                let mut hasher = algorithm.hasher();
-                let mut buffer = vec![0u8; 1 << 20];
-                loop {
-                    let n = match body.read(&mut buffer) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(Error::io("read the body of", &p.destination, e)),
-                    };
-                    hasher.update(&buffer[..n]);
-                    file.write_all(&buffer[..n]).map_err(|e| Error::io("write", &tmp, e))?;
-                }
-                let actual = hasher.finalize_b64();
+                let (actual, _) = copy_hashing(algorithm, &mut body, &mut file)
+                    .map_err(|e| Error::io("copy the body of", &p.destination, e))?;
                 if actual != p.entry.digest {
                     return Err(Error::DigestMismatch {
                         path: p.path.to_owned(),

@@ -47,24 +47,3 @@ pub(crate) fn fixture_root() -> &'static Path {
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
-
-/// A manifest's `contents` in the Python dialect's terms (digest, ref, size, extra), as a JSON map, so that
-/// it can be compared with `manifest_json` of a vector regardless of order.
-pub(crate) fn python_view(manifest: &artifact_core::Manifest) -> Value {
-    let mut contents = serde_json::Map::new();
-    for (path, entry) in manifest.entries() {
-        let mut e = serde_json::Map::new();
-        e.insert("digest".into(), entry.digest.clone().into());
-        if let Some(r) = &entry.reference {
-            e.insert("ref".into(), r.clone().into());
-        }
-        if let Some(size) = entry.size {
-            e.insert("size".into(), size.into());
-        }
-        if !entry.extra.is_empty() {
-            e.insert("extra".into(), Value::Object(entry.extra.clone()));
-        }
-        contents.insert(path.to_owned(), Value::Object(e));
-    }
-    Value::Object(contents)
-}

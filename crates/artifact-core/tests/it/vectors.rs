@@ -7,7 +7,7 @@ use artifact_core::{
 };
 use serde_json::Value;
 
-use crate::support::{fixture_root, load_vector, python_view};
+use crate::support::{fixture_root, load_vector};
 
 fn variant<'a>(vector: &'a Value, name: &str) -> &'a Value {
     &vector["variants"][name]
@@ -16,7 +16,7 @@ fn variant<'a>(vector: &'a Value, name: &str) -> &'a Value {
 /// Asserts that `artifact` matches a vector variant: the manifest as a map, the digest, the preimage-derived
 /// digest, the size, and the fields the SDK does not serialise (`skip_cache`, whether `local_path` is set).
 fn assert_matches(artifact: &Artifact, expected: &Value) {
-    assert_eq!(python_view(artifact.manifest()), expected["manifest_json"]["contents"], "manifest contents");
+    assert_eq!(artifact.manifest().to_python_json(), expected["manifest_json"], "manifest");
     assert_eq!(artifact.digest(), expected["artifact_digest"].as_str().unwrap(), "artifact digest");
     assert_eq!(artifact.size(), expected["artifact_size"].as_u64().unwrap(), "artifact size");
     let algorithm = match expected["digest_algorithm"].as_str().unwrap() {
@@ -167,7 +167,7 @@ fn both_dialects_parse_to_the_same_entries() {
     let vector = load_vector("manifest/case1_add_dir.json");
     for (name, v) in vector["variants"].as_object().unwrap() {
         let python = Manifest::from_json(v["manifest_json_dumps"].as_str().unwrap().as_bytes()).unwrap();
-        assert_eq!(python_view(&python), v["manifest_json"]["contents"], "{name}");
+        assert_eq!(python.to_python_json(), v["manifest_json"], "{name}");
         assert_eq!(python.digest(), v["artifact_digest"].as_str().unwrap(), "{name}: digest with inferred algorithm");
     }
 }
@@ -193,7 +193,7 @@ fn s3_references_without_checksum_need_no_network() {
         let expected: Vec<&str> =
             vector["returned_paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
         assert_eq!(returned, expected, "{case}");
-        assert_eq!(python_view(a.manifest()), vector["manifest"]["contents"], "{case}");
+        assert_eq!(a.manifest().to_python_json(), vector["manifest"], "{case}");
         if let Some(digest) = vector["artifact_digest"].as_str() {
             assert_eq!(a.digest(), digest, "{case}");
         }

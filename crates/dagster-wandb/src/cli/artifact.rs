@@ -206,20 +206,8 @@ fn put(cli: &Cli, request: &PutRequest<'_>) -> CliResult {
         ));
     }
     if request.json {
-        return print_json(&ArtifactJson {
-            name: &version.name,
-            artifact_type: &version.artifact_type,
-            version: Some(version.version()),
-            digest: &version.digest,
-            size: version.size,
-            file_count: version.file_count,
-            entity: &version.entity,
-            project: &version.project,
-            aliases: Some(&version.aliases),
-            created: Some(logged.created),
-            download: None,
-            manifest: raw_manifest(logged.manifest.to_go_json())?,
-        });
+        let created = Some(logged.created);
+        return print_json(&ArtifactJson { created, ..ArtifactJson::for_version(version, &logged.manifest)? });
     }
     print_line(&format!(
         "{} {}/{}/{} ({}): {} files, {}, digest {}, aliases {} [{}]",
@@ -252,18 +240,8 @@ fn get(cli: &Cli, name: &str, root: Option<&std::path::Path>, json: bool) -> Cli
     let report = download(&store, &manifest, &root, &options)?;
     if json {
         return print_json(&ArtifactJson {
-            name: &version.name,
-            artifact_type: &version.artifact_type,
-            version: Some(version.version()),
-            digest: &version.digest,
-            size: version.size,
-            file_count: version.file_count,
-            entity: &version.entity,
-            project: &version.project,
-            aliases: Some(&version.aliases),
-            created: None,
             download: Some(&report),
-            manifest: raw_manifest(manifest.to_go_json())?,
+            ..ArtifactJson::for_version(&version, &manifest)?
         });
     }
     print_line(&format!(

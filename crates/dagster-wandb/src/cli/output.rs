@@ -33,6 +33,29 @@ pub(crate) struct ArtifactJson<'a> {
     pub(crate) manifest: Box<RawValue>,
 }
 
+impl<'a> ArtifactJson<'a> {
+    /// The object for a logged version and its manifest.
+    pub(crate) fn for_version(
+        version: &'a wandb_api::ArtifactVersion,
+        manifest: &artifact_core::Manifest,
+    ) -> CliResult<Self> {
+        Ok(ArtifactJson {
+            name: &version.name,
+            artifact_type: &version.artifact_type,
+            version: Some(version.version()),
+            digest: &version.digest,
+            size: version.size,
+            file_count: version.file_count,
+            entity: &version.entity,
+            project: &version.project,
+            aliases: Some(&version.aliases),
+            created: None,
+            download: None,
+            manifest: raw_manifest(manifest.to_go_json())?,
+        })
+    }
+}
+
 /// Embeds manifest bytes (valid JSON by construction) verbatim.
 pub(crate) fn raw_manifest(bytes: Vec<u8>) -> CliResult<Box<RawValue>> {
     let text = String::from_utf8(bytes).map_err(|e| CliError::Usage(format!("manifest is not UTF-8: {e}")))?;
