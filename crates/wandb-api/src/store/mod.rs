@@ -171,43 +171,45 @@ impl EmbeddedStore {
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
         let root = std::path::absolute(root.as_ref()).map_err(|e| Error::io("resolve", root.as_ref(), e))?;
         let marker = root.join(MARKER_FILE);
-        match fs::read(&marker) {
-            Ok(bytes) => {
-                let parsed: StoreMarker = serde_json::from_slice(&bytes).map_err(|e| Error::StoreFormat {
-                    path: marker.clone(),
-                    reason: format!("unreadable store marker: {e}"),
-                })?;
-                if parsed.format != FORMAT {
-                    return Err(Error::StoreFormat {
-                        path: marker,
-                        reason: format!(
-                            "store format {} is not supported by this version (which reads format {FORMAT})",
-                            parsed.format
-                        ),
-                    });
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match fs::read_dir(&root) {
-                    Ok(mut entries) => {
-                        if entries.next().is_some() {
-                            return Err(Error::StoreFormat {
-                                path: root,
-                                reason: format!(
-                                    "exists, is not empty and has no {MARKER_FILE}, so it is not an embedded store; refusing to write into it"
-                                ),
-                            });
-                        }
+        // Several processes may open a new store at once: each may write the marker (atomically, and any one
+        // is as good as another); none may mistake another's half-finished initialisation for a foreign directory.
+        for _ in 0..3 {
+            match fs::read(&marker) {
+                Ok(bytes) => {
+                    let parsed: StoreMarker = serde_json::from_slice(&bytes).map_err(|e| Error::StoreFormat {
+                        path: marker.clone(),
+                        reason: format!("unreadable store marker: {e}"),
+                    })?;
+                    if parsed.format != FORMAT {
+                        return Err(Error::StoreFormat {
+                            path: marker,
+                            reason: format!(
+                                "store format {} is not supported by this version (which reads format {FORMAT})",
+                                parsed.format
+                            ),
+                        });
                     }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("list directory", &root, e)),
+                    return Ok(EmbeddedStore { objects: ObjectDir::new(root.join("objects"), root.join("tmp")), root });
                 }
-                fs::create_dir_all(&root).map_err(|e| Error::io("create directory", &root, e))?;
-                write_json(&marker, &StoreMarker { format: FORMAT, created_at: now_rfc3339() })?;
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if has_foreign_entries(&root)? {
+                        if marker.exists() {
+                            continue; // Another process finished initialising the store meanwhile.
+                        }
+                        return Err(Error::StoreFormat {
+                            path: root,
+                            reason: format!(
+                                "exists, is not empty and has no {MARKER_FILE}, so it is not an embedded store; refusing to write into it"
+                            ),
+                        });
+                    }
+                    fs::create_dir_all(&root).map_err(|e| Error::io("create directory", &root, e))?;
+                    write_json(&marker, &StoreMarker { format: FORMAT, created_at: now_rfc3339() })?;
+                }
+                Err(e) => return Err(Error::io("read", &marker, e)),
             }
-            Err(e) => return Err(Error::io("read", &marker, e)),
         }
-        Ok(EmbeddedStore { objects: ObjectDir::new(root.join("objects"), root.join("tmp")), root })
+        Err(Error::StoreFormat { path: marker, reason: "the store marker keeps disappearing".to_owned() })
     }
 
     /// The store directory.
@@ -307,14 +309,10 @@ impl EmbeddedStore {
         let collection_dir = self.collection_dir(project, name);
         let collection: Option<CollectionRecord> = read_json(&collection_dir.join("collection.json"))?;
         let collection = match collection {
-            Some(existing) if existing.artifact_type != artifact.artifact_type() => {
-                return Err(Error::TypeConflict {
-                    name: name.to_owned(),
-                    existing: existing.artifact_type,
-                    requested: artifact.artifact_type().to_owned(),
-                });
+            Some(existing) => {
+                ensure_same_type(&existing, artifact.artifact_type())?;
+                existing
             }
-            Some(existing) => existing,
             None => {
                 let record = CollectionRecord {
                     name: name.to_owned(),
@@ -745,6 +743,18 @@ impl Read for ProgressReader<'_> {
     }
 }
 
+/// One name, one type: the SDK's rule, with its message.
+fn ensure_same_type(existing: &CollectionRecord, requested: &str) -> Result<()> {
+    if existing.artifact_type == requested {
+        return Ok(());
+    }
+    Err(Error::TypeConflict {
+        name: existing.name.clone(),
+        existing: existing.artifact_type.clone(),
+        requested: requested.to_owned(),
+    })
+}
+
 fn validate_run_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
@@ -784,6 +794,22 @@ fn remove_abandoned_staging(versions_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// True when `dir` holds anything but temporary files of a store being initialised (`.write-*`).
+fn has_foreign_entries(dir: &Path) -> Result<bool> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("list directory", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
+        if !entry.file_name().to_str().is_some_and(|name| name.starts_with(".write-")) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Names in `dir`; an absent directory is empty.

@@ -233,3 +233,26 @@ fn concurrent_writers_lose_no_version() {
         assert_eq!(f.store.manifest(&v).unwrap().len(), 2);
     }
 }
+
+/// Many processes (here threads, each with its own handle) opening one new store at once: none may mistake
+/// another's half-written marker for a foreign directory.
+#[test]
+fn concurrent_first_opens_all_succeed() {
+    for round in 0..20 {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("fresh");
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (root, barrier) = (root.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    EmbeddedStore::open(&root).map(|_| ())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+}
