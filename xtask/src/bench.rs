@@ -29,8 +29,10 @@ struct Options {
 }
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let Some(("add-dir", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) else {
-        bail!("usage: cargo xtask bench add-dir [--check] [--runs N] [--dir DIR]");
+    let rest = match args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        Some(("add-dir", rest)) => rest,
+        Some(("serde", rest)) => return crate::bench_serde::run(rest),
+        _ => bail!("usage: cargo xtask bench add-dir [--check] [--runs N] [--dir DIR] | bench serde [--runs N]"),
     };
     let mut options = Options { check: false, runs: 5, dir: project_root().join("target/bench/add-dir") };
     let mut rest = rest.iter();

@@ -1,6 +1,7 @@
 //! `cargo xtask`: benchmarks, tidy checks and the CI recipe, runnable on a clean clone.
 
 mod bench;
+mod bench_serde;
 mod interop;
 mod tidy;
 
@@ -16,6 +17,9 @@ commands:
   bench add-dir [--check] [--runs N] [--dir DIR]
         time `artifact put --dry-run` on 10,000 x 4 KiB files in 1,000 dirs and on 2 x 512 MiB files,
         next to md5sum over the same files, plus the memoised re-add; --check fails on a missed target
+  bench serde [--runs N]
+        encode/decode throughput of every serialization module on a ~100 MB nested value, next to
+        CPython's pickle on the same value
   interop
         compare manifests and digests with the real wandb 0.31.0 SDK (installed from PyPI into target/interop/venv)
   tidy  check workspace conventions (also run by `cargo test`)

@@ -10,6 +10,7 @@
 //! | [`artifact`] | `artifact-core` | the artifact model: drafts, manifests, digests, validation (no I/O runtime, no network) |
 //! | [`cache`] | `io-cache` | the local content cache shared with the Python SDK, and the digest memo |
 //! | [`api`] | `wandb-api` | backends: the embedded store (default), downloads, `http(s)://` references |
+//! | [`serialization`] | `serde-modules` | step outputs: pickle (never executing code), dill, cloudpickle, joblib, JSON, MessagePack, bincode, postcard, raw; W&B Tables |
 //!
 //! The `dagster-wandb` command-line tool (feature `cli`, on by default) is built from this package too.
 //!
@@ -41,8 +42,10 @@
 
 pub use artifact_core as artifact;
 pub use io_cache as cache;
+pub use serde_modules as serialization;
 pub use wandb_api as api;
 
 pub use artifact_core::{Artifact, Manifest, ManifestEntry};
 pub use io_cache::ContentCache;
+pub use serde_modules::{Module, Table, Value};
 pub use wandb_api::{DownloadOptions, EmbeddedStore, LogOptions, ProjectRef, RunOptions, Settings, download};

@@ -60,7 +60,7 @@ mod value;
 pub use de::from_value;
 pub use error::{Error, Result};
 pub use modules::{INTEGRATION_NAME, INTEGRATION_VERSION, Module, Options, read_output, read_output_value};
-pub use pickle::HIGHEST_PROTOCOL;
+pub use pickle::{HIGHEST_PROTOCOL, MAX_DEPTH};
 pub use ser::to_value;
 pub use table::{TABLE_FILE_SUFFIX, Table};
 pub use value::Value;

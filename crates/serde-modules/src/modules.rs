@@ -284,10 +284,7 @@ impl Module {
         match self {
             Module::Pickle | Module::Dill | Module::Cloudpickle => pickle::decode(bytes),
             Module::Joblib => pickle::decode(&decompress(bytes)?),
-            Module::Json => {
-                let json: Json = serde_json::from_slice(bytes).map_err(|e| Error::Serde(format!("json: {e}")))?;
-                Value::from_json_view(&json)
-            }
+            Module::Json => Value::from_json_text(bytes),
             Module::Msgpack => {
                 let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
                 let value =

@@ -128,6 +128,39 @@ impl Value {
         }
     }
 
+    /// Parses JSON text holding a JSON view, nested at most as deep as a pickle may be (each value level may
+    /// take two JSON levels, as in `{"$tuple": [...]}`).
+    ///
+    /// # Errors
+    /// [`Error::Limit`] for deeper text, [`Error::JsonView`] for invalid JSON or malformed markers.
+    pub fn from_json_text(text: &[u8]) -> Result<Value> {
+        let limit = 2 * crate::pickle::MAX_DEPTH + 2;
+        let depth = json_depth(text);
+        if depth > limit {
+            return Err(Error::Limit { reason: format!("the JSON nests more than {limit} levels deep") });
+        }
+        let parse = || {
+            let mut de = serde_json::Deserializer::from_slice(text);
+            de.disable_recursion_limit();
+            let json = Json::deserialize(&mut de).and_then(|json| de.end().map(|()| json));
+            Value::from_json_view(&json.map_err(|e| Error::JsonView(e.to_string()))?)
+        };
+        if depth <= SHALLOW_JSON {
+            return parse();
+        }
+        // serde_json parses recursively; deep documents get a thread whose stack fits them whatever the
+        // optimisation level and the caller's stack (the memory is reserved, and touched only as used).
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("json-view".to_owned())
+                .stack_size(DEEP_JSON_STACK)
+                .spawn_scoped(scope, parse)
+                .map_err(|e| Error::Limit { reason: format!("cannot start a parser for deep JSON: {e}") })?
+                .join()
+                .unwrap_or_else(|_| Err(Error::Limit { reason: "the JSON parser failed on deep nesting".to_owned() }))
+        })
+    }
+
     /// Parses a JSON view (see [`Value::to_json_view`]).
     ///
     /// # Errors
@@ -171,6 +204,37 @@ fn views(items: &[Value]) -> Vec<Json> {
         out.push(item.to_json_view());
     }
     out
+}
+
+/// Nesting that parses on any thread (serde_json's own default limit).
+const SHALLOW_JSON: usize = 128;
+/// Stack for parsing JSON nested up to the limit, with room for unoptimised builds.
+const DEEP_JSON_STACK: usize = 256 << 20;
+
+/// The deepest bracket nesting in JSON text, outside strings.
+fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn marker(name: &str, inner: Json) -> Json {
@@ -405,6 +469,27 @@ mod tests {
             let json: Json = serde_json::from_str(bad).unwrap();
             assert!(Value::from_json_view(&json).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn json_text_nests_as_deep_as_pickles_and_no_deeper() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        // Parsing 2000 levels works from this ordinary 2 MiB test thread, and so does dropping the result.
+        let parsed = Value::from_json_text(deep(2000).as_bytes()).unwrap();
+        let view = std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || parsed.to_json_view().to_string())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(view, deep(2000));
+        drop(Value::from_json_text(deep(2000).as_bytes()).unwrap());
+        let err = Value::from_json_text(deep(5000).as_bytes()).unwrap_err();
+        assert!(matches!(err, Error::Limit { .. }), "{err}");
+        // Brackets inside strings do not count.
+        assert!(Value::from_json_text(format!("\"{}\"", "[".repeat(5000)).as_bytes()).is_ok());
+        assert!(Value::from_json_text(b"[1] [2]").is_err(), "trailing data");
+        assert!(Value::from_json_text(b"{\"$tuple\": 3}").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod artifact;
 mod output;
 mod progress;
+mod serde_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ enum Command {
     /// Log, fetch and list artifacts.
     #[command(subcommand)]
     Artifact(artifact::ArtifactCommand),
+    /// Decode and encode step outputs (pickle, dill, cloudpickle, joblib, json, msgpack, raw, …).
+    #[command(subcommand)]
+    Serde(serde_cmd::SerdeCommand),
 }
 
 /// Everything a command can fail with. Each prints as one line.
@@ -47,6 +51,8 @@ pub(crate) enum CliError {
     Api(#[from] wandb_api::Error),
     #[error(transparent)]
     Cache(#[from] io_cache::Error),
+    #[error(transparent)]
+    Serialization(#[from] serde_modules::Error),
     #[error("{0}")]
     Usage(String),
     #[error("cannot write the output: {0}")]
@@ -55,13 +61,23 @@ pub(crate) enum CliError {
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
+/// Stack for the command: step outputs may nest a thousand levels, which the recursive conversions to and from
+/// JSON handle only with room to spare in unoptimised builds. Reserved, and touched only as used.
+const COMMAND_STACK: usize = 256 << 20;
+
 /// Parses the command line, runs the command and maps failures to one line on stderr and exit code 1.
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let result = match &cli.command {
-        Command::Artifact(command) => artifact::run(&cli, command),
-    };
+    let result = std::thread::Builder::new()
+        .name("dagster-wandb".to_owned())
+        .stack_size(COMMAND_STACK)
+        .spawn(move || match &cli.command {
+            Command::Artifact(command) => artifact::run(&cli, command),
+            Command::Serde(command) => serde_cmd::run(command),
+        })
+        .map_err(|e| CliError::Usage(format!("cannot start the command: {e}")))
+        .and_then(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

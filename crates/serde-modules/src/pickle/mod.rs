@@ -21,5 +21,5 @@ pub(crate) use writer::encode;
 /// The highest protocol CPython 3.8+ reads (`pickle.HIGHEST_PROTOCOL`).
 pub const HIGHEST_PROTOCOL: u8 = 5;
 
-/// Deepest nesting materialised. CPython's default recursion limit keeps real data far shallower.
-pub(crate) const MAX_DEPTH: usize = 1000;
+/// The deepest nesting decoded. CPython's default recursion limit keeps the data it pickles shallower.
+pub const MAX_DEPTH: usize = 1000;

@@ -1,6 +1,6 @@
-//! `cargo xtask interop`: our manifests and digests against the real `wandb` Python SDK.
+//! Manifests and digests against the real `wandb` Python SDK.
 //!
-//! A virtualenv with `wandb==0.31.0` from PyPI is created once under `target/interop/venv` and reused. Trees with
+//! Trees with
 //! awkward names (HTML-special characters, non-ASCII, U+2028, quotes, empty files, deep nesting, symlinked
 //! directories) are built in a scratch directory; the SDK builds artifacts from them offline
 //! (`xtask/interop/manifests.py`), and so do our CLI (`artifact put --dry-run --json`) and `artifact-core`
@@ -10,40 +10,21 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, ensure};
 use artifact_core::{AddDirOptions, Artifact, DigestAlgorithm, NewFileOptions, ReferenceOptions};
 use serde_json::{Value, json};
 
-use crate::{cargo, project_root, say};
+use super::{Comparisons, WANDB_VERSION};
+use crate::project_root;
 
-/// The SDK version the project is compatible with; the venv is rebuilt when it differs.
-const WANDB_VERSION: &str = "0.31.0";
-
-pub(crate) fn run() -> Result<()> {
-    let python = venv_python()?;
-    let mut build = cargo();
-    build.args(["build", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
-    ensure!(build.status()?.success(), "building the CLI failed");
-    let cli = project_root().join("target/debug/dagster-wandb");
-
-    let work = project_root().join("target/interop/work");
+pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Result<()> {
+    let work = project_root().join("target/interop/work/manifests");
     let _ = fs::remove_dir_all(&work);
     let awkward = build_awkward_tree(&work.join("awkward"))?;
     let linked = build_linked_tree(&work.join("linked"))?;
     let single = write(&work.join("single/model.pt"), &(0..100_000u32).map(|i| (i % 241) as u8).collect::<Vec<_>>())?;
-
-    let mut failures = Vec::new();
-    let mut compared = 0;
-    let mut check = |label: &str, ours: &Value, theirs: &Value| {
-        compared += 1;
-        if ours["digest"] != theirs["digest"] || ours["contents"] != theirs["contents"] {
-            failures.push(format!("{label}:\n  ours:   {ours}\n  wandb:  {theirs}"));
-        } else {
-            say(&format!("same: {label} ({})", ours["digest"].as_str().unwrap_or("?")));
-        }
-    };
 
     // 1. The CLI against the SDK, for the things the CLI can do.
     let cli_cases: Vec<(&str, Vec<&str>, Value)> = vec![
@@ -77,7 +58,7 @@ pub(crate) fn run() -> Result<()> {
         scenario["type"] = json!("dataset");
         let algorithm = scenario.get("algorithm").cloned().unwrap_or(json!("MD5"));
         scenarios.push(scenario);
-        let out = Command::new(&cli)
+        let out = Command::new(cli)
             .args(["artifact", "put"])
             .args(&args)
             .args(["--name", "interop", "--type", "dataset", "--dry-run", "--json"])
@@ -110,19 +91,12 @@ pub(crate) fn run() -> Result<()> {
         ours.push((label, ours[i].1.clone()));
     }
 
-    let theirs = run_sdk(&python, &scenarios)?;
+    let theirs = super::run_script(python, "manifests.py", &serde_json::to_vec(&scenarios)?)?;
     ensure!(theirs.len() == ours.len(), "the SDK answered {} of {} scenarios", theirs.len(), ours.len());
     for ((label, ours), theirs) in ours.iter().zip(&theirs) {
-        check(label, ours, theirs);
+        let same = ours["digest"] == theirs["digest"] && ours["contents"] == theirs["contents"];
+        results.record(&format!("wandb {WANDB_VERSION}: {label}"), same, || format!("ours: {ours}\n  wandb: {theirs}"));
     }
-    if !failures.is_empty() {
-        bail!(
-            "{} of {compared} comparisons differ from wandb {WANDB_VERSION}:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
-    }
-    say(&format!("interop: all {compared} comparisons equal wandb {WANDB_VERSION}"));
     Ok(())
 }
 
@@ -177,53 +151,6 @@ fn library_scenarios(awkward: &Path, single: &Path) -> Result<Vec<(String, Value
         a,
     ));
     Ok(out)
-}
-
-fn run_sdk(python: &Path, scenarios: &[Value]) -> Result<Vec<Value>> {
-    let script = project_root().join("xtask/interop/manifests.py");
-    let home = project_root().join("target/interop/home");
-    fs::create_dir_all(&home)?;
-    let mut child = Command::new(python)
-        .arg(&script)
-        .env("WANDB_MODE", "offline")
-        .env("WANDB_DIR", &home)
-        .env("WANDB_CACHE_DIR", home.join("cache"))
-        .env("WANDB_DATA_DIR", home.join("data"))
-        .env("WANDB_CONFIG_DIR", home.join("config"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the SDK script")?;
-    child.stdin.take().expect("piped").write_all(serde_json::to_string(scenarios)?.as_bytes())?;
-    let out = child.wait_with_output()?;
-    ensure!(out.status.success(), "the SDK script failed");
-    String::from_utf8(out.stdout)?.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
-}
-
-/// The venv's python, creating the venv (and installing the pinned SDK) when needed.
-fn venv_python() -> Result<PathBuf> {
-    let venv = project_root().join("target/interop/venv");
-    let python = venv.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" });
-    let probe = |python: &Path| {
-        Command::new(python)
-            .args(["-c", &format!("import wandb, sys; sys.exit(wandb.__version__ != {WANDB_VERSION:?})")])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if probe(&python) {
-        return Ok(python);
-    }
-    say(&format!("creating {} with wandb=={WANDB_VERSION} from PyPI…", venv.display()));
-    let _ = fs::remove_dir_all(&venv);
-    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    ensure!(Command::new(&system_python).args(["-m", "venv"]).arg(&venv).status()?.success(), "python3 -m venv failed");
-    let pip = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &format!("wandb=={WANDB_VERSION}")])
-        .status()?;
-    ensure!(pip.success(), "pip install wandb=={WANDB_VERSION} failed");
-    ensure!(probe(&python), "wandb {WANDB_VERSION} is not importable after installing it");
-    Ok(python)
 }
 
 fn build_awkward_tree(root: &Path) -> Result<PathBuf> {
