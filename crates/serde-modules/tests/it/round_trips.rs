@@ -22,43 +22,10 @@ struct Record {
     by_number: BTreeMap<i32, String>,
     point: (f32, f64),
     maybe: Option<Box<Record>>,
-    #[serde(with = "serde_bytes_compat")]
+    #[serde(with = "serde_bytes")]
     blob: Vec<u8>,
     big: u128,
     unit: (),
-}
-
-/// `Vec<u8>` as bytes (what `serde_bytes` does), so the pickle holds Python `bytes`.
-mod serde_bytes_compat {
-    use serde::{Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(bytes)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(b) = seq.next_element()? {
-                    out.push(b);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_bytes(V)
-    }
 }
 
 fn record() -> Record {
