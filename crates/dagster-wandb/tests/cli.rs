@@ -81,6 +81,28 @@ fn read_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Like `read_tree`, for a tree a concurrent sweep may be emptying: what vanishes is skipped.
+fn read_tree_while_swept(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(_) => {
+                    if let Ok(bytes) = fs::read(&path) {
+                        out.push((path.strip_prefix(root).unwrap().to_string_lossy().into_owned(), bytes));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
 /// The dataset tree of the SDK vectors (`case1_add_dir`): its digest is known from wandb 0.31.0.
 fn vector_tree(env: &Env) -> PathBuf {
     env.write("dataset/README.md", b"# tiny dataset\n");
@@ -445,4 +467,84 @@ fn serde_handles_the_deepest_values_it_accepts() {
     let too_deep = env.write("too-deep.pickle", &nested(1002));
     let line = env.error(&["serde", "decode", too_deep.to_str().unwrap()]);
     assert!(line.contains("more than 1000 levels"), "{line}");
+}
+
+/// Downloads (which write the cache and the destination), cache cleanups to zero and sweeps, as separate
+/// processes hammering one cache and one storage directory: no download fails, no file is ever partial, and with
+/// a positive duration nothing just written is lost.
+#[test]
+fn cleanup_and_sweep_never_break_concurrent_downloads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let env = Arc::new(Env::new());
+    for i in 0..6 {
+        env.write(
+            &format!("src/part{i}.bin"),
+            &(0..(300_000 * (i + 1))).map(|j| (j * 7 + i) as u8).collect::<Vec<_>>(),
+        );
+    }
+    for i in 0..40 {
+        env.write(&format!("src/small/{i}.txt"), format!("small {i}").as_bytes());
+    }
+    let src = env.path("src");
+    env.json(&["artifact", "put", src.to_str().unwrap(), "-n", "shared", "-t", "dataset", "--json"]);
+    let expected = read_tree(&src);
+    let base = env.path("base");
+    let storage = base.join("storage/wandb_artifacts_manager");
+
+    for minutes in ["60", "0"] {
+        let done = Arc::new(AtomicBool::new(false));
+        let hammer = |args: Vec<String>| {
+            let (env, done) = (env.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut runs = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let out = env.command().args(&args).output().unwrap();
+                    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                    runs += 1;
+                }
+                runs
+            })
+        };
+        let cleaner =
+            hammer(vec!["cache".into(), "cleanup".into(), "--max-size".into(), "0".into(), "--remove-temp".into()]);
+        let sweeper = hammer(vec![
+            "cache".into(),
+            "sweep".into(),
+            "--base-dir".into(),
+            base.display().to_string(),
+            "--minutes".into(),
+            minutes.into(),
+        ]);
+        for i in 0..10 {
+            let root = storage.join(format!("artifacts/shared.v0-{}", i % 3));
+            let out = env
+                .command()
+                .args(["artifact", "get", "shared:v0", "--root", root.to_str().unwrap(), "--json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "get {i} with sweeps of {minutes}: {}", String::from_utf8_lossy(&out.stderr));
+            if minutes == "60" {
+                // Nothing just written is lost: the whole tree is there, byte for byte.
+                assert_eq!(read_tree(&root), expected, "get {i}");
+            } else {
+                // A sweep of 0 may remove files right after the download, but never leaves a partial one.
+                for (path, bytes) in read_tree_while_swept(&root) {
+                    let original =
+                        &expected.iter().find(|(p, _)| *p == path).unwrap_or_else(|| panic!("unexpected {path}")).1;
+                    assert_eq!(&bytes, original, "{path} is partial or wrong");
+                }
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        let (cleanups, sweeps) = (cleaner.join().unwrap(), sweeper.join().unwrap());
+        assert!(cleanups > 0 && sweeps > 0, "the hammers ran ({cleanups} cleanups, {sweeps} sweeps)");
+    }
+    // No temporary file survives: every writer finished or cleaned up after itself.
+    let leftovers: Vec<_> = read_tree(&env.path("cache")).into_iter().filter(|(p, _)| p.contains("/tmp/")).collect();
+    assert!(leftovers.is_empty(), "{:?}", leftovers.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    if storage.exists() {
+        assert!(read_tree(&storage).iter().all(|(p, _)| !p.contains(".dwtmp-")));
+    }
 }

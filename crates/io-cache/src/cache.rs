@@ -1,7 +1,7 @@
 //! The content cache proper.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use artifact_core::{DigestAlgorithm, b64_to_hex, copy_hashing, to_hex};
@@ -93,14 +93,25 @@ impl ObjectDir {
     /// [`Error::DigestMismatch`], [`Error::Core`] for an invalid digest, and I/O errors.
     pub fn insert_verified(&self, digest: &str, algorithm: DigestAlgorithm, source: &mut dyn Read) -> Result<PathBuf> {
         let destination = self.object_path(digest, algorithm)?;
-        write_atomically(&self.tmp, &destination, |file, tmp_path| {
+        self.write_verified(&destination, digest, algorithm, source)?;
+        Ok(destination)
+    }
+
+    /// Writes a verified object and returns its handle, still exclusively locked.
+    fn write_verified(
+        &self,
+        destination: &Path,
+        digest: &str,
+        algorithm: DigestAlgorithm,
+        source: &mut dyn Read,
+    ) -> Result<File> {
+        write_atomically(&self.tmp, destination, |file, tmp_path| {
             let (actual, _) = copy_hashing(algorithm, source, file).map_err(|e| Error::io("write", tmp_path, e))?;
             if actual != digest {
                 return Err(Error::DigestMismatch { expected: digest.to_owned(), actual, algorithm });
             }
             Ok(())
-        })?;
-        Ok(destination)
+        })
     }
 
     /// Removes an object (for example one found corrupt). Missing objects are not an error.
@@ -202,6 +213,43 @@ impl ContentCache {
         self.objects.insert_verified(digest, algorithm, source)
     }
 
+    /// Opens the object for `digest` to read it, if a regular file of `size` bytes is there.
+    ///
+    /// The handle holds a shared lock until dropped, so [`ContentCache::cleanup`] (in any process) does not
+    /// remove the object while it is read, and the access is recorded explicitly (atime set to now), because
+    /// `relatime` and `noatime` mounts do not record reads.
+    ///
+    /// # Errors
+    /// [`Error::Core`] for an invalid digest; I/O errors other than "not found".
+    pub fn open_object(&self, digest: &str, algorithm: DigestAlgorithm, size: u64) -> Result<Option<CachedObject>> {
+        open_locked(self.object_path(digest, algorithm)?, size)
+    }
+
+    /// Streams `source` in under `digest`, verified as [`ContentCache::insert_verified`] does, and returns the
+    /// new object open for reading. The writer keeps its lock from the first byte to the last read, so no
+    /// cleanup can remove the object in between.
+    ///
+    /// # Errors
+    /// [`Error::DigestMismatch`], [`Error::Core`] for an invalid digest, and I/O errors.
+    pub fn insert_and_open(
+        &self,
+        digest: &str,
+        algorithm: DigestAlgorithm,
+        source: &mut dyn Read,
+    ) -> Result<CachedObject> {
+        let destination = self.object_path(digest, algorithm)?;
+        let file = self.objects.write_verified(&destination, digest, algorithm, source)?;
+        CachedObject::from_written(file, destination)
+    }
+
+    /// [`ContentCache::open_object`] for a reference object cached under `url`/`etag`.
+    ///
+    /// # Errors
+    /// I/O errors other than "not found".
+    pub fn open_etag(&self, url: &str, etag: &str, size: u64) -> Result<Option<CachedObject>> {
+        open_locked(self.etag_path(url, etag), size)
+    }
+
     /// Streams `source` into the reference cache under `url`/`etag` without verification (an ETag is not a
     /// content hash in general); the write is still atomic.
     ///
@@ -230,25 +278,114 @@ impl ContentCache {
     }
 }
 
-/// Creates a temporary file in `tmp_dir`, lets `fill` write it, then renames it to `destination`.
-/// On any error the temporary file is removed.
+/// Creates a temporary file in `tmp_dir`, lets `fill` write it, then renames it to `destination` and returns
+/// the handle, still exclusively locked (the lock taken at creation: cleanup never touches a temporary file being
+/// written). On any error the temporary file is removed. A directory removed by a concurrent sweep between
+/// creating and using it is created again.
 fn write_atomically(
     tmp_dir: &Path,
     destination: &Path,
     fill: impl FnOnce(&mut File, &Path) -> Result<()>,
-) -> Result<()> {
-    fs::create_dir_all(tmp_dir).map_err(|e| Error::io("create directory", tmp_dir, e))?;
-    let (mut file, tmp_path) = create_temp_file(tmp_dir)?;
+) -> Result<File> {
+    let (mut file, tmp_path) = create_temp_file_retrying(tmp_dir)?;
     let result = fill(&mut file, &tmp_path).and_then(|()| {
-        drop(file);
         let parent = destination.parent().unwrap_or(tmp_dir);
-        fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
-        fs::rename(&tmp_path, destination).map_err(|e| Error::io("move into place", destination, e))
+        let mut attempts = 0;
+        loop {
+            create_dir_all_racing(parent).map_err(|e| Error::io("create directory", parent, e))?;
+            match fs::rename(&tmp_path, destination) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 && tmp_path.exists() => attempts += 1,
+                Err(e) => return Err(Error::io("move into place", destination, e)),
+            }
+        }
     });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp_path);
+    match result {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp_path);
+            Err(e)
+        }
     }
-    result
+}
+
+fn create_temp_file_retrying(dir: &Path) -> Result<(File, PathBuf)> {
+    let mut attempts = 0;
+    loop {
+        create_dir_all_racing(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        match create_temp_file(dir) {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+/// A cached object open for reading, holding a shared lock (see [`ContentCache::open_object`]).
+#[derive(Debug)]
+pub struct CachedObject {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl CachedObject {
+    /// Where the object lives in the cache.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty object.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The open file, positioned where reading left off.
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// The handle of an object just written: the writer's exclusive lock becomes a shared one.
+    fn from_written(mut file: File, path: PathBuf) -> Result<Self> {
+        file.unlock().map_err(|e| Error::io("unlock", &path, e))?;
+        file.lock_shared().map_err(|e| Error::io("lock", &path, e))?;
+        file.seek(io::SeekFrom::Start(0)).map_err(|e| Error::io("rewind", &path, e))?;
+        let len = file.metadata().map_err(|e| Error::io("read metadata of", &path, e))?.len();
+        Ok(CachedObject { file, path, len })
+    }
+}
+
+impl Read for CachedObject {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+/// Opens `path` for reading under a shared lock if it is a regular file of `size` bytes, and records the access.
+fn open_locked(path: PathBuf, size: u64) -> Result<Option<CachedObject>> {
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    file.lock_shared().map_err(|e| Error::io("lock", &path, e))?;
+    let metadata = file.metadata().map_err(|e| Error::io("read metadata of", &path, e))?;
+    if !metadata.is_file() || metadata.len() != size {
+        return Ok(None);
+    }
+    record_access(&file);
+    Ok(Some(CachedObject { file, path, len: size }))
+}
+
+/// Sets the access time to now, explicitly: reads alone do not update it on `noatime` (and rarely on
+/// `relatime`) mounts, and the LRU cleanup and the sweeper order by it. Best effort: a cache shared between
+/// users may not let us change another user's file, which only makes that object look older.
+pub(crate) fn record_access(file: &File) {
+    let _ = file.set_times(std::fs::FileTimes::new().set_accessed(std::time::SystemTime::now()));
 }
 
 fn lookup_sized(path: PathBuf, size: u64) -> Result<Option<PathBuf>> {
@@ -260,20 +397,77 @@ fn lookup_sized(path: PathBuf, size: u64) -> Result<Option<PathBuf>> {
     }
 }
 
-/// Creates a new, uniquely named file in `dir` with mode `0o666 & !umask` (what the SDK gives committed files).
+/// Creates a new, uniquely named file in `dir` with mode `0o666 & !umask` (what the SDK gives committed files),
+/// open for reading and writing and exclusively locked.
 pub(crate) fn create_temp_file(dir: &Path) -> Result<(File, PathBuf)> {
     loop {
         let path = dir.join(format!("tmp{}", random_suffix()));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o666);
-        match options.open(&path) {
-            Ok(file) => return Ok((file, path)),
+        match create_new_locked(&path) {
+            Ok(Some(file)) => return Ok((file, path)),
+            Ok(None) => continue,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::io("create", path, e)),
         }
     }
+}
+
+/// Creates `path` (which must not exist) open for reading and writing, with mode `0o666 & !umask`, and locks
+/// it exclusively — the lock that makes [`ContentCache::cleanup`] and [`crate::sweep`] leave a file alone.
+///
+/// Returns `None` when the file was removed between its creation and the lock (a cleanup or sweep got there
+/// first); the caller should try again under a new name. Once this returns a file, nothing in this workspace
+/// removes it until the lock is released.
+///
+/// # Errors
+/// The I/O error of creating or locking the file (`AlreadyExists` when `path` exists).
+pub fn create_new_locked(path: &Path) -> io::Result<Option<File>> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o666);
+    let file = options.open(path)?;
+    file.lock()?;
+    let still_there = match fs::metadata(path) {
+        Ok(at_path) => same_file(&file.metadata()?, &at_path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    Ok(still_there.then_some(file))
+}
+
+/// [`fs::create_dir_all`] that holds its ground against a concurrent [`crate::sweep`] with duration `0`, which
+/// may remove a just-created empty parent before its child is made, or `dir` itself between std's `mkdir` and its
+/// check that a directory exists: it starts over a few times.
+///
+/// # Errors
+/// The I/O error of the last attempt (`AlreadyExists` at once when something other than a directory is there).
+pub fn create_dir_all_racing(dir: &Path) -> io::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match fs::create_dir_all(dir) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AlreadyExists && fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) =>
+            {
+                return Err(e);
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists) && attempts < 8 => {
+                attempts += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
+    // Windows refuses to delete a file that is open without delete sharing, so it is still ours.
+    true
 }
 
 fn random_suffix() -> String {

@@ -33,6 +33,12 @@ pub enum Error {
         /// The algorithm.
         algorithm: artifact_core::DigestAlgorithm,
     },
+    /// A size such as `10GB` could not be parsed.
+    #[error("invalid size {text:?}: expected a number with an optional unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
+    InvalidSize {
+        /// The text given.
+        text: String,
+    },
     /// A digest could not be turned into a cache path.
     #[error(transparent)]
     Core(#[from] artifact_core::Error),

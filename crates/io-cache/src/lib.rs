@@ -35,9 +35,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
+mod cleanup;
 mod error;
 mod memo;
+mod sweep;
 
-pub use cache::{ContentCache, ObjectDir, default_cache_root};
+pub use cache::{CachedObject, ContentCache, ObjectDir, create_dir_all_racing, create_new_locked, default_cache_root};
+pub use cleanup::{CleanupOptions, CleanupReport, parse_size};
 pub use error::{Error, Result};
 pub use memo::FileDigestMemo;
+pub use sweep::{DEFAULT_CACHE_DURATION_MINUTES, SweepOptions, SweepReport, storage_root, sweep};

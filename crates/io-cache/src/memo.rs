@@ -56,7 +56,7 @@ impl DigestMemo for FileDigestMemo {
 
 fn write_table(path: &Path, bytes: &[u8]) -> crate::Result<()> {
     let parent = path.parent().expect("table paths have a parent");
-    fs::create_dir_all(parent).map_err(|e| crate::Error::io("create directory", parent, e))?;
+    crate::create_dir_all_racing(parent).map_err(|e| crate::Error::io("create directory", parent, e))?;
     let (mut file, tmp) = create_temp_file(parent)?;
     let written = file.write_all(bytes).map_err(|e| crate::Error::io("write", &tmp, e));
     drop(file);

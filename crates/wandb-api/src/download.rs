@@ -1,7 +1,7 @@
 //! Materialising an artifact version into a directory, through the content cache, verifying every byte.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -105,12 +105,13 @@ pub fn download(
     options: &DownloadOptions,
 ) -> Result<DownloadReport> {
     let planned = plan(manifest, root)?;
-    fs::create_dir_all(root).map_err(|e| Error::io("create directory", root, e))?;
+    io_cache::create_dir_all_racing(root).map_err(|e| Error::io("create directory", root, e))?;
     let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
     let total: u64 = planned.iter().map(|p| p.entry.size.unwrap_or(0)).sum();
     progress.begin("downloading", total);
 
-    let memo_root = fs::canonicalize(root).map_err(|e| Error::io("resolve", root, e))?;
+    // Absolute rather than canonical: a concurrent sweep may remove the (still empty) root at any moment.
+    let memo_root = std::path::absolute(root).map_err(|e| Error::io("resolve", root, e))?;
     let mut tables: HashMap<DigestAlgorithm, MemoTable> = HashMap::new();
     if let Some(memo) = &options.memo {
         for p in &planned {
@@ -244,26 +245,28 @@ fn materialise(
     let size = entry.size.unwrap_or(0);
     match options.cache.as_ref().filter(|_| !entry.skip_cache) {
         Some(cache) => {
-            if let Some(cached) = cache.lookup(&entry.digest, algorithm, size)? {
-                let file = File::open(&cached).map_err(|e| Error::io("open", &cached, e))?;
-                match write_destination(p, file, Some(algorithm)) {
+            // A hit is read under a shared lock, so no cleanup removes it mid-copy; one removed between the
+            // lookup and the open is simply a miss.
+            if let Some(mut cached) = cache.open_object(&entry.digest, algorithm, size)? {
+                match write_destination(p, &mut cached, Some(algorithm)) {
                     Ok(()) => return Ok(Outcome::FromCache),
                     Err(Error::DigestMismatch { .. }) => {
-                        tracing::warn!(path = p.path, cache = %cached.display(), "evicting a corrupt cache object");
+                        tracing::warn!(path = p.path, cache = %cached.path().display(), "evicting a corrupt cache object");
+                        drop(cached);
                         cache.remove(&entry.digest, algorithm)?;
                     }
                     Err(e) => return Err(e),
                 }
             }
             let mut body = source.open_object(p.path, entry)?;
-            let cached = cache.insert_verified(&entry.digest, algorithm, &mut body).map_err(|e| match e {
+            // Verified on the way in, and read back through the writer's own handle.
+            let mut cached = cache.insert_and_open(&entry.digest, algorithm, &mut body).map_err(|e| match e {
                 io_cache::Error::DigestMismatch { expected, actual, .. } => {
                     Error::DigestMismatch { path: p.path.to_owned(), expected, actual }
                 }
                 e => e.into(),
             })?;
-            let file = File::open(&cached).map_err(|e| Error::io("open", &cached, e))?;
-            write_destination(p, file, None)?;
+            write_destination(p, &mut cached, None)?;
             Ok(Outcome::Fetched)
         }
         None => {
@@ -285,13 +288,22 @@ fn already_present(p: &Planned<'_>, table: Option<&MemoTable>) -> Result<bool> {
         return Ok(false);
     }
     let stamp = FileStamp::from_metadata(&metadata);
-    if table.and_then(|t| t.lookup(p.path, &stamp)) == Some(p.entry.digest.as_str()) {
-        return Ok(true);
+    let mut file = match File::open(&p.destination) {
+        Ok(f) => f,
+        // Removed by a concurrent sweep since the lookup: simply not present.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("open", &p.destination, e)),
+    };
+    let matches = table.and_then(|t| t.lookup(p.path, &stamp)) == Some(p.entry.digest.as_str()) || {
+        let (digest, _) = artifact_core::digest_reader_b64(p.entry.digest_algorithm(), &mut file)
+            .map_err(|e| Error::io("read", &p.destination, e))?;
+        digest == p.entry.digest
+    };
+    if matches {
+        // Served without a copy: record the access, which the cache-duration sweeper goes by.
+        let _ = file.set_times(std::fs::FileTimes::new().set_accessed(SystemTime::now()));
     }
-    let mut file = File::open(&p.destination).map_err(|e| Error::io("open", &p.destination, e))?;
-    let (digest, _) = artifact_core::digest_reader_b64(p.entry.digest_algorithm(), &mut file)
-        .map_err(|e| Error::io("read", &p.destination, e))?;
-    Ok(digest == p.entry.digest)
+    Ok(matches)
 }
 
 fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool) -> Result<Outcome> {
@@ -326,18 +338,8 @@ fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool
 /// on the way when `verify` names the algorithm.
 fn write_destination(p: &Planned<'_>, mut body: impl Read, verify: Option<DigestAlgorithm>) -> Result<()> {
     let parent = p.destination.parent().expect("destinations are inside the root");
-    fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
     let file_name = p.destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let (mut file, tmp) = loop {
-        let tmp = parent.join(format!(".{file_name}.dwtmp-{}", random_suffix()));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        match options.open(&tmp) {
-            Ok(file) => break (file, tmp),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io("create", tmp, e)),
-        }
-    };
+    let (mut file, tmp) = create_locked_temp(parent, &file_name)?;
     let result = (|| {
         match verify {
             Some(algorithm) => {
@@ -355,13 +357,50 @@ fn write_destination(p: &Planned<'_>, mut body: impl Read, verify: Option<Digest
                 io::copy(&mut body, &mut file).map_err(|e| Error::io("write", &tmp, e))?;
             }
         }
-        drop(file);
-        fs::rename(&tmp, &p.destination).map_err(|e| Error::io("move into place", &p.destination, e))
+        rename_recreating_parent(&tmp, &p.destination)
     })();
+    drop(file);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// A temporary file beside the destination, exclusively locked while it is written so a concurrent sweep or
+/// cleanup leaves it alone; its directory is created (again, if a sweep removed it meanwhile).
+fn create_locked_temp(parent: &Path, file_name: &str) -> Result<(File, PathBuf)> {
+    let mut attempts = 0;
+    loop {
+        io_cache::create_dir_all_racing(parent).map_err(|e| Error::io("create directory", parent, e))?;
+        let tmp = parent.join(format!(".{file_name}.dwtmp-{}", random_suffix()));
+        match io_cache::create_new_locked(&tmp) {
+            Ok(Some(file)) => return Ok((file, tmp)),
+            // Swept away before we held it: try again under a new name.
+            Ok(None) => attempts += 1,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            Err(e) => return Err(Error::io("create", tmp, e)),
+        }
+        if attempts > 3 {
+            return Err(Error::io("create", tmp, io::Error::other("a concurrent sweep keeps removing it")));
+        }
+    }
+}
+
+fn rename_recreating_parent(tmp: &Path, destination: &Path) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match fs::rename(tmp, destination) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 && tmp.exists() => {
+                attempts += 1;
+                if let Some(parent) = destination.parent() {
+                    io_cache::create_dir_all_racing(parent).map_err(|e| Error::io("create directory", parent, e))?;
+                }
+            }
+            Err(e) => return Err(Error::io("move into place", destination, e)),
+        }
+    }
 }
 
 /// Queues a memo record for a destination now known to match its entry.
@@ -370,8 +409,12 @@ fn remember(
     records: &Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>>,
     started: SystemTime,
 ) -> Result<()> {
-    let metadata =
-        fs::symlink_metadata(&p.destination).map_err(|e| Error::io("read metadata of", &p.destination, e))?;
+    let metadata = match fs::symlink_metadata(&p.destination) {
+        Ok(m) => m,
+        // A concurrent sweep removed it already; there is nothing to remember.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read metadata of", &p.destination, e)),
+    };
     let stamp = FileStamp::from_metadata(&metadata);
     if stamp.is_settled(started) {
         let record = MemoRecord { stamp, digest: p.entry.digest.clone() };

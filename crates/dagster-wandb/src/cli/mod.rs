@@ -1,6 +1,7 @@
 //! Argument parsing, backend selection and error reporting for the command-line tool.
 
 mod artifact;
+mod cache_cmd;
 mod output;
 mod progress;
 mod serde_cmd;
@@ -40,6 +41,9 @@ enum Command {
     /// Decode and encode step outputs (pickle, dill, cloudpickle, joblib, json, msgpack, raw, …).
     #[command(subcommand)]
     Serde(serde_cmd::SerdeCommand),
+    /// Keep local storage bounded: dagster-wandb's sweep, and size-capped cleanup of the W&B cache.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
 }
 
 /// Everything a command can fail with. Each prints as one line.
@@ -75,6 +79,7 @@ pub(crate) fn run() -> ExitCode {
         .spawn(move || match &cli.command {
             Command::Artifact(command) => artifact::run(&cli, command),
             Command::Serde(command) => serde_cmd::run(command),
+            Command::Cache(command) => cache_cmd::run(command),
         })
         .map_err(|e| CliError::Usage(format!("cannot start the command: {e}")))
         .and_then(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
