@@ -32,7 +32,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let rest = match args.split_first().map(|(a, r)| (a.as_str(), r)) {
         Some(("add-dir", rest)) => rest,
         Some(("serde", rest)) => return crate::bench_serde::run(rest),
-        _ => bail!("usage: cargo xtask bench add-dir [--check] [--runs N] [--dir DIR] | bench serde [--runs N]"),
+        Some(("sweep", rest)) => return crate::bench_sweep::run(rest),
+        _ => bail!(
+            "usage: cargo xtask bench add-dir [--check] [--runs N] [--dir DIR] | bench serde [--runs N] \
+             | bench sweep [--check] [--runs N] [--dir DIR]"
+        ),
     };
     let mut options = Options { check: false, runs: 5, dir: project_root().join("target/bench/add-dir") };
     let mut rest = rest.iter();

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_serde;
+mod bench_sweep;
 mod interop;
 mod tidy;
 
@@ -20,6 +21,9 @@ commands:
   bench serde [--runs N]
         encode/decode throughput of every serialization module on a ~100 MB nested value, next to
         CPython's pickle on the same value
+  bench sweep [--check] [--runs N] [--dir DIR]
+        time `cache sweep` removing 100,000 expired files in 1,000 dirs, and scanning them when nothing has
+        expired, next to CPython running dagster-wandb's loop; --check fails when removing takes over 1 s
   interop
         compare manifests and digests with the real wandb 0.31.0 SDK (installed from PyPI into target/interop/venv)
   tidy  check workspace conventions (also run by `cargo test`)

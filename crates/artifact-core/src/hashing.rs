@@ -69,6 +69,14 @@ impl FileStamp {
         let settle = MEMO_SETTLE_TIME.as_nanos() as i64;
         last_change.saturating_add(settle) <= system_time_ns(now)
     }
+
+    /// True when the contents last changed (mtime) at least [`MEMO_SETTLE_TIME`] before `now`, whatever the
+    /// ctime says. For a stamp whose ctime the caller itself just moved, by setting the access time of a file it
+    /// had verified: any later write lands on a newer mtime.
+    pub fn is_content_settled(&self, now: SystemTime) -> bool {
+        let settle = MEMO_SETTLE_TIME.as_nanos() as i64;
+        self.modified_ns.saturating_add(settle) <= system_time_ns(now)
+    }
 }
 
 /// Nanoseconds since the Unix epoch (negative before it).

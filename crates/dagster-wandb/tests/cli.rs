@@ -279,8 +279,8 @@ fn bad_input_gets_one_clear_line() {
         (&["artifact", "put", "missing-dir", "-n", "ok", "-t", "dataset"], "missing-dir"),
         (&["artifact", "put", d, "-n", "ok:v1", "-t", "dataset"], "--alias"),
         (&["artifact", "get", "nothing"], "project 'uncategorized' not found under entity 'local'"),
-        (&["--base-url", "ftp://x", "artifact", "ls"], "ftp://x"),
-        (&["--project", "a/b", "artifact", "ls"], "'a/b'"),
+        (&["artifact", "--base-url", "ftp://x", "ls"], "ftp://x"),
+        (&["artifact", "ls", "--project", "a/b"], "'a/b'"),
     ];
     for (args, expected) in cases {
         let line = env.error(args);

@@ -31,6 +31,11 @@ pub fn storage_root(base_dir: &Path) -> PathBuf {
     storage.join("wandb_artifacts_manager")
 }
 
+/// Threads of the sweep's own pool. Unlinking is bound by the filesystem's latency, not the CPU: with more
+/// requests in flight a journaled filesystem batches them. Measured with 100,000 files on 2 cores: ext4 on a
+/// virtual disk 5.8 s with 2 threads, 2.1 s with 16 (no gain beyond); tmpfs 0.37 s either way.
+const SWEEP_THREADS: usize = 16;
+
 /// Options of [`sweep`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SweepOptions {
@@ -103,7 +108,12 @@ pub fn sweep(root: &Path, options: SweepOptions) -> Result<SweepReport> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SweepReport::default()),
         Err(e) => return Err(Error::io("read metadata of", root, e)),
     }
-    sweeper.directory(root, true)?;
+    let run = || sweeper.directory(root, true);
+    match rayon::ThreadPoolBuilder::new().num_threads(SWEEP_THREADS).thread_name(|i| format!("sweep-{i}")).build() {
+        Ok(pool) => pool.install(run)?,
+        // No threads to be had: the global pool does the same work, only slower on disks.
+        Err(_) => run()?,
+    };
     let c = &sweeper.counters;
     Ok(SweepReport {
         files_removed: c.files_removed.load(Ordering::Relaxed),

@@ -70,7 +70,8 @@ pub struct DownloadReport {
 
 #[derive(Clone, Copy)]
 enum Outcome {
-    AlreadyPresent,
+    /// With the stamp to memoise, when it may be (see [`already_present`]).
+    AlreadyPresent(Option<FileStamp>),
     FromCache,
     Fetched,
     Reference,
@@ -125,10 +126,14 @@ pub fn download(
     let outcomes = planned
         .par_iter()
         .map(|p| {
-            let outcome = materialise(source, p, options, &tables)?;
+            let outcome = materialise(source, p, options, &tables, started)?;
             progress.advance(p.entry.size.unwrap_or(0));
-            if options.memo.is_some() && !matches!(outcome, Outcome::MissingReference) {
-                remember(p, &fresh_records, started)?;
+            if options.memo.is_some() {
+                match outcome {
+                    Outcome::MissingReference | Outcome::AlreadyPresent(None) => {}
+                    Outcome::AlreadyPresent(Some(stamp)) => push_record(p, &fresh_records, stamp),
+                    _ => remember(p, &fresh_records, started)?,
+                }
             }
             Ok(outcome)
         })
@@ -148,7 +153,7 @@ pub fn download(
         DownloadReport { root: root.to_path_buf(), files: planned.len(), bytes: total, ..Default::default() };
     for outcome in outcomes {
         match outcome {
-            Outcome::AlreadyPresent => report.already_present += 1,
+            Outcome::AlreadyPresent(_) => report.already_present += 1,
             Outcome::FromCache => report.from_cache += 1,
             Outcome::Fetched => report.fetched += 1,
             Outcome::Reference => report.references += 1,
@@ -233,11 +238,12 @@ fn materialise(
     p: &Planned<'_>,
     options: &DownloadOptions,
     tables: &HashMap<DigestAlgorithm, MemoTable>,
+    started: SystemTime,
 ) -> Result<Outcome> {
     let entry = p.entry;
     let algorithm = entry.digest_algorithm();
-    if already_present(p, tables.get(&algorithm))? {
-        return Ok(Outcome::AlreadyPresent);
+    if let Some(stamp) = already_present(p, tables.get(&algorithm), started)? {
+        return Ok(Outcome::AlreadyPresent(stamp));
     }
     if let Some(reference) = &entry.reference {
         return download_file_reference(p, reference, options.allow_missing_references);
@@ -276,22 +282,32 @@ fn materialise(
     }
 }
 
-/// True when the destination is a regular file (not a link) with the entry's size and digest.
-fn already_present(p: &Planned<'_>, table: Option<&MemoTable>) -> Result<bool> {
+/// `Some` when the destination is a regular file (not a link) with the entry's size and digest, carrying the
+/// stamp to memoise when there is one that may be.
+///
+/// A file served in place has its access time set, which the cache-duration sweeper goes by. Setting it also
+/// moves the ctime that the memo compares, so the stamp memoised is the one read back right after, and only
+/// when the contents had settled and nothing but the ctime moved since the stamp the match was made on (read
+/// again just before the access time is set). A write in between would have moved the mtime.
+fn already_present(
+    p: &Planned<'_>,
+    table: Option<&MemoTable>,
+    started: SystemTime,
+) -> Result<Option<Option<FileStamp>>> {
     let metadata = match fs::symlink_metadata(&p.destination) {
         Ok(m) if m.is_file() => m,
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("read metadata of", &p.destination, e)),
     };
     if p.entry.size.is_some_and(|size| size != metadata.len()) {
-        return Ok(false);
+        return Ok(None);
     }
     let stamp = FileStamp::from_metadata(&metadata);
     let mut file = match File::open(&p.destination) {
         Ok(f) => f,
         // Removed by a concurrent sweep since the lookup: simply not present.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", &p.destination, e)),
     };
     let matches = table.and_then(|t| t.lookup(p.path, &stamp)) == Some(p.entry.digest.as_str()) || {
@@ -299,11 +315,17 @@ fn already_present(p: &Planned<'_>, table: Option<&MemoTable>) -> Result<bool> {
             .map_err(|e| Error::io("read", &p.destination, e))?;
         digest == p.entry.digest
     };
-    if matches {
-        // Served without a copy: record the access, which the cache-duration sweeper goes by.
-        let _ = file.set_times(std::fs::FileTimes::new().set_accessed(SystemTime::now()));
+    if !matches {
+        return Ok(None);
     }
-    Ok(matches)
+    let stamp_of = |file: &File| file.metadata().ok().map(|m| FileStamp::from_metadata(&m));
+    let unchanged = stamp_of(&file) == Some(stamp);
+    // Best effort: a file owned by someone else keeps its access time.
+    let _ = file.set_times(std::fs::FileTimes::new().set_accessed(SystemTime::now()));
+    let refreshed = stamp_of(&file).filter(|after| {
+        unchanged && stamp.is_content_settled(started) && FileStamp { changed_ns: stamp.changed_ns, ..*after } == stamp
+    });
+    Ok(Some(refreshed))
 }
 
 fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool) -> Result<Outcome> {
@@ -417,10 +439,14 @@ fn remember(
     };
     let stamp = FileStamp::from_metadata(&metadata);
     if stamp.is_settled(started) {
-        let record = MemoRecord { stamp, digest: p.entry.digest.clone() };
-        records.lock().unwrap_or_else(|e| e.into_inner()).push((p.entry.digest_algorithm(), p.path.to_owned(), record));
+        push_record(p, records, stamp);
     }
     Ok(())
+}
+
+fn push_record(p: &Planned<'_>, records: &Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>>, stamp: FileStamp) {
+    let record = MemoRecord { stamp, digest: p.entry.digest.clone() };
+    records.lock().unwrap_or_else(|e| e.into_inner()).push((p.entry.digest_algorithm(), p.path.to_owned(), record));
 }
 
 fn random_suffix() -> String {

@@ -11,7 +11,7 @@ use wandb_api::{DownloadOptions, LogOptions, ProjectRef, RunOptions, default_dow
 
 use super::output::{ArtifactJson, human_size, notice, print_json, print_line, raw_manifest};
 use super::progress::stderr_progress;
-use super::{Cli, CliError, CliResult, absolute, content_cache};
+use super::{Backend, CliError, CliResult, absolute, content_cache};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ArtifactCommand {
@@ -69,7 +69,7 @@ pub(crate) enum ArtifactCommand {
     },
 }
 
-pub(crate) fn run(cli: &Cli, command: &ArtifactCommand) -> CliResult {
+pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
     match command {
         ArtifactCommand::Put {
             path,
@@ -95,10 +95,10 @@ pub(crate) fn run(cli: &Cli, command: &ArtifactCommand) -> CliResult {
                 dry_run: *dry_run,
                 json: *json,
             };
-            put(cli, &request)
+            put(backend, &request)
         }
-        ArtifactCommand::Get { name, root, json } => get(cli, name, root.as_deref(), *json),
-        ArtifactCommand::Ls { artifact_type, json } => ls(cli, artifact_type.as_deref(), *json),
+        ArtifactCommand::Get { name, root, json } => get(backend, name, root.as_deref(), *json),
+        ArtifactCommand::Ls { artifact_type, json } => ls(backend, artifact_type.as_deref(), *json),
     }
 }
 
@@ -115,16 +115,16 @@ struct PutRequest<'a> {
     json: bool,
 }
 
-/// The project an address names, defaulting to the global options.
-fn project_of(cli: &Cli, address: &ArtifactAddress) -> CliResult<ProjectRef> {
-    let settings = cli.settings()?;
+/// The project an address names, defaulting to `--entity` and `--project`.
+fn project_of(backend: &Backend, address: &ArtifactAddress) -> CliResult<ProjectRef> {
+    let settings = backend.settings()?;
     Ok(ProjectRef::new(
         address.entity.as_deref().unwrap_or(&settings.entity),
         address.project.as_deref().unwrap_or(&settings.project),
     )?)
 }
 
-fn put(cli: &Cli, request: &PutRequest<'_>) -> CliResult {
+fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
     let address = ArtifactAddress::parse(request.name)?;
     if address.alias.is_some() {
         return Err(CliError::Usage(format!(
@@ -132,7 +132,7 @@ fn put(cli: &Cli, request: &PutRequest<'_>) -> CliResult {
             request.name
         )));
     }
-    let project = project_of(cli, &address)?;
+    let project = project_of(backend, &address)?;
     for alias in request.aliases {
         artifact_core::validate_alias(alias)?;
     }
@@ -193,7 +193,7 @@ fn put(cli: &Cli, request: &PutRequest<'_>) -> CliResult {
         ));
     }
 
-    let store = cli.settings()?.open_store()?;
+    let store = backend.settings()?.open_store()?;
     store.check_type(&project, artifact.name(), artifact.artifact_type())?;
     let run = store.create_run(&project, RunOptions { job_type: Some("cli_put".to_owned()), ..Default::default() })?;
     let options = LogOptions { aliases: request.aliases.to_vec(), run_id: Some(run.id), progress };
@@ -224,10 +224,10 @@ fn put(cli: &Cli, request: &PutRequest<'_>) -> CliResult {
     ))
 }
 
-fn get(cli: &Cli, name: &str, root: Option<&std::path::Path>, json: bool) -> CliResult {
+fn get(backend: &Backend, name: &str, root: Option<&std::path::Path>, json: bool) -> CliResult {
     let address = ArtifactAddress::parse(name)?;
-    let project = project_of(cli, &address)?;
-    let store = cli.settings()?.open_store()?;
+    let project = project_of(backend, &address)?;
+    let store = backend.settings()?.open_store()?;
     let version = store.artifact(&project, &address.name, address.alias.as_deref().unwrap_or("latest"))?;
     let manifest = store.manifest(&version)?;
     let root = match root {
@@ -257,8 +257,8 @@ fn get(cli: &Cli, name: &str, root: Option<&std::path::Path>, json: bool) -> Cli
     ))
 }
 
-fn ls(cli: &Cli, artifact_type: Option<&str>, json: bool) -> CliResult {
-    let settings = cli.settings()?;
+fn ls(backend: &Backend, artifact_type: Option<&str>, json: bool) -> CliResult {
+    let settings = backend.settings()?;
     let project = ProjectRef::new(&settings.entity, &settings.project)?;
     let store = settings.open_store()?;
     let collections = store.collections(&project, artifact_type)?;

@@ -15,10 +15,37 @@ use wandb_api::{BaseUrl, DEFAULT_ENTITY, Settings, default_store_dir};
 
 /// Version ML datasets and models as W&B artifacts.
 ///
-/// Without a W&B server configured, artifacts live in the embedded store (see --base-url).
+/// Without a W&B server configured, artifacts live in the embedded store (see `artifact --help`).
 #[derive(Debug, Parser)]
 #[command(name = "dagster-wandb", version, about, long_about = None, propagate_version = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Log, fetch and list artifacts.
+    Artifact(ArtifactArgs),
+    /// Decode and encode step outputs (pickle, dill, cloudpickle, joblib, json, msgpack, raw, …).
+    #[command(subcommand)]
+    Serde(serde_cmd::SerdeCommand),
+    /// Keep local storage bounded: dagster-wandb's sweep, and size-capped cleanup of the W&B cache.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ArtifactArgs {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: artifact::ArtifactCommand,
+}
+
+/// Where artifacts go: only the artifact commands take these, before or after the subcommand's name.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Backend {
     /// Backend: file:///path for an embedded store, http(s)://host for a W&B server.
     /// Defaults to the embedded store in ~/.local/share/dagster-wandb/store (or the platform's data directory).
     #[arg(long, global = true, env = "WANDB_BASE_URL", value_name = "URL")]
@@ -29,21 +56,6 @@ struct Cli {
     /// Project the artifacts belong to.
     #[arg(long, global = true, env = "WANDB_PROJECT", default_value = artifact_core::DEFAULT_PROJECT)]
     project: String,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Log, fetch and list artifacts.
-    #[command(subcommand)]
-    Artifact(artifact::ArtifactCommand),
-    /// Decode and encode step outputs (pickle, dill, cloudpickle, joblib, json, msgpack, raw, …).
-    #[command(subcommand)]
-    Serde(serde_cmd::SerdeCommand),
-    /// Keep local storage bounded: dagster-wandb's sweep, and size-capped cleanup of the W&B cache.
-    #[command(subcommand)]
-    Cache(cache_cmd::CacheCommand),
 }
 
 /// Everything a command can fail with. Each prints as one line.
@@ -77,7 +89,7 @@ pub(crate) fn run() -> ExitCode {
         .name("dagster-wandb".to_owned())
         .stack_size(COMMAND_STACK)
         .spawn(move || match &cli.command {
-            Command::Artifact(command) => artifact::run(&cli, command),
+            Command::Artifact(args) => artifact::run(&args.backend, &args.command),
             Command::Serde(command) => serde_cmd::run(command),
             Command::Cache(command) => cache_cmd::run(command),
         })
@@ -96,7 +108,7 @@ pub(crate) fn run() -> ExitCode {
     }
 }
 
-impl Cli {
+impl Backend {
     /// Backend, entity and project from the options (which clap fills from the environment).
     fn settings(&self) -> CliResult<Settings> {
         let base_url = match &self.base_url {

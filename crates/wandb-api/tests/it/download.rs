@@ -56,6 +56,51 @@ fn round_trip_is_byte_identical_and_the_second_get_is_served_locally() {
     assert_eq!(fs::read(f.path("out1/README.md")).unwrap(), b"# tiny dataset\n");
 }
 
+/// A file served in place gets its access time recorded (the cache-duration sweeper goes by it), and recording
+/// it — which moves the ctime — does not cost the digest memo: the next get still needs no hashing.
+#[test]
+fn files_served_in_place_record_their_access_and_stay_memoised() {
+    use artifact_core::{DigestAlgorithm, DigestMemo, FileStamp, MEMO_SETTLE_TIME};
+    use std::time::{Duration, SystemTime};
+
+    let f = Fixture::new();
+    let src = f.dir("src", &[("a.txt", b"alpha"), ("d/b.bin", &[7u8; 4096])]);
+    let logged = f.store.log_artifact(&f.project, &dataset("m", &src), &LogOptions::default()).unwrap();
+    let manifest = f.store.manifest(&logged.version).unwrap();
+    let options = with_cache(&f);
+    let root = f.path("out");
+    download(&f.store, &manifest, &root, &options).unwrap();
+    // Pretend a week passed since the files were last read (which moves their ctime), then let them settle:
+    // files changed this recently are never memoised.
+    let long_ago = SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
+    for (path, _) in manifest.entries() {
+        let file = fs::File::options().write(true).open(root.join(path)).unwrap();
+        file.set_times(fs::FileTimes::new().set_accessed(long_ago)).unwrap();
+    }
+    std::thread::sleep(MEMO_SETTLE_TIME + Duration::from_millis(100));
+
+    let memo = ContentCache::new(f.path("cache")).digest_memo();
+    let mut previous_access: Vec<SystemTime> = vec![long_ago; manifest.entries().len()];
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(20));
+        let report = download(&f.store, &manifest, &root, &options).unwrap();
+        assert_eq!(report.already_present, 2, "round {round}");
+        let table = memo.load(&std::path::absolute(&root).unwrap(), DigestAlgorithm::Md5);
+        for ((path, entry), previous) in manifest.entries().zip(&mut previous_access) {
+            let metadata = fs::symlink_metadata(root.join(path)).unwrap();
+            let accessed = metadata.accessed().unwrap();
+            assert!(accessed > *previous, "round {round}: {path}'s access is recorded");
+            *previous = accessed;
+            // Round 0 hashed the files; later rounds found them in the memo, with the stamp the last round left.
+            assert_eq!(
+                table.lookup(path, &FileStamp::from_metadata(&metadata)),
+                Some(entry.digest.as_str()),
+                "round {round}: {path} is memoised with its current stamp"
+            );
+        }
+    }
+}
+
 #[test]
 fn corrupt_cache_objects_are_evicted_and_refetched() {
     let f = Fixture::new();
