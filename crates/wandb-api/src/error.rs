@@ -90,6 +90,21 @@ pub enum Error {
         /// The type asked for.
         requested: String,
     },
+
+    /// A link target names a collection of versions, not a portfolio.
+    #[error("cannot link into {target}: it is an artifact collection, not a portfolio or registry collection")]
+    LinkTargetIsSequence {
+        /// `entity/project/name`.
+        target: String,
+    },
+
+    /// An artifact is logged under a name that is a portfolio (link target) of the project.
+    #[error("{name} is a portfolio (a link target); log the artifact under another name and link it there")]
+    NameIsPortfolio {
+        /// `entity/project/name`.
+        name: String,
+    },
+
     /// The run does not exist.
     #[error("run '{run_id}' not found in '{entity}/{project}'")]
     RunNotFound {

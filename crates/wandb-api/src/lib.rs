@@ -44,6 +44,9 @@ mod download;
 mod error;
 #[cfg(feature = "http-references")]
 mod http_reference;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 mod settings;
 mod store;
 mod time;
@@ -56,5 +59,5 @@ pub use http_reference::HttpReferenceResolver;
 pub use settings::{BaseUrl, DEFAULT_ENTITY, Settings, default_download_root, default_store_dir};
 pub use store::{
     ArtifactEdge, ArtifactVersion, Collection, EmbeddedStore, Lineage, LogOptions, LoggedArtifact, ProjectRef,
-    RunOptions, RunRecord,
+    Reservation, RunOptions, RunRecord, VersionDraft,
 };

@@ -5,6 +5,7 @@ mod cache_cmd;
 mod output;
 mod progress;
 mod serde_cmd;
+mod server_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ enum Command {
     /// Keep local storage bounded: dagster-wandb's sweep, and size-capped cleanup of the W&B cache.
     #[command(subcommand)]
     Cache(cache_cmd::CacheCommand),
+    /// Serve an embedded store over the W&B protocol, for the Python `wandb` client and ours.
+    Server(server_cmd::ServerArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +95,7 @@ pub(crate) fn run() -> ExitCode {
             Command::Artifact(args) => artifact::run(&args.backend, &args.command),
             Command::Serde(command) => serde_cmd::run(command),
             Command::Cache(command) => cache_cmd::run(command),
+            Command::Server(args) => server_cmd::run(args),
         })
         .map_err(|e| CliError::Usage(format!("cannot start the command: {e}")))
         .and_then(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));

@@ -12,6 +12,9 @@
 //!     collections/<name>/versions/<n>/manifest.json the manifest (Go dialect, birthArtifactID set)
 //!     collections/<name>/versions/<n>/version.json  digest, description, metadata, size, run, time
 //!     runs/<run id>.json                            job type, inputs and outputs (lineage)
+//!     portfolios/<name>/portfolio.json              a link target: name, type
+//!     portfolios/<name>/versions/<n>                the id of the version linked as member n
+//!     portfolios/<name>/aliases.json                custom alias -> member index
 //! ```
 //!
 //! Concurrency: file bodies are content-addressed and written to `tmp/` then renamed, so any number of
@@ -40,7 +43,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use records::{ArtifactEdge, ArtifactVersion, Collection, Lineage, RunRecord};
-use records::{CollectionRecord, IdIndexRecord, StoreMarker, VersionRecord};
+use records::{CollectionRecord, IdIndexRecord, MemberRecord, StoreMarker, VersionRecord};
 
 use crate::download::ObjectSource;
 use crate::error::{Error, Result};
@@ -130,6 +133,40 @@ pub struct LoggedArtifact {
     pub reused_objects: usize,
     /// Bytes written to the store by this call.
     pub stored_bytes: u64,
+}
+
+/// What a new version is, apart from its files: the input of [`EmbeddedStore::reserve_version`] and
+/// [`EmbeddedStore::commit_version`] (a W&B server's `CreateArtifact`).
+#[derive(Clone, Debug, Default)]
+pub struct VersionDraft {
+    /// The collection name.
+    pub name: String,
+    /// The type.
+    pub artifact_type: String,
+    /// The artifact digest (lowercase hex) the client computed; equal to the latest version's means dedup.
+    pub digest: String,
+    /// The algorithm of the entry digests.
+    pub digest_algorithm: DigestAlgorithm,
+    /// The description.
+    pub description: Option<String>,
+    /// The metadata object.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Custom aliases (`latest` is implied).
+    pub aliases: Vec<String>,
+    /// The run logging it, if any; it must exist.
+    pub run_id: Option<String>,
+}
+
+/// The outcome of [`EmbeddedStore::reserve_version`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reservation {
+    /// The latest version has the same digest: it is the result, and nothing is to be uploaded.
+    Existing(Box<ArtifactVersion>),
+    /// A new version will be committed under this id.
+    Reserved {
+        /// The store-wide id of the version to be.
+        id: String,
+    },
 }
 
 /// An embedded artifact store in a local (or shared) directory. See the module docs for the layout.
@@ -297,26 +334,127 @@ impl EmbeddedStore {
         artifact: &Artifact,
         options: &LogOptions,
     ) -> Result<LoggedArtifact> {
-        let aliases = custom_aliases(&options.aliases)?;
+        let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
+        custom_aliases(&options.aliases)?;
         if let Some(run_id) = &options.run_id {
             self.run(project, run_id)?;
         }
-        let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
         let (stored_objects, reused_objects, stored_bytes) = self.store_objects(artifact.manifest(), &*progress)?;
+        let draft = VersionDraft {
+            name: artifact.name().to_owned(),
+            artifact_type: artifact.artifact_type().to_owned(),
+            digest: artifact.digest(),
+            digest_algorithm: artifact.digest_algorithm(),
+            description: artifact.description().map(str::to_owned),
+            metadata: artifact.metadata().clone(),
+            aliases: options.aliases.clone(),
+            run_id: options.run_id.clone(),
+        };
+        let mut logged = match self.reserve_version(project, &draft)? {
+            Reservation::Existing(version) => {
+                let manifest = self.manifest(&version)?;
+                LoggedArtifact {
+                    version: *version,
+                    created: false,
+                    manifest,
+                    stored_objects: 0,
+                    reused_objects: 0,
+                    stored_bytes: 0,
+                }
+            }
+            Reservation::Reserved { id } => self.commit_version(project, &id, &draft, artifact.manifest())?,
+        };
+        logged.stored_objects = stored_objects;
+        logged.reused_objects = reused_objects;
+        logged.stored_bytes = stored_bytes;
+        Ok(logged)
+    }
+
+    /// The first half of logging, as a W&B server's `CreateArtifact` does it: when `draft.digest` equals the
+    /// latest version's, that version gets the draft's aliases and the run's output edge, and is returned
+    /// (dedup); otherwise a store-wide id is reserved for the version [`EmbeddedStore::commit_version`] will
+    /// create. A reserved id that is never committed stays unused.
+    ///
+    /// # Errors
+    /// [`Error::TypeConflict`], invalid aliases, [`Error::RunNotFound`], I/O errors.
+    pub fn reserve_version(&self, project: &ProjectRef, draft: &VersionDraft) -> Result<Reservation> {
+        artifact_core::validate_artifact_name(&draft.name)?;
+        let aliases = custom_aliases(&draft.aliases)?;
+        if let Some(run_id) = &draft.run_id {
+            self.run(project, run_id)?;
+        }
+        let _lock = self.lock_project(project)?;
+        self.ensure_not_a_portfolio(project, &draft.name)?;
+        let collection_dir = self.collection_dir(project, &draft.name);
+        if let Some(existing) = read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? {
+            ensure_same_type(&existing, &draft.artifact_type)?;
+            let versions_dir = collection_dir.join("versions");
+            if let Some(latest) = latest_index(&versions_dir)? {
+                let record = self.version_record(&versions_dir, latest)?;
+                if record.digest == draft.digest {
+                    tracing::info!(
+                        "Artifact \"{}\" already exists with the same content. No new version will be created.",
+                        draft.name
+                    );
+                    self.point_aliases(&collection_dir, &aliases, latest)?;
+                    let version = self.version_view(project, &existing, record, latest)?;
+                    if let Some(run_id) = &draft.run_id {
+                        self.add_edge(project, run_id, &version, Direction::Output)?;
+                    }
+                    return Ok(Reservation::Existing(Box::new(version)));
+                }
+            }
+        }
+        let id = self.allocate_id(project, &draft.name, None)?;
+        Ok(Reservation::Reserved { id })
+    }
+
+    /// Creates the next version of `draft.name` with `manifest` under the id [`EmbeddedStore::reserve_version`]
+    /// reserved. Every file body must already be in the store (see [`EmbeddedStore::insert_object`]);
+    /// `birthArtifactID` is set to `id` on entries that have none and `local_path` is dropped.
+    ///
+    /// # Errors
+    /// [`Error::ArtifactIdNotFound`] for an id not reserved (or already committed), [`Error::TypeConflict`],
+    /// [`Error::MissingObject`] for a body the store lacks, invalid aliases, I/O errors.
+    pub fn commit_version(
+        &self,
+        project: &ProjectRef,
+        id: &str,
+        draft: &VersionDraft,
+        manifest: &Manifest,
+    ) -> Result<LoggedArtifact> {
+        let aliases = custom_aliases(&draft.aliases)?;
+        let index_path = self.id_index_path(id)?;
+        let reserved: Option<IdIndexRecord> = read_json(&index_path)?;
+        if reserved.as_ref().is_none_or(|r| r.version_index.is_some()) {
+            return Err(Error::ArtifactIdNotFound { id: id.to_owned() });
+        }
+        let mut manifest = manifest.clone();
+        for (path, entry) in manifest.entries_mut() {
+            entry.local_path = None;
+            if entry.is_reference() {
+                continue;
+            }
+            if entry.birth_artifact_id.is_none() {
+                entry.birth_artifact_id = Some(id.to_owned());
+            }
+            if self.objects.lookup(&entry.digest, entry.digest_algorithm(), entry.size.unwrap_or(0))?.is_none() {
+                return Err(Error::MissingObject { path: path.to_owned(), digest: entry.digest.clone() });
+            }
+        }
 
         let _lock = self.lock_project(project)?;
-        let name = artifact.name();
-        let collection_dir = self.collection_dir(project, name);
-        let collection: Option<CollectionRecord> = read_json(&collection_dir.join("collection.json"))?;
-        let collection = match collection {
+        self.ensure_not_a_portfolio(project, &draft.name)?;
+        let collection_dir = self.collection_dir(project, &draft.name);
+        let collection = match read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? {
             Some(existing) => {
-                ensure_same_type(&existing, artifact.artifact_type())?;
+                ensure_same_type(&existing, &draft.artifact_type)?;
                 existing
             }
             None => {
                 let record = CollectionRecord {
-                    name: name.to_owned(),
-                    artifact_type: artifact.artifact_type().to_owned(),
+                    name: draft.name.clone(),
+                    artifact_type: draft.artifact_type.clone(),
                     created_at: now_rfc3339(),
                 };
                 write_json(&collection_dir.join("collection.json"), &record)?;
@@ -325,53 +463,19 @@ impl EmbeddedStore {
         };
         let versions_dir = collection_dir.join("versions");
         remove_abandoned_staging(&versions_dir)?;
-        let latest = latest_index(&versions_dir)?;
-        let digest = artifact.digest();
-
-        if let Some(latest) = latest {
-            let record = self.version_record(&versions_dir, latest)?;
-            if record.digest == digest {
-                tracing::info!(
-                    "Artifact \"{name}\" already exists with the same content. No new version will be created."
-                );
-                self.point_aliases(&collection_dir, &aliases, latest)?;
-                let version = self.version_view(project, &collection, record, latest)?;
-                if let Some(run_id) = &options.run_id {
-                    self.add_edge(project, run_id, &version, Direction::Output)?;
-                }
-                let manifest = self.read_manifest(&versions_dir, latest)?;
-                return Ok(LoggedArtifact {
-                    version,
-                    created: false,
-                    manifest,
-                    stored_objects,
-                    reused_objects,
-                    stored_bytes,
-                });
-            }
-        }
-
-        let index = latest.map_or(0, |i| i + 1);
-        let id = self.allocate_id(project, name, index)?;
-        let mut manifest = artifact.manifest().clone();
-        for (_, entry) in manifest.entries_mut() {
-            entry.local_path = None;
-            if !entry.is_reference() && entry.birth_artifact_id.is_none() {
-                entry.birth_artifact_id = Some(id.clone());
-            }
-        }
+        let index = latest_index(&versions_dir)?.map_or(0, |i| i + 1);
         let manifest_bytes = manifest.to_go_json();
         let record = VersionRecord {
-            id,
+            id: id.to_owned(),
             version_index: index,
-            digest,
-            digest_algorithm: artifact.digest_algorithm().graphql_name().to_owned(),
-            description: artifact.description().map(str::to_owned),
-            metadata: artifact.metadata().clone(),
+            digest: draft.digest.clone(),
+            digest_algorithm: draft.digest_algorithm.graphql_name().to_owned(),
+            description: draft.description.clone(),
+            metadata: draft.metadata.clone(),
             size: manifest.total_size(),
             file_count: manifest.len() as u64,
             created_at: now_rfc3339(),
-            created_by: options.run_id.clone(),
+            created_by: draft.run_id.clone(),
             manifest_digest: md5_b64(&manifest_bytes),
         };
         let staging = versions_dir.join(format!(".tmp-{}", random_suffix()));
@@ -380,15 +484,130 @@ impl EmbeddedStore {
         write_json(&staging.join("version.json"), &record)?;
         let final_dir = versions_dir.join(index.to_string());
         fs::rename(&staging, &final_dir).map_err(|e| Error::io("commit version", &final_dir, e))?;
+        write_json(
+            &index_path,
+            &IdIndexRecord {
+                entity: project.entity.clone(),
+                project: project.project.clone(),
+                name: draft.name.clone(),
+                version_index: Some(index),
+            },
+        )?;
 
         self.point_aliases(&collection_dir, &aliases, index)?;
         let version = self.version_view(project, &collection, record, index)?;
-        if let Some(run_id) = &options.run_id {
+        if let Some(run_id) = &draft.run_id {
             self.add_edge(project, run_id, &version, Direction::Output)?;
         }
-        Ok(LoggedArtifact { version, created: true, manifest, stored_objects, reused_objects, stored_bytes })
+        Ok(LoggedArtifact { version, created: true, manifest, stored_objects: 0, reused_objects: 0, stored_bytes: 0 })
     }
 
+    /// True when the store has the body with `digest` (of `algorithm`) and `size` bytes.
+    ///
+    /// # Errors
+    /// [`Error::Cache`] for a digest that is not base64.
+    pub fn has_object(&self, digest: &str, algorithm: DigestAlgorithm, size: u64) -> Result<bool> {
+        Ok(self.objects.lookup(digest, algorithm, size)?.is_some())
+    }
+
+    /// True when the store has a body under `digest` (of `algorithm`), whatever its size.
+    ///
+    /// # Errors
+    /// [`Error::Cache`] for a digest that is not base64.
+    pub fn object_path_if_present(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<bool> {
+        Ok(self.objects.object_path(digest, algorithm)?.is_file())
+    }
+
+    /// Where the body with `digest` (of `algorithm`) is kept, whether or not it is there.
+    ///
+    /// # Errors
+    /// [`Error::Cache`] for a digest that is not base64.
+    pub fn object_file(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<PathBuf> {
+        Ok(self.objects.object_path(digest, algorithm)?)
+    }
+
+    /// Removes the body with `digest`, if present.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove_object(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<()> {
+        Ok(self.objects.remove(digest, algorithm)?)
+    }
+
+    /// Records that run `run_id` of `project` used `version` (an input edge of the lineage).
+    ///
+    /// # Errors
+    /// [`Error::RunNotFound`], I/O errors.
+    pub fn record_use(&self, project: &ProjectRef, run_id: &str, version: &ArtifactVersion) -> Result<()> {
+        self.run(project, run_id)?;
+        let _lock = self.lock_project(project)?;
+        self.add_edge(project, run_id, version, Direction::Input)
+    }
+
+    /// Stores a file body under `digest`, verifying it on the way in (what a W&B server does with an upload).
+    ///
+    /// # Errors
+    /// [`Error::Cache`] with the digest mismatch, I/O errors.
+    pub fn insert_object(&self, digest: &str, algorithm: DigestAlgorithm, body: &mut dyn Read) -> Result<PathBuf> {
+        Ok(self.objects.insert_verified(digest, algorithm, body)?)
+    }
+
+    /// Links `version` into the portfolio `portfolio` of `target` (created on first use, with the version's
+    /// type), as W&B's `linkArtifact` does: the portfolio gets its own `v0, v1, …`, `latest` is its newest
+    /// member, and `aliases` move to the new member. Linking the version the portfolio's latest member already
+    /// is returns that member. The result is the version as seen through the portfolio (its `linked_from`
+    /// names the source).
+    ///
+    /// # Errors
+    /// [`Error::TypeConflict`] when the portfolio (or a collection of that name) has another type, or the name
+    /// is a collection of `target` (a sequence cannot be a link target), invalid aliases, I/O errors.
+    pub fn link_version(
+        &self,
+        version: &ArtifactVersion,
+        target: &ProjectRef,
+        portfolio: &str,
+        aliases: &[String],
+    ) -> Result<ArtifactVersion> {
+        artifact_core::validate_artifact_name(portfolio)?;
+        let aliases = custom_aliases(aliases)?;
+        let _lock = self.lock_project(target)?;
+        if let Some(existing) =
+            read_json::<CollectionRecord>(&self.collection_dir(target, portfolio).join("collection.json"))?
+        {
+            return Err(Error::LinkTargetIsSequence { target: format!("{target}/{}", existing.name) });
+        }
+        let dir = self.portfolio_dir(target, portfolio);
+        let record = match read_json::<CollectionRecord>(&dir.join("portfolio.json"))? {
+            Some(existing) => {
+                ensure_same_type(&existing, &version.artifact_type)?;
+                existing
+            }
+            None => {
+                let record = CollectionRecord {
+                    name: portfolio.to_owned(),
+                    artifact_type: version.artifact_type.clone(),
+                    created_at: now_rfc3339(),
+                };
+                write_json(&dir.join("portfolio.json"), &record)?;
+                record
+            }
+        };
+        let members_dir = dir.join("versions");
+        let latest = latest_index(&members_dir)?;
+        let index = match latest {
+            Some(latest) if self.member(&members_dir, latest)?.id == version.id => latest,
+            _ => {
+                let index = latest.map_or(0, |i| i + 1);
+                write_json(
+                    &members_dir.join(index.to_string()),
+                    &MemberRecord { id: version.id.clone(), linked_at: now_rfc3339() },
+                )?;
+                index
+            }
+        };
+        self.point_aliases(&dir, &aliases, index)?;
+        self.portfolio_view(target, &record, index)
+    }
     /// Checks that collection `name` does not exist with a type other than `artifact_type` — the SDK's
     /// `ArtifactType` query before logging. [`EmbeddedStore::log_artifact`] checks again under the lock.
     ///
@@ -420,9 +639,7 @@ impl EmbeddedStore {
         )?;
         let version = self.artifact(&source, &address.name, address.alias.as_deref().unwrap_or("latest"))?;
         if let Some(run_id) = run_id {
-            self.run(project, run_id)?;
-            let _lock = self.lock_project(project)?;
-            self.add_edge(project, run_id, &version, Direction::Input)?;
+            self.record_use(project, run_id, &version)?;
         }
         Ok(version)
     }
@@ -446,22 +663,15 @@ impl EmbeddedStore {
         artifact_core::validate_artifact_name(name)?;
         let collection_dir = self.collection_dir(project, name);
         let Some(collection) = read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? else {
-            return Err(not_found());
-        };
-        let versions_dir = collection_dir.join("versions");
-        let Some(latest) = latest_index(&versions_dir)? else { return Err(not_found()) };
-        let index = if selector == "latest" {
-            latest
-        } else if is_version_alias(selector) {
-            let index: u64 = selector[1..].parse().map_err(|_| not_found())?;
-            if !versions_dir.join(index.to_string()).join("version.json").is_file() {
+            let portfolio_dir = self.portfolio_dir(project, name);
+            let Some(portfolio) = read_json::<CollectionRecord>(&portfolio_dir.join("portfolio.json"))? else {
                 return Err(not_found());
-            }
-            index
-        } else {
-            *read_aliases(&collection_dir)?.get(selector).ok_or_else(not_found)?
+            };
+            let index = select_index(&portfolio_dir, selector)?.ok_or_else(not_found)?;
+            return self.portfolio_view(project, &portfolio, index);
         };
-        let record = self.version_record(&versions_dir, index)?;
+        let index = select_index(&collection_dir, selector)?.ok_or_else(not_found)?;
+        let record = self.version_record(&collection_dir.join("versions"), index)?;
         self.version_view(project, &collection, record, index)
     }
 
@@ -471,23 +681,24 @@ impl EmbeddedStore {
     /// [`Error::ArtifactIdNotFound`].
     pub fn artifact_by_id(&self, id: &str) -> Result<ArtifactVersion> {
         let not_found = || Error::ArtifactIdNotFound { id: id.to_owned() };
-        let decoded = B64.decode(id).map_err(|_| not_found())?;
-        let number = std::str::from_utf8(&decoded)
-            .ok()
-            .and_then(|s| s.strip_prefix("Artifact:"))
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(not_found)?;
-        let index: IdIndexRecord =
-            read_json(&self.root.join("index/artifacts").join(format!("{number}.json")))?.ok_or_else(not_found)?;
+        let index: IdIndexRecord = read_json(&self.id_index_path(id)?)?.ok_or_else(not_found)?;
+        let version_index = index.version_index.ok_or_else(not_found)?;
         let project = ProjectRef::new(&index.entity, &index.project)?;
-        self.artifact(&project, &index.name, &format!("v{}", index.version_index))
+        self.artifact(&project, &index.name, &format!("v{version_index}"))
     }
 
-    /// The manifest of `version`.
+    /// The manifest of `version` (for a version seen through a portfolio, its source's).
     ///
     /// # Errors
     /// Damaged or missing manifest files.
     pub fn manifest(&self, version: &ArtifactVersion) -> Result<Manifest> {
+        let source;
+        let version = if version.linked_from.is_some() {
+            source = self.artifact_by_id(&version.id)?;
+            &source
+        } else {
+            version
+        };
         let project = ProjectRef::new(&version.entity, &version.project)?;
         self.read_manifest(&self.collection_dir(&project, &version.name).join("versions"), version.version_index)
     }
@@ -587,7 +798,7 @@ impl EmbeddedStore {
         Ok((stored.len(), outcomes.len() - stored.len(), stored.iter().sum()))
     }
 
-    fn allocate_id(&self, project: &ProjectRef, name: &str, version_index: u64) -> Result<String> {
+    fn allocate_id(&self, project: &ProjectRef, name: &str, version_index: Option<u64>) -> Result<String> {
         let lock = open_lock(&self.root.join("ids.lock"))?;
         let counter_path = self.root.join("ids.next");
         let next = match fs::read_to_string(&counter_path) {
@@ -608,6 +819,63 @@ impl EmbeddedStore {
         write_json(&self.root.join("index/artifacts").join(format!("{next}.json")), &index)?;
         drop(lock);
         Ok(B64.encode(format!("Artifact:{next}")))
+    }
+
+    /// `index/artifacts/<n>.json` for id `base64("Artifact:<n>")`.
+    fn id_index_path(&self, id: &str) -> Result<PathBuf> {
+        let not_found = || Error::ArtifactIdNotFound { id: id.to_owned() };
+        let decoded = B64.decode(id).map_err(|_| not_found())?;
+        let number = std::str::from_utf8(&decoded)
+            .ok()
+            .and_then(|s| s.strip_prefix("Artifact:"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(not_found)?;
+        Ok(self.root.join("index/artifacts").join(format!("{number}.json")))
+    }
+
+    fn portfolio_dir(&self, project: &ProjectRef, name: &str) -> PathBuf {
+        self.project_dir(project).join("portfolios").join(name)
+    }
+
+    /// Collections and portfolios share one namespace per project. The caller holds the project lock.
+    fn ensure_not_a_portfolio(&self, project: &ProjectRef, name: &str) -> Result<()> {
+        match read_json::<CollectionRecord>(&self.portfolio_dir(project, name).join("portfolio.json"))? {
+            Some(_) => Err(Error::NameIsPortfolio { name: format!("{project}/{name}") }),
+            None => Ok(()),
+        }
+    }
+
+    fn member(&self, members_dir: &Path, index: u64) -> Result<MemberRecord> {
+        let path = members_dir.join(index.to_string());
+        read_json(&path)?.ok_or_else(|| Error::StoreFormat { path, reason: "portfolio member missing".to_owned() })
+    }
+
+    /// Member `index` of a portfolio: the source version, named and aliased as the portfolio sees it.
+    fn portfolio_view(
+        &self,
+        project: &ProjectRef,
+        portfolio: &CollectionRecord,
+        index: u64,
+    ) -> Result<ArtifactVersion> {
+        let dir = self.portfolio_dir(project, &portfolio.name);
+        let members_dir = dir.join("versions");
+        let member = self.member(&members_dir, index)?;
+        let source = self.artifact_by_id(&member.id)?;
+        let mut aliases: Vec<String> =
+            read_aliases(&dir)?.into_iter().filter(|(_, i)| *i == index).map(|(a, _)| a).collect();
+        if latest_index(&members_dir)? == Some(index) {
+            aliases.push("latest".to_owned());
+        }
+        aliases.sort();
+        Ok(ArtifactVersion {
+            entity: project.entity.clone(),
+            project: project.project.clone(),
+            name: portfolio.name.clone(),
+            version_index: index,
+            aliases,
+            linked_from: Some(format!("{}/{}/{}", source.entity, source.project, source.qualified_name())),
+            ..source
+        })
     }
 
     fn point_aliases(&self, collection_dir: &Path, aliases: &[String], index: u64) -> Result<()> {
@@ -691,6 +959,7 @@ impl EmbeddedStore {
             file_count: record.file_count,
             created_at: record.created_at,
             created_by: record.created_by,
+            linked_from: None,
         })
     }
 
@@ -778,6 +1047,20 @@ fn custom_aliases(aliases: &[String]) -> Result<Vec<String>> {
 
 fn read_aliases(collection_dir: &Path) -> Result<BTreeMap<String, u64>> {
     Ok(read_json(&collection_dir.join("aliases.json"))?.unwrap_or_default())
+}
+
+/// The version index `selector` (`latest`, `vN` or a custom alias) names in a collection or portfolio
+/// directory (which holds `versions/` and `aliases.json`).
+fn select_index(dir: &Path, selector: &str) -> Result<Option<u64>> {
+    let versions_dir = dir.join("versions");
+    let Some(latest) = latest_index(&versions_dir)? else { return Ok(None) };
+    if selector == "latest" {
+        return Ok(Some(latest));
+    }
+    if is_version_alias(selector) {
+        return Ok(selector[1..].parse::<u64>().ok().filter(|i| versions_dir.join(i.to_string()).exists()));
+    }
+    Ok(read_aliases(dir)?.get(selector).copied())
 }
 
 /// The highest committed version index in `versions_dir`, if any.

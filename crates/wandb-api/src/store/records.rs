@@ -42,7 +42,15 @@ pub(crate) struct IdIndexRecord {
     pub(crate) entity: String,
     pub(crate) project: String,
     pub(crate) name: String,
-    pub(crate) version_index: u64,
+    /// `None` while the id is reserved but the version not yet committed.
+    pub(crate) version_index: Option<u64>,
+}
+
+/// `portfolios/<name>/versions/<n>`: the version linked as member `n`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct MemberRecord {
+    pub(crate) id: String,
+    pub(crate) linked_at: String,
 }
 
 /// One artifact version, as stored.
@@ -79,6 +87,10 @@ pub struct ArtifactVersion {
     pub created_at: String,
     /// The run that logged it, if any.
     pub created_by: Option<String>,
+    /// For a version seen through a portfolio (a link target): the source, `entity/project/name:vN`. Its id,
+    /// digest and files are the source's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked_from: Option<String>,
 }
 
 impl ArtifactVersion {

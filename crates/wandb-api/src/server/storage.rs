@@ -1,0 +1,349 @@
+//! Storage URLs: file, part and manifest uploads, object and manifest downloads, run files and file_stream.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use artifact_core::{DigestAlgorithm, Manifest, hex_to_b64};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use serde_json::json;
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+
+use super::faults::{self, Fault, FaultTarget};
+use super::{FileSpec, ServerState, id_from_token};
+
+/// Manifests are read whole; this bounds the memory one request can take.
+const MAX_MANIFEST_BYTES: usize = 1 << 30;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, message.into()).into_response()
+}
+
+/// A synchronous reader over a request body, for the store's verifying insert (run on a blocking thread).
+fn body_reader(body: Body) -> impl Read + Send + 'static {
+    let stream = body.into_data_stream().map_err(io::Error::other);
+    SyncIoBridge::new(StreamReader::new(stream))
+}
+
+/// Reads through, computing the MD5 the client declared for the storage layer.
+struct Md5Reader<R> {
+    inner: R,
+    hasher: artifact_core::Hasher,
+}
+
+impl<R: Read> Read for Md5Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn take_fault(state: &ServerState, target: FaultTarget) -> Option<Fault> {
+    state.faults.take(&target)
+}
+
+pub(crate) async fn upload_file(
+    State(state): State<Arc<ServerState>>,
+    Path((token, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Some(fault) = take_fault(&state, FaultTarget::Upload) {
+        let _ = axum::body::to_bytes(body, usize::MAX).await;
+        return faults::respond(&fault, Bytes::from_static(b"{}"));
+    }
+    let Some(id) = id_from_token(&token) else { return error(StatusCode::NOT_FOUND, "unknown upload URL") };
+    let spec = {
+        let pending = state.pending.lock().expect("pending lock");
+        pending.get(&id).and_then(|a| a.files.get(&name).cloned())
+    };
+    let Some(spec) = spec else {
+        return error(StatusCode::NOT_FOUND, format!("no file {name:?} was declared for artifact {id}"));
+    };
+    if let Some(declared) = headers.get("content-md5").and_then(|v| v.to_str().ok())
+        && !spec.md5.is_empty()
+        && declared != spec.md5
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("BadDigest: Content-MD5 {declared} is not the declared {}", spec.md5),
+        );
+    }
+    let store_state = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || store_body(&store_state, &spec, body_reader(body))).await;
+    match outcome {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(response)) => *response,
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")),
+    }
+}
+
+/// Stores a body under its entry digest, checking it against both the entry digest and the declared MD5.
+fn store_body(state: &ServerState, spec: &FileSpec, body: impl Read) -> std::result::Result<(), Box<Response>> {
+    let mut reader = Md5Reader { inner: body, hasher: DigestAlgorithm::Md5.hasher() };
+    match state.store.insert_object(&spec.digest, spec.algorithm, &mut reader) {
+        Ok(_) => {}
+        Err(crate::Error::Cache(io_cache::Error::DigestMismatch { expected, actual, .. })) => {
+            return Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                format!("BadDigest: the body hashes to {actual}, not {expected}"),
+            )));
+        }
+        Err(e) => return Err(Box::new(error(StatusCode::BAD_REQUEST, format!("upload failed: {e}")))),
+    }
+    let md5 = reader.hasher.finalize_b64();
+    if !spec.md5.is_empty() && md5 != spec.md5 {
+        // The entry digest matched (XXH128) but the storage MD5 did not: the client declared a wrong MD5.
+        let _ = state.store.remove_object(&spec.digest, spec.algorithm);
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("BadDigest: the body's MD5 is {md5}, not {}", spec.md5),
+        )));
+    }
+    Ok(())
+}
+
+fn multipart_dir(state: &ServerState, upload: &str) -> Option<PathBuf> {
+    let valid = !upload.is_empty() && upload.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    valid.then(|| state.store.root().join("tmp").join(format!("multipart-{upload}")))
+}
+
+pub(crate) async fn upload_part(
+    State(state): State<Arc<ServerState>>,
+    Path((upload, part)): Path<(String, u32)>,
+    body: Body,
+) -> Response {
+    if let Some(fault) = take_fault(&state, FaultTarget::Upload) {
+        let _ = axum::body::to_bytes(body, usize::MAX).await;
+        return faults::respond(&fault, Bytes::from_static(b"{}"));
+    }
+    let known = state.multipart.lock().expect("multipart lock").get(&upload).map(|u| u.parts);
+    let (Some(parts), Some(dir)) = (known, multipart_dir(&state, &upload)) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown multipart upload {upload:?}"));
+    };
+    if part == 0 || part as usize > parts {
+        return error(StatusCode::BAD_REQUEST, format!("part number {part} is outside 1..={parts}"));
+    }
+    let outcome = tokio::task::spawn_blocking(move || -> io::Result<String> {
+        fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{part}.{}", fastrand::u64(..)));
+        let mut reader = Md5Reader { inner: body_reader(body), hasher: DigestAlgorithm::Md5.hasher() };
+        let result = (|| {
+            io::copy(&mut reader, &mut File::create(&tmp)?)?;
+            fs::rename(&tmp, dir.join(part.to_string()))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        Ok(reader.hasher.finalize_hex())
+    })
+    .await;
+    match outcome {
+        Ok(Ok(hex)) => (StatusCode::OK, [(header::ETAG, format!("\"{hex}\""))]).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store part {part}: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")),
+    }
+}
+
+/// Concatenates the parts of a multipart upload (each checked against its ETag) into the store.
+pub(crate) fn assemble_multipart(
+    state: &ServerState,
+    upload: &str,
+    etags: &[String],
+    spec: &FileSpec,
+) -> std::result::Result<(), String> {
+    let dir = multipart_dir(state, upload).ok_or_else(|| format!("invalid upload id {upload:?}"))?;
+    let result = (|| {
+        let mut readers: Vec<File> = Vec::with_capacity(etags.len());
+        for (i, etag) in etags.iter().enumerate() {
+            let path = dir.join((i + 1).to_string());
+            let mut file = File::open(&path).map_err(|e| format!("part {} was not uploaded: {e}", i + 1))?;
+            let (hex, _) = artifact_core::digest_reader_b64(DigestAlgorithm::Md5, &mut file)
+                .map_err(|e| format!("cannot read part {}: {e}", i + 1))
+                .and_then(|(b64, n)| artifact_core::b64_to_hex(&b64).map(|h| (h, n)).map_err(|e| e.to_string()))?;
+            if &hex != etag {
+                return Err(format!("part {} has ETag {hex}, the client completed it as {etag}", i + 1));
+            }
+            readers.push(File::open(&path).map_err(|e| e.to_string())?);
+        }
+        let chained =
+            readers.into_iter().fold(Box::new(io::empty()) as Box<dyn Read + Send>, |acc, f| Box::new(acc.chain(f)));
+        store_body(state, spec, chained).map_err(|_| format!("the assembled file does not hash to {}", spec.digest))
+    })();
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+pub(crate) async fn upload_manifest(
+    State(state): State<Arc<ServerState>>,
+    Path(token): Path<String>,
+    body: Body,
+) -> Response {
+    if let Some(fault) = take_fault(&state, FaultTarget::Upload) {
+        let _ = axum::body::to_bytes(body, usize::MAX).await;
+        return faults::respond(&fault, Bytes::from_static(b"{}"));
+    }
+    let Some(id) = id_from_token(&token) else { return error(StatusCode::NOT_FOUND, "unknown manifest URL") };
+    let bytes = match axum::body::to_bytes(body, MAX_MANIFEST_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("cannot read the manifest: {e}")),
+    };
+    if let Err(e) = Manifest::from_json(&bytes) {
+        return error(StatusCode::BAD_REQUEST, format!("the manifest does not parse: {e}"));
+    }
+    let mut pending = state.pending.lock().expect("pending lock");
+    match pending.get_mut(&id) {
+        Some(artifact) => {
+            artifact.manifest = Some(bytes.to_vec());
+            StatusCode::OK.into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, format!("artifact {id} is not pending")),
+    }
+}
+
+pub(crate) async fn download_manifest(State(state): State<Arc<ServerState>>, Path(token): Path<String>) -> Response {
+    let Some(id) = id_from_token(&token) else { return error(StatusCode::NOT_FOUND, "unknown manifest URL") };
+    let store_state = state.clone();
+    let bytes = tokio::task::spawn_blocking(move || -> crate::Result<Vec<u8>> {
+        let version = store_state.store.artifact_by_id(&id)?;
+        Ok(store_state.store.manifest(&version)?.to_go_json())
+    })
+    .await;
+    let bytes = match bytes {
+        Ok(Ok(bytes)) => Bytes::from(bytes),
+        Ok(Err(e)) => return error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")),
+    };
+    if let Some(fault) = take_fault(&state, FaultTarget::Download) {
+        return faults::respond(&fault, bytes);
+    }
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+pub(crate) async fn download_object(
+    State(state): State<Arc<ServerState>>,
+    Path((algorithm, hex)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let algorithm = match algorithm.as_str() {
+        "md5" => DigestAlgorithm::Md5,
+        "xxh128" => DigestAlgorithm::Xxh128,
+        _ => return error(StatusCode::NOT_FOUND, format!("unknown digest algorithm {algorithm:?}")),
+    };
+    serve_object(&state, &[algorithm], &hex, &headers).await
+}
+
+/// `GET /artifactsV2/<region>/<entity>/<project>/<collection>/[<id>/]<birth id>/<hex digest>/<name>`: the
+/// SDK's fallback when a file has no direct URL. The body is found by its digest.
+pub(crate) async fn download_v2(
+    State(state): State<Arc<ServerState>>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let segments: Vec<&str> = rest.split('/').collect();
+    let Some(hex) = segments.len().checked_sub(2).and_then(|i| segments.get(i)) else {
+        return error(StatusCode::NOT_FOUND, "malformed artifactsV2 URL");
+    };
+    serve_object(&state, &[DigestAlgorithm::Md5, DigestAlgorithm::Xxh128], hex, &headers).await
+}
+
+async fn serve_object(state: &ServerState, algorithms: &[DigestAlgorithm], hex: &str, headers: &HeaderMap) -> Response {
+    let Ok(digest) = hex_to_b64(hex) else { return error(StatusCode::NOT_FOUND, format!("not a digest: {hex:?}")) };
+    let path = algorithms.iter().filter_map(|a| state.store.object_file(&digest, *a).ok()).find(|p| p.is_file());
+    let Some(path) = path else { return error(StatusCode::NOT_FOUND, format!("no object {hex}")) };
+    if let Some(fault) = take_fault(state, FaultTarget::Download) {
+        let bytes = tokio::fs::read(&path).await.unwrap_or_default();
+        return faults::respond(&fault, Bytes::from(bytes));
+    }
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::NOT_FOUND, format!("no object {hex}: {e}")),
+    };
+    let len = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, len));
+    match range {
+        None => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, len)
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from_stream(ReaderStream::new(file)))
+            .expect("a valid response"),
+        Some(None) => {
+            (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{len}"))]).into_response()
+        }
+        Some(Some((start, end))) => {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            if let Err(e) = file.seek(io::SeekFrom::Start(start)).await {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            }
+            let count = end - start + 1;
+            Response::builder()
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_LENGTH, count)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Body::from_stream(ReaderStream::new(file.take(count))))
+                .expect("a valid response")
+        }
+    }
+}
+
+/// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range of a body of `len` bytes: `None` when not satisfiable.
+fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    let (start, end) = spec.split_once('-')?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            (len.checked_sub(n.min(len))?, len.checked_sub(1)?)
+        }
+        (s, "") => (s.parse().ok()?, len.checked_sub(1)?),
+        (s, e) => (s.parse().ok()?, e.parse::<u64>().ok()?.min(len.checked_sub(1)?)),
+    };
+    (start <= end && end < len).then_some((start, end))
+}
+
+/// Run files (config, summary, requirements) are accepted and dropped: runs are not stored yet beyond their
+/// artifact lineage.
+pub(crate) async fn upload_run_file(Path(path): Path<String>, body: Body) -> Response {
+    let mut stream = body.into_data_stream();
+    let mut bytes = 0usize;
+    while let Ok(Some(chunk)) = stream.try_next().await {
+        bytes += chunk.len();
+    }
+    tracing::debug!(path, bytes, "run file received and dropped");
+    StatusCode::OK.into_response()
+}
+
+pub(crate) async fn file_stream(body: Body) -> Response {
+    let _ = axum::body::to_bytes(body, 64 << 20).await;
+    Json(json!({"exitcode": null, "limits": {}})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-1", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}
