@@ -201,6 +201,34 @@ pub enum Error {
         /// The referenced URI.
         reference: String,
     },
+    /// The server answered a GraphQL operation with errors.
+    #[error("W&B operation {operation} failed: {message}")]
+    Graphql {
+        /// The operation name.
+        operation: String,
+        /// The server's messages, joined.
+        message: String,
+    },
+    /// The server answered with a status that is not retried, or kept failing until retries ran out.
+    #[error("{method} {url} answered {status}: {body}")]
+    HttpStatus {
+        /// The method.
+        method: String,
+        /// The URL, without query string (which may hold credentials).
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// The server's answer lacks something the protocol requires.
+    #[error("unexpected answer to {operation}: {reason}")]
+    Protocol {
+        /// The operation or request.
+        operation: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// An HTTP request failed.
     #[error("HTTP request to {url} failed: {reason}")]
     Http {

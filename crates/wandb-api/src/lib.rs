@@ -40,6 +40,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod client;
 mod download;
 mod error;
 #[cfg(feature = "http-references")]

@@ -3,5 +3,7 @@
 mod download;
 #[cfg(feature = "http-references")]
 mod http_reference;
+#[cfg(feature = "server")]
+mod server;
 mod store;
 mod support;

@@ -1,0 +1,267 @@
+//! Our client against our W&B-compatible server, over real HTTP on loopback: every step of logging, using,
+//! downloading and linking, and every injected fault.
+
+use std::fs;
+use std::time::Duration;
+
+use artifact_core::{AddDirOptions, Artifact, DigestAlgorithm};
+use wandb_api::client::{RemoteDownloadOptions, RemoteLogOptions, RetryPolicy, WandbClient};
+use wandb_api::server::{Fault, FaultTarget, RunningServer, ServerOptions, WandbServer};
+use wandb_api::{EmbeddedStore, Error, ProjectRef};
+
+use crate::support::Fixture;
+
+const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+
+async fn serve(f: &Fixture, options: ServerOptions) -> RunningServer {
+    let store = EmbeddedStore::open(f.store.root()).unwrap();
+    WandbServer::bind(store, "127.0.0.1:0".parse().unwrap(), options).await.unwrap().spawn()
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        min_wait: Duration::from_millis(10),
+        max_wait: Duration::from_millis(50),
+        deadline: Some(Duration::from_secs(60)),
+        ..RetryPolicy::default()
+    }
+}
+
+fn client(server: &RunningServer) -> WandbClient {
+    WandbClient::with_options(server.base_url(), Some(KEY.to_owned()), Default::default(), fast_retries()).unwrap()
+}
+
+fn files(f: &Fixture) -> std::path::PathBuf {
+    f.dir(
+        "data",
+        &[
+            ("train/a.csv", b"x,y\n1,2\n"),
+            ("empty.txt", b""),
+            ("unicode-\u{e9}\u{e8} name.txt", b"caf\xc3\xa9\n"),
+            ("deep/er/b.bin", &[7u8; 3000]),
+        ],
+    )
+}
+
+fn dataset(name: &str, dir: &std::path::Path, algorithm: DigestAlgorithm) -> Artifact {
+    let mut a = Artifact::new(name, "dataset").unwrap();
+    a.set_digest_algorithm(algorithm).unwrap();
+    a.set_description(Some("desc".into()));
+    a.set_metadata(serde_json::json!({"k": 1})).unwrap();
+    a.add_dir(dir, AddDirOptions::default()).unwrap();
+    a
+}
+
+fn tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn download_options(f: &Fixture, cache: &str) -> RemoteDownloadOptions {
+    RemoteDownloadOptions { cache: Some(io_cache::ContentCache::new(f.path(cache))), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_dedup_use_download_and_link_round_trip() {
+    let f = Fixture::new();
+    let server = serve(&f, ServerOptions { api_key: Some(KEY.into()), ..Default::default() }).await;
+    let client = client(&server);
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let dir = files(&f);
+    client.upsert_run(&project, "run1", Some("train")).await.unwrap();
+
+    let art = dataset("my-ds", &dir, DigestAlgorithm::Md5);
+    let options = RemoteLogOptions { aliases: vec!["best".into()], run_id: Some("run1".into()), ..Default::default() };
+    let logged = client.log_artifact(&project, &art, &options).await.unwrap();
+    assert!(logged.created);
+    assert_eq!(logged.version.qualified_name(), "my-ds:v0");
+    assert_eq!(logged.version.digest, art.digest());
+    assert_eq!(logged.version.aliases, ["best", "latest"]);
+    assert_eq!(logged.version.metadata["k"], 1);
+    assert_eq!(logged.uploaded_files, 4);
+    // The store now holds what a local log would: same digest, manifest with birth ids.
+    let stored = f.store.artifact(&project, "my-ds", "best").unwrap();
+    assert_eq!(stored.digest, art.digest());
+    assert_eq!(stored.created_by.as_deref(), Some("run1"));
+
+    // Identical content: dedup, nothing uploaded, the new alias lands on v0.
+    let again = RemoteLogOptions { aliases: vec!["again".into()], ..Default::default() };
+    let deduped = client.log_artifact(&project, &art, &again).await.unwrap();
+    assert!(!deduped.created);
+    assert_eq!(deduped.uploaded_files, 0);
+    assert_eq!(deduped.version.id, logged.version.id);
+    assert_eq!(f.store.artifact(&project, "my-ds", "again").unwrap().version_index, 0);
+
+    // A second version re-uploads only the changed body (the server has the others).
+    fs::write(dir.join("train/a.csv"), b"x,y\n3,4\n").unwrap();
+    let v1 = client
+        .log_artifact(&project, &dataset("my-ds", &dir, DigestAlgorithm::Md5), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(v1.version.version_index, 1);
+    assert_eq!((v1.uploaded_files, v1.skipped_files), (1, 3));
+
+    // Resolve by alias, download through a fresh cache: the bytes of v0, names with spaces and accents included.
+    let version = client.artifact(&project, "my-ds", "best").await.unwrap();
+    assert_eq!(version.version_index, 0);
+    let out = f.path("out");
+    let (_, report) = client.download(&version, &out, &download_options(&f, "cache")).await.unwrap();
+    assert_eq!(report.fetched, 4);
+    fs::write(dir.join("train/a.csv"), b"x,y\n1,2\n").unwrap();
+    assert_eq!(tree(&out), tree(&dir));
+    // Again into another directory: every body from the cache.
+    let (_, report) = client.download(&version, &f.path("out2"), &download_options(&f, "cache")).await.unwrap();
+    assert_eq!((report.fetched, report.from_cache), (0, 4));
+
+    // Use records the lineage; link makes a portfolio with its own versions and aliases.
+    client.upsert_run(&project, "run2", None).await.unwrap();
+    client.use_artifact(&project, "run2", &version).await.unwrap();
+    let lineage = f.store.lineage(&f.store.artifact(&project, "my-ds", "v0").unwrap()).unwrap();
+    assert_eq!(lineage.used_by.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["run2"]);
+    let linked = client.link(&version, "ent/proj/portfolio-x", &project, &["prod".into()]).await.unwrap();
+    assert_eq!(linked.qualified_name(), "portfolio-x:v0");
+    assert_eq!(linked.aliases, ["latest", "prod"]);
+    assert_eq!(linked.linked_from.as_deref(), Some("ent/proj/my-ds:v0"));
+    let linked_v1 = client.link(&v1.version, "portfolio-x", &project, &["prod".into()]).await.unwrap();
+    assert_eq!(linked_v1.version_index, 1);
+    assert_eq!(client.artifact(&project, "portfolio-x", "prod").await.unwrap().id, v1.version.id);
+    // Downloading through the portfolio gives the source's files.
+    let (_, report) = client.download(&linked, &f.path("out3"), &download_options(&f, "cache")).await.unwrap();
+    assert_eq!(report.files, 4);
+
+    // A registry target resolves the organisation entity first.
+    let registry = client.link(&version, "wandb-registry-model/mnist", &project, &[]).await.unwrap();
+    assert_eq!((registry.entity.as_str(), registry.project.as_str()), ("ent", "wandb-registry-model"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xxh128_is_kept_when_allowed_and_replaced_by_md5_when_not() {
+    let f = Fixture::new();
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let dir = files(&f);
+    let art = dataset("xx", &dir, DigestAlgorithm::Xxh128);
+
+    let server = serve(&f, ServerOptions::default()).await;
+    let logged = client(&server).log_artifact(&project, &art, &Default::default()).await.unwrap();
+    assert_eq!(logged.version.digest_algorithm, "MANIFEST_XXH128");
+    assert_eq!(logged.version.digest, art.digest());
+    assert!(logged.manifest.entries().all(|(_, e)| e.digest_algorithm() == DigestAlgorithm::Xxh128));
+    let (_, report) =
+        client(&server).download(&logged.version, &f.path("out"), &download_options(&f, "c")).await.unwrap();
+    assert_eq!(report.fetched, 4);
+    server.shutdown().await;
+
+    let server = serve(&f, ServerOptions { xxhash_digests_enabled: false, ..Default::default() }).await;
+    let logged = client(&server)
+        .log_artifact(&project, &dataset("md", &dir, DigestAlgorithm::Xxh128), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(logged.version.digest_algorithm, "MANIFEST_MD5");
+    assert_eq!(logged.version.digest, dataset("md", &dir, DigestAlgorithm::Md5).digest());
+    assert!(logged.manifest.entries().all(|(_, e)| e.extra.get("alg").is_none()));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_files_go_up_in_parts() {
+    let f = Fixture::new();
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let big: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+    let dir = f.dir("big", &[("model.bin", &big), ("small.txt", b"s")]);
+    let server = serve(&f, ServerOptions::default()).await;
+    let options = RemoteLogOptions { multipart_threshold: 1 << 20, part_size: 1 << 20, ..Default::default() };
+    let art = dataset("big", &dir, DigestAlgorithm::Md5);
+    let logged = client(&server).log_artifact(&project, &art, &options).await.unwrap();
+    assert_eq!(logged.uploaded_files, 2);
+    let object = f.store.object_path(art.manifest().get("model.bin").unwrap()).unwrap();
+    assert_eq!(fs::read(object).unwrap(), big);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_are_retried_and_expired_urls_replaced() {
+    let f = Fixture::new();
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let dir = files(&f);
+    let server = serve(&f, ServerOptions::default()).await;
+    let faults = server.faults();
+    faults.inject(FaultTarget::GraphQl(Some("CreateArtifactFiles".into())), Fault::Status(503), 2);
+    faults.inject(
+        FaultTarget::GraphQl(Some("CommitArtifact".into())),
+        Fault::TooManyRequests { retry_after_seconds: 1 },
+        1,
+    );
+    faults.inject(FaultTarget::Upload, Fault::Status(500), 1);
+    faults.inject(FaultTarget::Upload, Fault::Forbidden, 1);
+    let started = std::time::Instant::now();
+    let logged = client(&server)
+        .log_artifact(&project, &dataset("d", &dir, DigestAlgorithm::Md5), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(faults.pending(), 0, "every fault happened");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
+    assert_eq!(logged.uploaded_files, 4);
+
+    faults.inject(FaultTarget::Download, Fault::CutBody, 2);
+    faults.inject(FaultTarget::Download, Fault::Forbidden, 1);
+    faults.inject(FaultTarget::Download, Fault::Status(502), 1);
+    let out = f.path("out");
+    client(&server).download(&logged.version, &out, &download_options(&f, "c")).await.unwrap();
+    assert_eq!(faults.pending(), 0);
+    assert_eq!(tree(&out), tree(&dir));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_errors_fail_at_once_and_never_show_the_key() {
+    let f = Fixture::new();
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let dir = files(&f);
+    let server = serve(&f, ServerOptions { api_key: Some(KEY.into()), ..Default::default() }).await;
+
+    let wrong =
+        WandbClient::with_options(server.base_url(), Some("wrong-key-123".into()), Default::default(), fast_retries())
+            .unwrap();
+    let err = wrong.artifact(&project, "nope", "latest").await.unwrap_err();
+    assert!(matches!(err, Error::HttpStatus { status: 401, .. }), "{err}");
+    assert!(!err.to_string().contains("wrong-key-123"), "{err}");
+    assert!(!format!("{wrong:?}").contains("wrong-key-123"));
+
+    let client = client(&server);
+    server.faults().inject(FaultTarget::GraphQl(Some("CreateArtifact".into())), Fault::Status(400), 1);
+    let err = client
+        .log_artifact(&project, &dataset("d", &dir, DigestAlgorithm::Md5), &Default::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::HttpStatus { status: 400, .. }), "{err}");
+
+    let err = client.artifact(&project, "missing", "latest").await.unwrap_err();
+    assert!(matches!(err, Error::ProjectNotFound { .. }), "{err}");
+    client.log_artifact(&project, &dataset("d", &dir, DigestAlgorithm::Md5), &Default::default()).await.unwrap();
+    let err = client.artifact(&project, "missing", "latest").await.unwrap_err();
+    assert_eq!(err.to_string(), "artifact membership 'missing:latest' not found in 'ent/proj'");
+    let mut model = Artifact::new("d", "model").unwrap();
+    model.add_dir(&dir, AddDirOptions::default()).unwrap();
+    let err = client.log_artifact(&project, &model, &Default::default()).await.unwrap_err();
+    assert!(matches!(err, Error::TypeConflict { .. }), "{err}");
+
+    // Retries run out: the error says how often it tried.
+    server.faults().inject(FaultTarget::GraphQl(None), Fault::Status(503), 100);
+    let err = client.artifact(&project, "d", "latest").await.unwrap_err();
+    assert!(err.to_string().contains("gave up after 20 attempts"), "{err}");
+    server.shutdown().await;
+}
