@@ -24,8 +24,10 @@ commands:
   bench sweep [--check] [--runs N] [--dir DIR]
         time `cache sweep` removing 100,000 expired files in 1,000 dirs, and scanning them when nothing has
         expired, next to CPython running dagster-wandb's loop; --check fails when removing takes over 1 s
-  interop
-        compare manifests and digests with the real wandb 0.31.0 SDK (installed from PyPI into target/interop/venv)
+  interop [manifests|outputs|wandb]
+        compare with the real Python packages (PyPI, pinned, in target/interop/venv): manifests and digests
+        with wandb 0.31.0; step outputs with pickle, dill, cloudpickle, joblib, msgpack; and the wire protocol,
+        the real wandb client and our CLI each downloading what the other logged through `dagster-wandb server`
   tidy  check workspace conventions (also run by `cargo test`)
   ci    run what CI runs: fmt, clippy, tests, docs, publish dry-run, tidy, the example
 ";
@@ -43,7 +45,7 @@ fn main() -> Result<()> {
                 bail!("tidy found problems:\n  {}", problems.join("\n  "))
             }
         }
-        Some("interop") => interop::run(),
+        Some("interop") => interop::run(args.get(1).map(String::as_str)),
         Some("ci") => ci(),
         Some("-h" | "--help" | "help") | None => {
             say(USAGE);

@@ -548,3 +548,109 @@ fn cleanup_and_sweep_never_break_concurrent_downloads() {
         assert!(read_tree(&storage).iter().all(|(p, _)| !p.contains(".dwtmp-")));
     }
 }
+
+/// `dagster-wandb server` on a free port, killed when dropped.
+struct ServerProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(env: &Env, api_key: &str) -> ServerProcess {
+    use std::io::BufRead;
+    let mut child = env
+        .command()
+        .args(["server", "--port", "0", "--api-key", api_key, "--store"])
+        .arg(env.path("served-store"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = std::io::BufReader::new(stdout)
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| line.strip_prefix("WANDB_BASE_URL=").map(str::to_owned))
+        .expect("the server prints its URL");
+    ServerProcess { child, url }
+}
+
+#[test]
+fn put_get_and_link_through_the_server_and_on_the_store() {
+    let env = Env::new();
+    let dir = vector_tree(&env);
+    let server = start_server(&env, "secret-key-1");
+    let remote = |args: &[&str]| {
+        let out = env
+            .command()
+            .env("WANDB_BASE_URL", &server.url)
+            .env("WANDB_API_KEY", "secret-key-1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let put = remote(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "--name",
+        "ent/proj/my-ds",
+        "--type",
+        "dataset",
+        "--alias",
+        "best",
+        "--json",
+    ]);
+    assert_eq!((put["version"].as_str(), put["created"].as_bool()), (Some("v0"), Some(true)));
+    let again =
+        remote(&["artifact", "put", dir.to_str().unwrap(), "--name", "ent/proj/my-ds", "--type", "dataset", "--json"]);
+    assert_eq!(again["created"], false);
+
+    let root = env.path("from-server");
+    let get = remote(&["artifact", "get", "ent/proj/my-ds:best", "--root", root.to_str().unwrap(), "--json"]);
+    assert_eq!(get["digest"], put["digest"]);
+    assert_eq!(read_tree(&root), read_tree(&dir));
+
+    let linked =
+        remote(&["artifact", "link", "ent/proj/my-ds:best", "ent/proj/portfolio-x", "--alias", "prod", "--json"]);
+    assert_eq!(linked["linked_from"], "ent/proj/my-ds:v0");
+    assert_eq!(linked["aliases"], serde_json::json!(["latest", "prod"]));
+
+    // The served store is an ordinary embedded store: the file:// backend reads what the server wrote.
+    let store_url = format!("file://{}", env.path("served-store").display());
+    let local = env
+        .command()
+        .env("WANDB_BASE_URL", &store_url)
+        .args(["artifact", "get", "ent/proj/portfolio-x:prod", "--json", "--root"])
+        .arg(env.path("local"))
+        .output()
+        .unwrap();
+    assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stderr));
+    assert_eq!(read_tree(&env.path("local")), read_tree(&dir));
+
+    // Linking on the embedded store works the same way.
+    let put = env.json(&["artifact", "put", dir.to_str().unwrap(), "--name", "m", "--type", "model", "--json"]);
+    let linked = env.json(&["artifact", "link", "m:v0", "registry-model", "--alias", "staging", "--json"]);
+    assert_eq!((linked["name"].as_str(), linked["digest"].as_str()), (Some("registry-model"), put["digest"].as_str()));
+    let err = env.error(&["artifact", "link", "m:v0", "m"]);
+    assert!(err.contains("is an artifact collection, not a portfolio"), "{err}");
+
+    // A wrong key is refused, and the refusal does not echo it.
+    let out = env
+        .command()
+        .env("WANDB_BASE_URL", &server.url)
+        .env("WANDB_API_KEY", "not-the-key-42")
+        .args(["artifact", "get", "ent/proj/my-ds"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains("not-the-key-42"), "{stderr}");
+}

@@ -1,12 +1,14 @@
 //! `cargo xtask interop`: our artifacts and step outputs against the real Python packages.
 //!
 //! A virtualenv with pinned packages from PyPI (`wandb`, `dill`, `cloudpickle`, `joblib`, `msgpack`) is created once
-//! under `target/interop/venv` and reused. Two suites run: `manifests` (our manifests and digests against the
-//! wandb SDK, both ways) and `outputs` (step outputs written by Rust load in the Python modules to the same values,
-//! and what the Python modules write decodes in Rust to the same values).
+//! under `target/interop/venv` and reused. Three suites run: `manifests` (our manifests and digests against the
+//! wandb SDK, both ways), `outputs` (step outputs written by Rust load in the Python modules to the same values,
+//! and what the Python modules write decodes in Rust to the same values) and `wandb` (the real client and ours
+//! against `dagster-wandb server`, each downloading what the other logged).
 
 mod manifests;
 mod outputs;
+mod wire;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,12 @@ pub(crate) const WANDB_VERSION: &str = "0.31.0";
 const PACKAGES: &[(&str, &str)] =
     &[("wandb", WANDB_VERSION), ("dill", "0.4.1"), ("cloudpickle", "3.1.2"), ("joblib", "1.6.0"), ("msgpack", "1.2.4")];
 
-pub(crate) fn run() -> Result<()> {
+/// Runs every suite, or the one named (`manifests`, `outputs`, `wandb`).
+pub(crate) fn run(suite: Option<&str>) -> Result<()> {
+    let wanted = |name: &str| suite.is_none_or(|s| s == name);
+    if let Some(other) = suite.filter(|s| !["manifests", "outputs", "wandb"].contains(s)) {
+        bail!("unknown interop suite {other:?}: expected manifests, outputs or wandb");
+    }
     let python = venv_python()?;
     let mut build = cargo();
     build.args(["build", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
@@ -32,8 +39,15 @@ pub(crate) fn run() -> Result<()> {
     let cli = project_root().join("target/debug/dagster-wandb");
 
     let mut results = Comparisons::default();
-    manifests::run(&python, &cli, &mut results)?;
-    outputs::run(&python, &cli, &mut results)?;
+    if wanted("manifests") {
+        manifests::run(&python, &cli, &mut results)?;
+    }
+    if wanted("outputs") {
+        outputs::run(&python, &cli, &mut results)?;
+    }
+    if wanted("wandb") {
+        wire::run(&python, &cli, &mut results)?;
+    }
     if !results.failures.is_empty() {
         bail!(
             "{} of {} comparisons differ:\n{}",

@@ -7,11 +7,14 @@ use artifact_core::{
     AddDirOptions, AddFileOptions, Artifact, ArtifactAddress, DigestAlgorithm, DigestMemo, parse_metadata_json,
 };
 use clap::Subcommand;
-use wandb_api::{DownloadOptions, LogOptions, ProjectRef, RunOptions, default_download_root, download};
+use wandb_api::client::RemoteLogOptions;
+use wandb_api::{
+    ArtifactVersion, BaseUrl, DownloadOptions, LogOptions, ProjectRef, RunOptions, default_download_root, download,
+};
 
 use super::output::{ArtifactJson, human_size, notice, print_json, print_line, raw_manifest};
 use super::progress::stderr_progress;
-use super::{Backend, CliError, CliResult, absolute, content_cache};
+use super::{Backend, CliError, CliResult, Remote, absolute, content_cache};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ArtifactCommand {
@@ -58,6 +61,19 @@ pub(crate) enum ArtifactCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Link a version to a portfolio or a registry collection, as `artifact.link()` does.
+    Link {
+        /// NAME[:ALIAS_OR_VERSION] of the version to link (PROJECT/ and ENTITY/ prefixes allowed).
+        name: String,
+        /// [[ENTITY/]PROJECT/]COLLECTION, or wandb-registry-<REGISTRY>/<COLLECTION> for a registry.
+        target: String,
+        /// An alias for the linked version in the target (repeatable).
+        #[arg(long = "alias", short = 'a', value_name = "ALIAS")]
+        aliases: Vec<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the artifacts of the project with their latest versions.
     Ls {
         /// Only artifacts of this type.
@@ -98,6 +114,7 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
             put(backend, &request)
         }
         ArtifactCommand::Get { name, root, json } => get(backend, name, root.as_deref(), *json),
+        ArtifactCommand::Link { name, target, aliases, json } => link(backend, name, target, aliases, *json),
         ArtifactCommand::Ls { artifact_type, json } => ls(backend, artifact_type.as_deref(), *json),
     }
 }
@@ -193,25 +210,50 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
         ));
     }
 
-    let store = backend.settings()?.open_store()?;
+    let settings = backend.settings()?;
+    if let BaseUrl::Server(url) = &settings.base_url {
+        let remote = Remote::connect(url)?;
+        let run_id = random_run_id();
+        let logged = remote.block_on(async {
+            remote.client.upsert_run(&project, &run_id, Some("cli_put")).await?;
+            let options = RemoteLogOptions {
+                aliases: request.aliases.to_vec(),
+                run_id: Some(run_id.clone()),
+                progress,
+                ..Default::default()
+            };
+            remote.client.log_artifact(&project, &artifact, &options).await
+        })?;
+        return report_put(&logged.version, &logged.manifest, logged.created, request.json, url);
+    }
+    let store = settings.open_store()?;
     store.check_type(&project, artifact.name(), artifact.artifact_type())?;
     let run = store.create_run(&project, RunOptions { job_type: Some("cli_put".to_owned()), ..Default::default() })?;
     let options = LogOptions { aliases: request.aliases.to_vec(), run_id: Some(run.id), progress };
     let logged = store.log_artifact(&project, &artifact, &options)?;
-    let version = &logged.version;
-    if !logged.created {
+    report_put(&logged.version, &logged.manifest, logged.created, request.json, &store.root().display().to_string())
+}
+
+/// What `put` prints: the version, or the existing one when the content was already the latest.
+fn report_put(
+    version: &ArtifactVersion,
+    manifest: &artifact_core::Manifest,
+    created: bool,
+    json: bool,
+    backend: &str,
+) -> CliResult {
+    if !created {
         notice(&format!(
             "Artifact \"{}\" already exists with the same content. No new version will be created.",
             version.name
         ));
     }
-    if request.json {
-        let created = Some(logged.created);
-        return print_json(&ArtifactJson { created, ..ArtifactJson::for_version(version, &logged.manifest)? });
+    if json {
+        return print_json(&ArtifactJson { created: Some(created), ..ArtifactJson::for_version(version, manifest)? });
     }
     print_line(&format!(
         "{} {}/{}/{} ({}): {} files, {}, digest {}, aliases {} [{}]",
-        if logged.created { "Logged" } else { "Unchanged" },
+        if created { "Logged" } else { "Unchanged" },
         version.entity,
         version.project,
         version.qualified_name(),
@@ -220,24 +262,45 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
         human_size(version.size),
         version.digest,
         version.aliases.join(", "),
-        store.root().display()
+        backend
     ))
+}
+
+/// Eight lowercase letters and digits, as the SDK's run ids.
+fn random_run_id() -> String {
+    std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect()
 }
 
 fn get(backend: &Backend, name: &str, root: Option<&std::path::Path>, json: bool) -> CliResult {
     let address = ArtifactAddress::parse(name)?;
     let project = project_of(backend, &address)?;
-    let store = backend.settings()?.open_store()?;
-    let version = store.artifact(&project, &address.name, address.alias.as_deref().unwrap_or("latest"))?;
-    let manifest = store.manifest(&version)?;
-    let root = match root {
-        Some(root) => absolute(root)?,
-        None => default_download_root(&version.name, &version.version())?,
+    let selector = address.alias.as_deref().unwrap_or("latest");
+    let settings = backend.settings()?;
+    let root_for = |version: &ArtifactVersion| match root {
+        Some(root) => absolute(root),
+        None => Ok(default_download_root(&version.name, &version.version())?),
     };
     let cache = content_cache();
     let memo = cache.as_ref().map(|c| Arc::new(c.digest_memo()) as Arc<dyn DigestMemo>);
     let options = DownloadOptions { cache, memo, progress: stderr_progress(), ..Default::default() };
-    let report = download(&store, &manifest, &root, &options)?;
+    let (version, manifest, report) = match &settings.base_url {
+        BaseUrl::Server(url) => {
+            let remote = Remote::connect(url)?;
+            remote.block_on(async {
+                let version = remote.client.artifact(&project, &address.name, selector).await?;
+                let root = root_for(&version)?;
+                let (manifest, report) = remote.client.download(&version, &root, &options).await?;
+                Ok::<_, CliError>((version, manifest, report))
+            })?
+        }
+        BaseUrl::Embedded(_) => {
+            let store = settings.open_store()?;
+            let version = store.artifact(&project, &address.name, selector)?;
+            let manifest = store.manifest(&version)?;
+            let report = download(&store, &manifest, &root_for(&version)?, &options)?;
+            (version, manifest, report)
+        }
+    };
     if json {
         return print_json(&ArtifactJson {
             download: Some(&report),
@@ -257,9 +320,61 @@ fn get(backend: &Backend, name: &str, root: Option<&std::path::Path>, json: bool
     ))
 }
 
+fn link(backend: &Backend, name: &str, target: &str, aliases: &[String], json: bool) -> CliResult {
+    let address = ArtifactAddress::parse(name)?;
+    let project = project_of(backend, &address)?;
+    let selector = address.alias.as_deref().unwrap_or("latest");
+    let settings = backend.settings()?;
+    let default = ProjectRef::new(&settings.entity, &settings.project)?;
+    let linked = match &settings.base_url {
+        BaseUrl::Server(url) => {
+            let remote = Remote::connect(url)?;
+            remote.block_on(async {
+                let version = remote.client.artifact(&project, &address.name, selector).await?;
+                Ok::<_, CliError>(remote.client.link(&version, target, &default, aliases).await?)
+            })?
+        }
+        BaseUrl::Embedded(_) => {
+            let store = settings.open_store()?;
+            let version = store.artifact(&project, &address.name, selector)?;
+            let (target_project, collection) = link_target(target, &default)?;
+            store.link_version(&version, &target_project, &collection, aliases)?
+        }
+    };
+    if json {
+        return print_json(&linked);
+    }
+    print_line(&format!(
+        "Linked {} -> {}/{}/{} [{}]",
+        linked.linked_from.as_deref().unwrap_or(name),
+        linked.entity,
+        linked.project,
+        linked.qualified_name(),
+        linked.aliases.join(", ")
+    ))
+}
+
+/// `[[ENTITY/]PROJECT/]COLLECTION` against the defaults. On the embedded store a registry's organisation is
+/// the entity itself, as the server answers.
+fn link_target(target: &str, default: &ProjectRef) -> CliResult<(ProjectRef, String)> {
+    let parts: Vec<&str> = target.split('/').collect();
+    let (entity, project, collection) = match parts.as_slice() {
+        [collection] => (default.entity(), default.project(), *collection),
+        [project, collection] => (default.entity(), *project, *collection),
+        [entity, project, collection] => (*entity, *project, *collection),
+        _ => return Err(CliError::Usage(format!("link target {target:?} is not [[ENTITY/]PROJECT/]COLLECTION"))),
+    };
+    Ok((ProjectRef::new(entity, project)?, collection.to_owned()))
+}
+
 fn ls(backend: &Backend, artifact_type: Option<&str>, json: bool) -> CliResult {
     let settings = backend.settings()?;
     let project = ProjectRef::new(&settings.entity, &settings.project)?;
+    if let BaseUrl::Server(url) = &settings.base_url {
+        return Err(CliError::Usage(format!(
+            "artifact ls is not available against a W&B server ({url}) yet: the listing query of the real server is not known; use the W&B UI or `wandb.Api().artifact_collections()`"
+        )));
+    }
     let store = settings.open_store()?;
     let collections = store.collections(&project, artifact_type)?;
     if json {

@@ -138,6 +138,32 @@ fn init_logging() {
         .init();
 }
 
+/// A W&B server and the runtime its async client runs on.
+pub(crate) struct Remote {
+    pub(crate) client: wandb_api::client::WandbClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Remote {
+    /// A client of `url` with `WANDB_API_KEY` and `WANDB_X_EXTRA_HTTP_HEADERS`.
+    pub(crate) fn connect(url: &str) -> CliResult<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+        let api_key = std::env::var("WANDB_API_KEY").ok().filter(|k| !k.is_empty());
+        let client = wandb_api::client::WandbClient::with_env_headers(url, api_key)?;
+        Ok(Remote { client, runtime })
+    }
+
+    pub(crate) fn block_on<T, E: Into<CliError>>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, E>>,
+    ) -> CliResult<T> {
+        self.runtime.block_on(future).map_err(Into::into)
+    }
+}
+
 /// The cache the SDK would use, or none when it cannot be located.
 fn content_cache() -> Option<io_cache::ContentCache> {
     io_cache::ContentCache::from_env().ok()

@@ -59,13 +59,14 @@ impl WandbClient {
         loop {
             attempt += 1;
             // The URL is asked for afresh each time: presigned URLs expire.
-            let data = self.graphql("FetchArtifactManifest", queries::FETCH_MANIFEST, json!({"id": version.id})).await?;
-            let url = data
-                .pointer("/artifact/currentManifest/file/directUrl")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::Protocol {
-                    operation: "FetchArtifactManifest".to_owned(),
-                    reason: format!("no manifest URL for {}", version.qualified_name()),
+            let data =
+                self.graphql("FetchArtifactManifest", queries::FETCH_MANIFEST, json!({"id": version.id})).await?;
+            let url =
+                data.pointer("/artifact/currentManifest/file/directUrl").and_then(Value::as_str).ok_or_else(|| {
+                    Error::Protocol {
+                        operation: "FetchArtifactManifest".to_owned(),
+                        reason: format!("no manifest URL for {}", version.qualified_name()),
+                    }
                 })?;
             let fetched = match self.transport.send(Method::GET, url, None, Ok).await {
                 Ok(response) => {

@@ -64,11 +64,19 @@ impl WandbClient {
     pub fn from_env() -> Result<Self> {
         let base_url = std::env::var("WANDB_BASE_URL").unwrap_or_else(|_| "https://api.wandb.ai".to_owned());
         let api_key = std::env::var("WANDB_API_KEY").ok().filter(|k| !k.is_empty());
+        Self::with_env_headers(&base_url, api_key)
+    }
+
+    /// A client of `base_url` with the extra headers of `WANDB_X_EXTRA_HTTP_HEADERS`.
+    ///
+    /// # Errors
+    /// Malformed extra headers; see [`WandbClient::new`].
+    pub fn with_env_headers(base_url: &str, api_key: Option<String>) -> Result<Self> {
         let extra = match std::env::var("WANDB_X_EXTRA_HTTP_HEADERS") {
             Ok(json) if !json.trim().is_empty() => extra_headers(&json)?,
             _ => HeaderMap::new(),
         };
-        Self::with_options(&base_url, api_key, extra, RetryPolicy::default())
+        Self::with_options(base_url, api_key, extra, RetryPolicy::default())
     }
 
     /// A client with extra headers on every request and its own retry policy.

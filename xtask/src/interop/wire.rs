@@ -1,0 +1,221 @@
+//! The W&B wire protocol against the real `wandb` 0.31.0 client: `dagster-wandb server` serves a fresh embedded
+//! store; the Python client logs, downloads and links through it, and so does our CLI, each reading what the
+//! other wrote. Trees are compared byte for byte (MD5 per file), digests exactly.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+
+use super::Comparisons;
+use crate::project_root;
+
+const API_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// The server process, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(cli: &Path, store: &Path) -> Result<Server> {
+    let mut child = Command::new(cli)
+        .args(["server", "--port", "0", "--api-key", API_KEY, "--default-entity", "ent", "--store"])
+        .arg(store)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting dagster-wandb server")?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut server = Server { child, url: String::new() };
+    for line in BufReader::new(stdout).lines() {
+        if let Some(url) = line?.strip_prefix("WANDB_BASE_URL=") {
+            server.url = url.to_owned();
+            return Ok(server);
+        }
+    }
+    bail!("dagster-wandb server printed no URL")
+}
+
+struct Sides<'a> {
+    python: &'a Path,
+    cli: &'a Path,
+    work: PathBuf,
+    url: String,
+}
+
+impl Sides<'_> {
+    fn env(&self, command: &mut Command, cache: &str) {
+        let home = self.work.join("home");
+        command
+            .env("WANDB_BASE_URL", &self.url)
+            .env("WANDB_API_KEY", API_KEY)
+            .env("WANDB_ENTITY", "ent")
+            .env("WANDB_PROJECT", "proj")
+            .env("WANDB_DIR", &home)
+            .env("WANDB_DATA_DIR", home.join("data"))
+            .env("WANDB_CONFIG_DIR", home.join("config"))
+            .env("HOME", &home)
+            .env("WANDB_CACHE_DIR", self.work.join(cache))
+            .env_remove("WANDB_MODE");
+    }
+
+    fn python(&self, args: &[&str], cache: &str) -> Result<Value> {
+        let mut command = Command::new(self.python);
+        command.arg(project_root().join("xtask/interop/wire.py")).args(args).stdout(Stdio::piped());
+        self.env(&mut command, cache);
+        let out = command.output()?;
+        ensure!(out.status.success(), "wire.py {} failed", args.join(" "));
+        let text = String::from_utf8(out.stdout)?;
+        Ok(serde_json::from_str(text.lines().last().unwrap_or("null"))?)
+    }
+
+    fn cli(&self, args: &[&str], cache: &str) -> Result<Value> {
+        let mut command = Command::new(self.cli);
+        command.arg("artifact").args(args).arg("--json").stdout(Stdio::piped());
+        self.env(&mut command, cache);
+        let out = command.output()?;
+        ensure!(out.status.success(), "dagster-wandb artifact {} failed", args.join(" "));
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+fn fixture(dir: &Path) -> Result<()> {
+    let files: &[(&str, &[u8])] = &[
+        ("train/a.csv", b"x,y\n1,2\n3,4\n"),
+        ("empty.txt", b""),
+        ("unicode-\u{e9}\u{e8} name.txt", "caf\u{e9} cr\u{e8}me\n".as_bytes()),
+        ("deep/er/still/b.bin", &[0xA5; 70_000]),
+        ("spaces in dir/file with spaces.json", b"{\"k\": [1, 2]}\n"),
+    ];
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().expect("nested"))?;
+        fs::write(path, bytes)?;
+    }
+    Ok(())
+}
+
+/// Relative path -> hex MD5 of every file under `root`.
+fn tree(root: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
+                let digest = artifact_core::digest_bytes_b64(artifact_core::DigestAlgorithm::Md5, &fs::read(&path)?);
+                out.insert(relative, artifact_core::b64_to_hex(&digest)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn json_tree(value: &Value) -> BTreeMap<String, String> {
+    value
+        .get("files")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())).collect())
+        .unwrap_or_default()
+}
+
+pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Result<()> {
+    let work = project_root().join("target/interop/work/wire");
+    let _ = fs::remove_dir_all(&work);
+    let data = work.join("data");
+    fixture(&data)?;
+    let expected = tree(&data)?;
+    let server = start_server(cli, &work.join("store"))?;
+    let sides = Sides { python, cli, work: work.clone(), url: server.url.clone() };
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+
+    // Python logs (MD5 and XXH128); our CLI downloads with an empty cache.
+    for (name, algorithm) in [("py-md5", "MD5"), ("py-xxh", "XXH128")] {
+        let logged = sides.python(&["log", &path(&data), name, algorithm, "py"], "cache-py")?;
+        let root = work.join(format!("cli-get-{name}"));
+        let got = sides
+            .cli(&["get", &format!("ent/proj/{name}:py"), "--root", &path(&root)], &format!("cache-cli-{name}"))?;
+        results.record(
+            &format!("wire: Python logs {algorithm}, our CLI downloads the same digest"),
+            got["digest"] == logged["digest"],
+            || format!("python {} ours {}", logged["digest"], got["digest"]),
+        );
+        let ours = tree(&root)?;
+        results.record(
+            &format!("wire: Python logs {algorithm}, our CLI downloads identical bytes"),
+            ours == expected,
+            || format!("expected {expected:?}\n  got {ours:?}"),
+        );
+    }
+
+    // Our CLI logs; Python downloads (and verifies) with an empty cache.
+    for (name, algorithm) in [("rs-md5", "md5"), ("rs-xxh", "xxh128")] {
+        let logged = sides.cli(
+            &[
+                "put",
+                &path(&data),
+                "--name",
+                &format!("ent/proj/{name}"),
+                "--type",
+                "dataset",
+                "--alias",
+                "rs",
+                "--digest",
+                algorithm,
+            ],
+            "cache-cli",
+        )?;
+        let root = work.join(format!("py-get-{name}"));
+        let got = sides.python(&["get", &format!("ent/proj/{name}:rs"), &path(&root)], &format!("cache-py-{name}"))?;
+        results.record(
+            &format!("wire: our CLI logs {algorithm}, Python downloads and verifies the same digest"),
+            got["digest"] == logged["digest"],
+            || format!("ours {} python {}", logged["digest"], got["digest"]),
+        );
+        let theirs = json_tree(&got);
+        results.record(
+            &format!("wire: our CLI logs {algorithm}, Python downloads identical bytes"),
+            theirs == expected,
+            || format!("expected {expected:?}\n  got {theirs:?}"),
+        );
+        results.record(
+            &format!("wire: our CLI logs {algorithm}, Python sees the aliases"),
+            got["aliases"] == serde_json::json!(["latest", "rs"]),
+            || format!("aliases {}", got["aliases"]),
+        );
+    }
+
+    // Links both ways: each side resolves the other's portfolio membership to the source's content.
+    let ours = sides.cli(&["link", "ent/proj/rs-md5:rs", "ent/proj/portfolio-rs", "--alias", "prod"], "cache-cli")?;
+    ensure!(ours["linked_from"] == "ent/proj/rs-md5:v0", "unexpected link answer {ours}");
+    let got = sides
+        .python(&["get", "ent/proj/portfolio-rs:prod", &path(&work.join("py-get-portfolio"))], "cache-py-portfolio")?;
+    results.record(
+        "wire: our CLI links, Python downloads the portfolio member",
+        json_tree(&got) == expected && got["digest"] == ours["digest"],
+        || format!("got {got}"),
+    );
+    sides.python(&["link", "ent/proj/py-md5:py", "ent/proj/portfolio-py", "prod"], "cache-py")?;
+    let root = work.join("cli-get-portfolio");
+    sides.cli(&["get", "ent/proj/portfolio-py:prod", "--root", &path(&root)], "cache-cli-portfolio")?;
+    let ours = tree(&root)?;
+    results.record("wire: Python links, our CLI downloads the portfolio member", ours == expected, || {
+        format!("got {ours:?}")
+    });
+    drop(server);
+    Ok(())
+}
