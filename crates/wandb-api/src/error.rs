@@ -34,10 +34,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The base URL names a W&B server, which this version cannot talk to yet.
+    /// The base URL names a W&B server where an embedded store was asked for.
     #[error(
-        "the base URL {url} names a W&B server; this version of wandb-api talks only to the embedded store \
-         (set WANDB_BASE_URL=file:///path/to/store, or unset it to use the default store)"
+        "the base URL {url} names a W&B server, not an embedded store: talk to it with wandb_api::client::WandbClient \
+         (or set WANDB_BASE_URL=file:///path/to/store for a store)"
     )]
     ServerBackendUnsupported {
         /// The server URL.

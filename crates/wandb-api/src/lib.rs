@@ -4,7 +4,8 @@
 //! log order, `latest` and custom aliases, dedup of identical content, one type per name, lineage of runs),
 //! which is the default backend when no W&B server is configured. The backend is chosen from a base URL
 //! ([`Settings::from_env`] reads `WANDB_BASE_URL`): `file:///path` is an embedded store; `http(s)://` names a
-//! W&B server, which a later version of this crate will speak to.
+//! W&B server, which [`client::WandbClient`] speaks to. [`server::WandbServer`] (feature `server`) serves an
+//! embedded store over the same protocol, for the Python `wandb` client and ours.
 //!
 //! [`download()`] materialises a version into a directory through the `io-cache` content cache, checking every
 //! path against the root first and every byte against its digest. [`HttpReferenceResolver`] (feature
@@ -37,6 +38,7 @@
 //! # Feature flags
 //!
 //! - `http-references` (default): [`HttpReferenceResolver`], through `reqwest` with rustls.
+//! - `server` (default): [`server::WandbServer`], through axum.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
