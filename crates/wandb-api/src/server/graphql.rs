@@ -38,6 +38,12 @@ pub(crate) async fn handle(State(state): State<Arc<ServerState>>, body: Bytes) -
         _ => operation_name(query).unwrap_or_default(),
     };
     let variables = request.get("variables").cloned().unwrap_or(Value::Null);
+    state.requests.push(super::RecordedRequest {
+        method: "POST".to_owned(),
+        path: "/graphql".to_owned(),
+        operation: Some(name.clone()),
+        variables: variables.clone(),
+    });
     if let Some(fault) = state.faults.take(&super::FaultTarget::GraphQl(Some(name.clone()))) {
         let body = serde_json::to_vec(&json!({"data": null})).expect("json");
         return faults::respond(&fault, body.into());

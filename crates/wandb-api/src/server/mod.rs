@@ -78,10 +78,44 @@ pub struct WandbServer {
     state: Arc<ServerState>,
 }
 
+/// One request as the server received it, for request-level tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`, `PUT`.
+    pub method: String,
+    /// The URL path, still percent-encoded.
+    pub path: String,
+    /// The GraphQL operation name, for `/graphql`.
+    pub operation: Option<String>,
+    /// The GraphQL variables, for `/graphql`.
+    pub variables: serde_json::Value,
+}
+
+/// The requests a server received, in order (shared, cheap to clone).
+#[derive(Clone, Debug, Default)]
+pub struct RequestLog(Arc<Mutex<Vec<RecordedRequest>>>);
+
+impl RequestLog {
+    /// Everything received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.0.lock().expect("request log lock").clone()
+    }
+
+    /// Forgets what was received so far.
+    pub fn clear(&self) {
+        self.0.lock().expect("request log lock").clear();
+    }
+
+    pub(crate) fn push(&self, request: RecordedRequest) {
+        self.0.lock().expect("request log lock").push(request);
+    }
+}
+
 /// A server serving in the background; dropping it (or [`RunningServer::shutdown`]) stops it.
 pub struct RunningServer {
     base_url: String,
     faults: Faults,
+    requests: RequestLog,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -91,6 +125,7 @@ pub(crate) struct ServerState {
     pub(crate) options: ServerOptions,
     pub(crate) base_url: String,
     pub(crate) faults: Faults,
+    pub(crate) requests: RequestLog,
     /// Artifacts created but not committed, by id. In memory: a restarted server forgets uploads in flight
     /// (their bodies stay in the store, unreferenced), as a client's retry after a failed commit starts over.
     pub(crate) pending: Mutex<HashMap<String, PendingArtifact>>,
@@ -145,6 +180,7 @@ impl WandbServer {
             options,
             base_url,
             faults: Faults::default(),
+            requests: RequestLog::default(),
             pending: Mutex::new(HashMap::new()),
             multipart: Mutex::new(HashMap::new()),
         });
@@ -188,6 +224,7 @@ impl WandbServer {
     pub fn spawn(self) -> RunningServer {
         let base_url = self.state.base_url.clone();
         let faults = self.state.faults.clone();
+        let requests = self.state.requests.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _ = self
@@ -196,7 +233,7 @@ impl WandbServer {
                 })
                 .await;
         });
-        RunningServer { base_url, faults, shutdown: Some(tx), task: Some(task) }
+        RunningServer { base_url, faults, requests, shutdown: Some(tx), task: Some(task) }
     }
 }
 
@@ -209,6 +246,11 @@ impl RunningServer {
     /// The fault injector, for tests of clients' retries.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// The requests received so far, in order.
+    pub fn requests(&self) -> &RequestLog {
+        &self.requests
     }
 
     /// Stops accepting connections and waits for requests in flight.
@@ -244,9 +286,23 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/storage/objects/{algorithm}/{digest}", get(storage::download_object))
         .route("/storage/runfiles/{*path}", put(storage::upload_run_file))
         .fallback(any(not_found))
+        .layer(middleware::from_fn_with_state(state.clone(), record_storage_request))
         // Bodies stream to disk; the GraphQL and manifest handlers bound what they buffer themselves.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Records every request but GraphQL's, which the GraphQL handler records with its operation and variables.
+async fn record_storage_request(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
+    if request.uri().path() != "/graphql" {
+        state.requests.push(RecordedRequest {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            operation: None,
+            variables: serde_json::Value::Null,
+        });
+    }
+    next.run(request).await
 }
 
 async fn not_found(request: Request) -> Response {

@@ -265,3 +265,148 @@ async fn final_errors_fail_at_once_and_never_show_the_key() {
     assert!(err.to_string().contains("gave up after 20 attempts"), "{err}");
     server.shutdown().await;
 }
+
+/// The artifact part of a request sequence: operations by name, uploads by kind; `ServerFeaturesQuery` once
+/// (the Python public client asks again with its own cache).
+fn artifact_sequence(requests: &[(String, Option<String>, serde_json::Value)]) -> Vec<(String, serde_json::Value)> {
+    let mut out: Vec<(String, serde_json::Value)> = Vec::new();
+    let start = requests.iter().position(|(_, op, _)| op.as_deref() == Some("ArtifactType")).expect("ArtifactType");
+    for (path, op, variables) in &requests[start..] {
+        let label = match op.as_deref() {
+            Some("ServerFeaturesQuery") if out.iter().any(|(l, _)| l == "ServerFeaturesQuery") => continue,
+            Some(op) => op.to_owned(),
+            None if path.contains("manifest") => "PUT manifest".to_owned(),
+            None => "PUT file".to_owned(),
+        };
+        let done = label == "ArtifactByID";
+        out.push((label, variables.clone()));
+        if done {
+            break;
+        }
+    }
+    out
+}
+
+fn keys(value: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_match_the_wire_captures_of_the_real_client() {
+    for (capture, xxhash_enabled) in [("xxh.jsonl", true), ("xxhoff.jsonl", false)] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/wandb-0.31.0/wandb-wire")
+            .join(capture);
+        let captured: Vec<(String, Option<String>, serde_json::Value)> = fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| {
+                r["path"].as_str().is_some_and(|p| {
+                    p == "/graphql" || p.starts_with("/upload/files") || p == "/upload/wandb_manifest.json"
+                })
+            })
+            .map(|r| {
+                (
+                    r["path"].as_str().unwrap().to_owned(),
+                    r["op"].as_str().map(str::to_owned),
+                    r["request"]["variables"].clone(),
+                )
+            })
+            .collect();
+        let expected = artifact_sequence(&captured);
+
+        // The capture's fixture: the manifest vectors' dataset tree and a checksum-free file:// reference.
+        let f = Fixture::new();
+        let dir = f.dir(
+            "dataset",
+            &[
+                ("README.md", b"# tiny dataset\n"),
+                ("empty.txt", b""),
+                ("train/a.csv", b"x,y\n1,2\n3,4\n"),
+                ("train/nested/deep/b.bin", &(0..=255u8).collect::<Vec<_>>()),
+                ("unicode-\u{e9}\u{e8} name.txt", "h\u{e9}llo w\u{f6}rld\n".as_bytes()),
+                ("val/c.json", b"{\"k\": \"v\\u00e9\", \"n\": [1, 2, 3]}\n"),
+            ],
+        );
+        let mut art = dataset("my-ds", &dir, DigestAlgorithm::Xxh128);
+        art.add_reference(
+            "file:///tmp/wandb-manifest-vectors/fixtures/dataset/README.md",
+            artifact_core::ReferenceOptions { name: Some("ref/readme".into()), checksum: false, ..Default::default() },
+        )
+        .unwrap();
+        let project = ProjectRef::new("ent", "proj").unwrap();
+        let server = serve(&f, ServerOptions { xxhash_digests_enabled: xxhash_enabled, ..Default::default() }).await;
+        let client = client(&server);
+        client.upsert_run(&project, "run1", None).await.unwrap();
+        let options = RemoteLogOptions {
+            aliases: vec!["best".into()],
+            tags: vec!["t1".into()],
+            run_id: Some("run1".into()),
+            ..Default::default()
+        };
+        client.log_artifact(&project, &art, &options).await.unwrap();
+        let ours: Vec<(String, Option<String>, serde_json::Value)> =
+            server.requests().requests().into_iter().map(|r| (r.path, r.operation, r.variables)).collect();
+        let actual = artifact_sequence(&ours);
+
+        let labels = |s: &[(String, serde_json::Value)]| s.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>();
+        assert_eq!(labels(&actual), labels(&expected), "{capture}: operations and order");
+        for ((label, ours), (_, theirs)) in actual.iter().zip(&expected) {
+            assert_eq!(keys(ours), keys(theirs), "{capture}: variables of {label}");
+            match label.as_str() {
+                "CreateArtifact" => {
+                    let (ours, theirs) = (&ours["input"], &theirs["input"]);
+                    assert_eq!(keys(ours), keys(theirs), "{capture}: CreateArtifact input");
+                    for key in keys(theirs) {
+                        if ["clientID", "sequenceClientID", "aliases"].contains(&key.as_str()) {
+                            continue;
+                        }
+                        assert_eq!(ours[&key], theirs[&key], "{capture}: CreateArtifact input.{key}");
+                    }
+                    let aliases = |v: &serde_json::Value| {
+                        let mut a: Vec<String> =
+                            v["aliases"].as_array().unwrap().iter().map(|a| a.to_string()).collect();
+                        a.sort();
+                        a
+                    };
+                    assert_eq!(aliases(ours), aliases(theirs), "{capture}: aliases");
+                    assert_eq!(ours["clientID"].as_str().unwrap().len(), 128);
+                }
+                "CreateArtifactFiles" => {
+                    let (ours, theirs) = (&ours["input"], &theirs["input"]);
+                    assert_eq!(keys(ours), keys(theirs), "{capture}: CreateArtifactFiles input");
+                    assert_eq!(ours["digestAlgorithm"], theirs["digestAlgorithm"]);
+                    let files = |v: &serde_json::Value| {
+                        let mut files: Vec<(Vec<String>, String, String, String)> = v["artifactFiles"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|f| (keys(f), f["name"].to_string(), f["md5"].to_string(), f["digest"].to_string()))
+                            .collect();
+                        files.sort();
+                        files
+                    };
+                    assert_eq!(files(ours), files(theirs), "{capture}: file specs");
+                }
+                "CreateArtifactManifest" => {
+                    for key in [
+                        "name",
+                        "entityName",
+                        "projectName",
+                        "runName",
+                        "manifestType",
+                        "includeUpload",
+                        "baseArtifactID",
+                    ] {
+                        assert_eq!(ours[key], theirs[key], "{capture}: CreateArtifactManifest.{key}");
+                    }
+                }
+                _ => {}
+            }
+        }
+        server.shutdown().await;
+    }
+}
