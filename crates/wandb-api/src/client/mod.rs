@@ -171,13 +171,7 @@ pub(crate) fn version_from_fragment(artifact: &Value) -> Result<ArtifactVersion>
         Some(Value::Object(map)) => map.clone(),
         _ => Map::new(),
     };
-    let mut aliases: Vec<String> = artifact
-        .get("aliases")
-        .and_then(Value::as_array)
-        .map(|l| l.iter().filter_map(|a| a.get("alias").and_then(Value::as_str).map(str::to_owned)).collect())
-        .unwrap_or_default();
-    aliases.retain(|a| !artifact_core::is_version_alias(a));
-    aliases.sort();
+    let aliases = custom_alias_names(artifact);
     Ok(ArtifactVersion {
         id: text("/id").ok_or_else(|| missing("id"))?,
         entity: text("/artifactSequence/project/entity/name").ok_or_else(|| missing("entity"))?,
@@ -214,15 +208,21 @@ pub(crate) fn version_from_membership(membership: &Value) -> Result<ArtifactVers
         text("/name").unwrap_or_else(|| source.name.clone()),
     );
     let version_index = membership.get("versionIndex").and_then(Value::as_u64).unwrap_or(source.version_index);
-    let mut aliases: Vec<String> = membership
+    let aliases = custom_alias_names(membership);
+    let linked = (entity.as_str(), project.as_str(), name.as_str())
+        != (source.entity.as_str(), source.project.as_str(), source.name.as_str());
+    let linked_from = linked.then(|| format!("{}/{}/{}", source.entity, source.project, source.qualified_name()));
+    Ok(ArtifactVersion { entity, project, name, version_index, aliases, linked_from, ..source })
+}
+
+/// The `aliases[].alias` of a fragment, sorted, without the version aliases (`vN`) the server adds.
+fn custom_alias_names(fragment: &Value) -> Vec<String> {
+    let mut aliases: Vec<String> = fragment
         .get("aliases")
         .and_then(Value::as_array)
         .map(|l| l.iter().filter_map(|a| a.get("alias").and_then(Value::as_str).map(str::to_owned)).collect())
         .unwrap_or_default();
     aliases.retain(|a| !artifact_core::is_version_alias(a));
     aliases.sort();
-    let linked = (entity.as_str(), project.as_str(), name.as_str())
-        != (source.entity.as_str(), source.project.as_str(), source.name.as_str());
-    let linked_from = linked.then(|| format!("{}/{}/{}", source.entity, source.project, source.qualified_name()));
-    Ok(ArtifactVersion { entity, project, name, version_index, aliases, linked_from, ..source })
+    aliases
 }
