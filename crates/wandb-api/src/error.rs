@@ -98,6 +98,13 @@ pub enum Error {
         target: String,
     },
 
+    /// A link target that is not `[[ENTITY/]PROJECT/]COLLECTION`.
+    #[error("link target {target:?} is not [[ENTITY/]PROJECT/]COLLECTION")]
+    InvalidLinkTarget {
+        /// The target as given.
+        target: String,
+    },
+
     /// An artifact is logged under a name that is a portfolio (link target) of the project.
     #[error("{name} is a portfolio (a link target); log the artifact under another name and link it there")]
     NameIsPortfolio {

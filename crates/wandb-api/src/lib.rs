@@ -62,5 +62,5 @@ pub use http_reference::HttpReferenceResolver;
 pub use settings::{BaseUrl, DEFAULT_ENTITY, Settings, default_download_root, default_store_dir};
 pub use store::{
     ArtifactEdge, ArtifactVersion, Collection, EmbeddedStore, Lineage, LogOptions, LoggedArtifact, ProjectRef,
-    Reservation, RunOptions, RunRecord, VersionDraft,
+    Reservation, RunOptions, RunRecord, VersionDraft, link_target,
 };

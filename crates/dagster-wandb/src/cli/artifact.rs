@@ -337,7 +337,8 @@ fn link(backend: &Backend, name: &str, target: &str, aliases: &[String], json: b
         BaseUrl::Embedded(_) => {
             let store = settings.open_store()?;
             let version = store.artifact(&project, &address.name, selector)?;
-            let (target_project, collection) = link_target(target, &default)?;
+            // On the embedded store a registry's organisation is the entity itself, as the server answers.
+            let (target_project, collection) = wandb_api::link_target(target, &default)?;
             store.link_version(&version, &target_project, &collection, aliases)?
         }
     };
@@ -352,19 +353,6 @@ fn link(backend: &Backend, name: &str, target: &str, aliases: &[String], json: b
         linked.qualified_name(),
         linked.aliases.join(", ")
     ))
-}
-
-/// `[[ENTITY/]PROJECT/]COLLECTION` against the defaults. On the embedded store a registry's organisation is
-/// the entity itself, as the server answers.
-fn link_target(target: &str, default: &ProjectRef) -> CliResult<(ProjectRef, String)> {
-    let parts: Vec<&str> = target.split('/').collect();
-    let (entity, project, collection) = match parts.as_slice() {
-        [collection] => (default.entity(), default.project(), *collection),
-        [project, collection] => (default.entity(), *project, *collection),
-        [entity, project, collection] => (*entity, *project, *collection),
-        _ => return Err(CliError::Usage(format!("link target {target:?} is not [[ENTITY/]PROJECT/]COLLECTION"))),
-    };
-    Ok((ProjectRef::new(entity, project)?, collection.to_owned()))
 }
 
 fn ls(backend: &Backend, artifact_type: Option<&str>, json: bool) -> CliResult {

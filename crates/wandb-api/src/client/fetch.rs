@@ -179,21 +179,14 @@ impl WandbClient {
         for alias in aliases {
             artifact_core::validate_alias(alias)?;
         }
-        let parts: Vec<&str> = target.split('/').collect();
-        let (entity, project, collection) = match parts.as_slice() {
-            [collection] => (default.entity().to_owned(), default.project().to_owned(), *collection),
-            [project, collection] => (default.entity().to_owned(), (*project).to_owned(), *collection),
-            [entity, project, collection] => ((*entity).to_owned(), (*project).to_owned(), *collection),
-            _ => {
-                return Err(Error::Protocol {
-                    operation: "link".to_owned(),
-                    reason: format!("target {target:?} is not [[ENTITY/]PROJECT/]COLLECTION"),
-                });
-            }
+        let (target_project, collection) = crate::store::link_target(target, default)?;
+        let target_project = if target_project.project().starts_with("wandb-registry-") {
+            ProjectRef::new(&self.org_entity(target_project.entity()).await?, target_project.project())?
+        } else {
+            target_project
         };
-        let entity = if project.starts_with("wandb-registry-") { self.org_entity(&entity).await? } else { entity };
-        let target_project = ProjectRef::new(&entity, &project)?;
-        artifact_core::validate_artifact_name(collection)?;
+        let collection = collection.as_str();
+        let (entity, project) = (target_project.entity(), target_project.project());
         let input = json!({
             "artifactID": version.id, "artifactPortfolioName": collection, "entityName": entity,
             "projectName": project,

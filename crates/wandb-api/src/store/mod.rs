@@ -81,6 +81,32 @@ impl ProjectRef {
     }
 }
 
+/// Splits a link target, `[[ENTITY/]PROJECT/]COLLECTION`, into its project (missing parts from `default`) and
+/// collection name, both validated.
+///
+/// ```
+/// use wandb_api::{ProjectRef, link_target};
+/// let default = ProjectRef::new("ent", "proj")?;
+/// let (project, collection) = link_target("wandb-registry-model/mnist", &default)?;
+/// assert_eq!((project.to_string(), collection.as_str()), ("ent/wandb-registry-model".to_owned(), "mnist"));
+/// assert!(link_target("a/b/c/d", &default).is_err());
+/// # Ok::<(), wandb_api::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidLinkTarget`], name validation errors.
+pub fn link_target(target: &str, default: &ProjectRef) -> Result<(ProjectRef, String)> {
+    let parts: Vec<&str> = target.split('/').collect();
+    let (entity, project, collection) = match parts.as_slice() {
+        [collection] => (default.entity(), default.project(), *collection),
+        [project, collection] => (default.entity(), *project, *collection),
+        [entity, project, collection] => (*entity, *project, *collection),
+        _ => return Err(Error::InvalidLinkTarget { target: target.to_owned() }),
+    };
+    artifact_core::validate_artifact_name(collection)?;
+    Ok((ProjectRef::new(entity, project)?, collection.to_owned()))
+}
+
 impl std::fmt::Display for ProjectRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.entity, self.project)
