@@ -33,9 +33,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         Some(("add-dir", rest)) => rest,
         Some(("serde", rest)) => return crate::bench_serde::run(rest),
         Some(("sweep", rest)) => return crate::bench_sweep::run(rest),
+        Some(("transfer", rest)) => return crate::bench_transfer::run(rest),
         _ => bail!(
             "usage: cargo xtask bench add-dir [--check] [--runs N] [--dir DIR] | bench serde [--runs N] \
-             | bench sweep [--check] [--runs N] [--dir DIR]"
+             | bench sweep [--check] [--runs N] [--dir DIR] | bench transfer [--check] [--size BYTES] [--dir DIR]"
         ),
     };
     let mut options = Options { check: false, runs: 5, dir: project_root().join("target/bench/add-dir") };
@@ -254,10 +255,10 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-struct XorShift(u64);
+pub(crate) struct XorShift(pub(crate) u64);
 
 impl XorShift {
-    fn fill(&mut self, buffer: &mut [u8]) {
+    pub(crate) fn fill(&mut self, buffer: &mut [u8]) {
         for chunk in buffer.chunks_mut(8) {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_serde;
 mod bench_sweep;
+mod bench_transfer;
 mod interop;
 mod tidy;
 
@@ -24,6 +25,9 @@ commands:
   bench sweep [--check] [--runs N] [--dir DIR]
         time `cache sweep` removing 100,000 expired files in 1,000 dirs, and scanning them when nothing has
         expired, next to CPython running dagster-wandb's loop; --check fails when removing takes over 1 s
+  bench transfer [--check] [--size BYTES] [--dir DIR]
+        upload and download one big file (default 2 GiB) through `dagster-wandb server`, next to curl against
+        the same server, with each CLI process's peak RSS; --check fails when one exceeds 64 MiB
   interop [manifests|outputs|wandb]
         compare with the real Python packages (PyPI, pinned, in target/interop/venv): manifests and digests
         with wandb 0.31.0; step outputs with pickle, dill, cloudpickle, joblib, msgpack; and the wire protocol,

@@ -612,6 +612,12 @@ fn put_get_and_link_through_the_server_and_on_the_store() {
     let again =
         remote(&["artifact", "put", dir.to_str().unwrap(), "--name", "ent/proj/my-ds", "--type", "dataset", "--json"]);
     assert_eq!(again["created"], false);
+    let listed = remote(&["artifact", "ls", "--entity", "ent", "--project", "proj", "--json"]);
+    assert_eq!(listed[0]["name"], "my-ds");
+    assert_eq!(
+        (listed[0]["version_count"].as_u64(), listed[0]["latest"]["digest"].as_str()),
+        (Some(1), put["digest"].as_str())
+    );
 
     let root = env.path("from-server");
     let get = remote(&["artifact", "get", "ent/proj/my-ds:best", "--root", root.to_str().unwrap(), "--json"]);

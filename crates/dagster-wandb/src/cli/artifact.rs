@@ -7,7 +7,7 @@ use artifact_core::{
     AddDirOptions, AddFileOptions, Artifact, ArtifactAddress, DigestAlgorithm, DigestMemo, parse_metadata_json,
 };
 use clap::Subcommand;
-use wandb_api::client::RemoteLogOptions;
+use wandb_api::client::{RemoteDownloadOptions, RemoteLogOptions};
 use wandb_api::{
     ArtifactVersion, BaseUrl, DownloadOptions, LogOptions, ProjectRef, RunOptions, default_download_root, download,
 };
@@ -289,6 +289,7 @@ fn get(backend: &Backend, name: &str, root: Option<&std::path::Path>, json: bool
             remote.block_on(async {
                 let version = remote.client.artifact(&project, &address.name, selector).await?;
                 let root = root_for(&version)?;
+                let options = RemoteDownloadOptions::from(options.clone());
                 let (manifest, report) = remote.client.download(&version, &root, &options).await?;
                 Ok::<_, CliError>((version, manifest, report))
             })?
@@ -358,13 +359,13 @@ fn link(backend: &Backend, name: &str, target: &str, aliases: &[String], json: b
 fn ls(backend: &Backend, artifact_type: Option<&str>, json: bool) -> CliResult {
     let settings = backend.settings()?;
     let project = ProjectRef::new(&settings.entity, &settings.project)?;
-    if let BaseUrl::Server(url) = &settings.base_url {
-        return Err(CliError::Usage(format!(
-            "artifact ls is not available against a W&B server ({url}) yet: the listing query of the real server is not known; use the W&B UI or `wandb.Api().artifact_collections()`"
-        )));
-    }
-    let store = settings.open_store()?;
-    let collections = store.collections(&project, artifact_type)?;
+    let collections = match &settings.base_url {
+        BaseUrl::Server(url) => {
+            let remote = Remote::connect(url)?;
+            remote.block_on(remote.client.collections(&project, artifact_type))?
+        }
+        BaseUrl::Embedded(_) => settings.open_store()?.collections(&project, artifact_type)?,
+    };
     if json {
         return print_json(&collections);
     }

@@ -1,28 +1,60 @@
 //! Resolving, downloading, using and linking artifacts (spec §5.2, §6.6, §6.7, §6.10).
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use artifact_core::{Manifest, ManifestEntry};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::http::{Transport, redact, transport_reason};
-use super::{WandbClient, queries, version_from_membership};
+use super::{WandbClient, queries, version_from_fragment, version_from_membership};
 use crate::download::{DownloadOptions, DownloadReport, ObjectSource, download};
 use crate::error::{Error, Result};
-use crate::store::{ArtifactVersion, ProjectRef};
+use crate::store::{ArtifactVersion, Collection, ProjectRef};
 
 /// File URLs asked for per page (`WANDB_ARTIFACT_FETCH_FILE_URL_BATCH_SIZE`'s default).
 const URLS_PER_PAGE: u64 = 5000;
 /// A body cut mid-transfer is resumed with a range request this many times.
 const RESUMES: u32 = 5;
 
-/// Options of [`WandbClient::download`]: the local ones of [`DownloadOptions`].
-pub type RemoteDownloadOptions = DownloadOptions;
+/// Options of [`WandbClient::download`]: the local ones of [`DownloadOptions`] and how big files are fetched.
+///
+/// A file of at least `ranged_threshold` bytes is fetched as consecutive `range_size` ranges, `ranges_in_flight`
+/// of them at once, handed to the verifier in order: one connection's throughput no longer bounds a big file,
+/// and memory stays under `ranges_in_flight × range_size` (24 MiB by default) whatever the file's size.
+#[derive(Clone, Debug)]
+pub struct RemoteDownloadOptions {
+    /// The cache, memo, missing-reference and progress options.
+    pub local: DownloadOptions,
+    /// Files at least this big are fetched in parallel ranges (64 MiB).
+    pub ranged_threshold: u64,
+    /// The size of one range (4 MiB).
+    pub range_size: u64,
+    /// Ranges fetched at once per file, the one being consumed included (6).
+    pub ranges_in_flight: usize,
+}
+
+impl Default for RemoteDownloadOptions {
+    fn default() -> Self {
+        RemoteDownloadOptions {
+            local: DownloadOptions::default(),
+            ranged_threshold: 64 << 20,
+            range_size: 4 << 20,
+            ranges_in_flight: 6,
+        }
+    }
+}
+
+impl From<DownloadOptions> for RemoteDownloadOptions {
+    fn from(local: DownloadOptions) -> Self {
+        RemoteDownloadOptions { local, ..Default::default() }
+    }
+}
 
 impl WandbClient {
     /// The version `selector` (`latest`, `vN` or an alias) names in collection `name` of `project` — a
@@ -119,8 +151,9 @@ impl WandbClient {
     }
 
     /// Downloads `version` into `root` through the content cache, verifying every byte (see
-    /// [`download`](crate::download())). Bodies stream from their presigned URLs without credentials; a cut
-    /// body resumes with a range request; an expired URL (401/403) is replaced by a fresh one.
+    /// [`download`](crate::download())). Bodies stream from their presigned URLs without credentials; big
+    /// files come in parallel ranges (see [`RemoteDownloadOptions`]); a cut body resumes with a range request;
+    /// an expired URL (401/403) is replaced by a fresh one.
     ///
     /// # Errors
     /// See [`download`](crate::download()); [`Error::Graphql`] and HTTP errors.
@@ -133,18 +166,80 @@ impl WandbClient {
         let manifest = self.manifest(version).await?;
         let urls = self.file_urls(version).await?;
         let source = RemoteObjects {
-            client: self.clone(),
-            version: version.clone(),
-            urls: Mutex::new(urls),
+            book: Arc::new(UrlBook {
+                client: self.clone(),
+                version: version.clone(),
+                urls: Mutex::new((0, urls)),
+                refreshing: tokio::sync::Mutex::new(()),
+            }),
             runtime: tokio::runtime::Handle::current(),
+            ranged_threshold: options.ranged_threshold,
+            range_size: options.range_size.max(1),
+            ranges_in_flight: options.ranges_in_flight.max(1),
         };
         let root = root.to_path_buf();
-        let options = options.clone();
+        let local = options.local.clone();
         let manifest2 = manifest.clone();
-        let report = tokio::task::spawn_blocking(move || download(&source, &manifest2, &root, &options))
+        let report = tokio::task::spawn_blocking(move || download(&source, &manifest2, &root, &local))
             .await
             .map_err(|e| Error::Protocol { operation: "download".to_owned(), reason: e.to_string() })??;
         Ok((manifest, report))
+    }
+
+    /// The collections of `project` (only those of `artifact_type` when given), by name, each with its
+    /// newest version and how many versions it has (`ProjectArtifactCollections`, then `ProjectArtifacts` per
+    /// collection). An unknown project has none.
+    ///
+    /// # Errors
+    /// [`Error::Graphql`] and HTTP errors.
+    pub async fn collections(&self, project: &ProjectRef, artifact_type: Option<&str>) -> Result<Vec<Collection>> {
+        let mut named: Vec<(String, String)> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let variables =
+                json!({"entity": project.entity(), "project": project.project(), "cursor": cursor, "perPage": 100});
+            let data = self.graphql("ProjectArtifactCollections", queries::PROJECT_COLLECTIONS, variables).await?;
+            let Some(page) = data.pointer("/project/artifactCollections").filter(|p| !p.is_null()) else { break };
+            for edge in page.get("edges").and_then(Value::as_array).into_iter().flatten() {
+                let name = edge.pointer("/node/name").and_then(Value::as_str);
+                let kind = edge.pointer("/node/type/name").and_then(Value::as_str);
+                if let (Some(name), Some(kind)) = (name, kind)
+                    && artifact_type.is_none_or(|t| t == kind)
+                {
+                    named.push((name.to_owned(), kind.to_owned()));
+                }
+            }
+            let has_next = page.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool).unwrap_or(false);
+            match page.pointer("/pageInfo/endCursor").and_then(Value::as_str) {
+                Some(next) if has_next && Some(next) != cursor.as_deref() => cursor = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        let query = queries::project_artifacts();
+        let mut collections: Vec<Collection> = futures_util::stream::iter(named)
+            .map(|(name, kind)| {
+                let query = &query;
+                async move {
+                    let variables = json!({
+                        "entity": project.entity(), "project": project.project(), "type": kind,
+                        "collection": name, "perPage": 1, "order": "-createdAt",
+                    });
+                    let data = self.graphql("ProjectArtifacts", query, variables).await?;
+                    let artifacts = data.pointer("/project/artifactType/artifactCollection/artifacts");
+                    let newest = artifacts.and_then(|a| a.pointer("/edges/0/node")).filter(|n| !n.is_null());
+                    let Some(newest) = newest else { return Ok(None) };
+                    let version_count = artifacts.and_then(|a| a.get("totalCount")).and_then(Value::as_u64);
+                    let latest = version_from_fragment(newest)?;
+                    let version_count = version_count.unwrap_or(latest.version_index + 1);
+                    Ok::<_, Error>(Some(Collection { name, artifact_type: kind, version_count, latest }))
+                }
+            })
+            .buffered(8)
+            .try_filter_map(|c| async move { Ok(c) })
+            .try_collect()
+            .await?;
+        collections.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(collections)
     }
 
     /// Records that run `run_id` of `project` used `version` (`UseArtifact`).
@@ -213,47 +308,97 @@ impl WandbClient {
     }
 }
 
-/// Bodies of one version, fetched from their direct URLs on the download's blocking threads.
-struct RemoteObjects {
+/// The direct URLs of one version's files, asked for again when they expire.
+struct UrlBook {
     client: WandbClient,
     version: ArtifactVersion,
-    urls: Mutex<HashMap<String, String>>,
-    runtime: tokio::runtime::Handle,
+    /// A generation counter and the URLs; the counter tells whether someone refreshed them meanwhile.
+    urls: Mutex<(u64, HashMap<String, String>)>,
+    /// One refresh at a time: ranges that fail together ask once.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
-impl RemoteObjects {
-    fn url(&self, path: &str) -> Result<String> {
-        self.urls.lock().expect("urls lock").get(path).cloned().ok_or_else(|| Error::Protocol {
+impl UrlBook {
+    fn url(&self, path: &str) -> Result<(u64, String)> {
+        let urls = self.urls.lock().expect("urls lock");
+        let url = urls.1.get(path).cloned().ok_or_else(|| Error::Protocol {
             operation: "GetArtifactMembershipFileUrls".to_owned(),
             reason: format!("the server gave no download URL for {path:?}"),
-        })
+        })?;
+        Ok((urls.0, url))
     }
-}
 
-impl ObjectSource for RemoteObjects {
-    fn open_object(&self, path: &str, _entry: &ManifestEntry) -> Result<Box<dyn Read + Send>> {
-        let url = self.url(path)?;
-        let transport = &self.client.transport;
-        match self.runtime.block_on(open_at(transport, &url, 0)) {
-            Ok(response) => Ok(Box::new(ResumingReader::new(transport.clone(), url, response, self.runtime.clone()))),
-            Err(Error::HttpStatus { status: 401 | 403, .. }) => {
-                tracing::info!(path, "download URL expired; asking for a fresh one");
-                let fresh = self.runtime.block_on(self.client.file_urls(&self.version))?;
-                *self.urls.lock().expect("urls lock") = fresh;
-                let url = self.url(path)?;
-                let response = self.runtime.block_on(open_at(transport, &url, 0))?;
-                Ok(Box::new(ResumingReader::new(transport.clone(), url, response, self.runtime.clone())))
+    /// Fresh URLs, unless someone replaced generation `seen` already.
+    async fn refresh(&self, seen: u64) -> Result<()> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        if self.urls.lock().expect("urls lock").0 != seen {
+            return Ok(());
+        }
+        tracing::info!(version = self.version.qualified_name(), "download URLs expired; asking for fresh ones");
+        let fresh = self.client.file_urls(&self.version).await?;
+        let mut urls = self.urls.lock().expect("urls lock");
+        *urls = (urls.0 + 1, fresh);
+        Ok(())
+    }
+
+    /// A GET of `path`'s body from `start` (to `end` inclusive, or the end), with a fresh URL when the one
+    /// held has expired.
+    async fn get(&self, path: &str, start: u64, end: Option<u64>) -> Result<reqwest::Response> {
+        let mut refreshed = false;
+        loop {
+            let (generation, url) = self.url(path)?;
+            match open_at(&self.client.transport, &url, start, end).await {
+                Err(Error::HttpStatus { status: 401 | 403, .. }) if !refreshed => {
+                    refreshed = true;
+                    self.refresh(generation).await?;
+                }
+                other => return other,
             }
-            Err(e) => Err(e),
         }
     }
 }
 
-/// A GET from `offset` (a range request past 0), retried as the transport retries.
-async fn open_at(transport: &Transport, url: &str, offset: u64) -> Result<reqwest::Response> {
+/// Bodies of one version, fetched from their direct URLs on the download's blocking threads.
+struct RemoteObjects {
+    book: Arc<UrlBook>,
+    runtime: tokio::runtime::Handle,
+    ranged_threshold: u64,
+    range_size: u64,
+    ranges_in_flight: usize,
+}
+
+impl ObjectSource for RemoteObjects {
+    fn open_object(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>> {
+        let size = entry.size.unwrap_or(0);
+        if size >= self.ranged_threshold && size > self.range_size {
+            let end = self.range_size - 1;
+            let first = self.runtime.block_on(self.book.get(path, 0, Some(end)))?;
+            // A server without range support answers the whole body: stream it as is.
+            if first.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+                return Ok(Box::new(RangedReader::new(self, path, size, first)));
+            }
+            tracing::debug!(path, "no range support; fetching in one stream");
+            return Ok(Box::new(ResumingReader::new(self.book.clone(), path, first, self.runtime.clone())));
+        }
+        let response = self.runtime.block_on(self.book.get(path, 0, None))?;
+        Ok(Box::new(ResumingReader::new(self.book.clone(), path, response, self.runtime.clone())))
+    }
+}
+
+/// A GET from byte `start` to `end` (inclusive; the end of the body when `None`), retried as the transport
+/// retries. No `Range` header for a whole body.
+async fn open_at(transport: &Transport, url: &str, start: u64, end: Option<u64>) -> Result<reqwest::Response> {
+    let range = match (start, end) {
+        (0, None) => None,
+        (start, None) => Some(format!("bytes={start}-")),
+        (start, Some(end)) => Some(format!("bytes={start}-{end}")),
+    };
     transport
         .send(Method::GET, url, None, |r| {
-            Ok(if offset > 0 { r.header(reqwest::header::RANGE, format!("bytes={offset}-")) } else { r })
+            Ok(match &range {
+                Some(range) => r.header(reqwest::header::RANGE, range),
+                None => r,
+            })
         })
         .await
 }
@@ -263,8 +408,8 @@ type BodyReader =
 
 /// Reads a response body; when the connection breaks mid-body, asks again from the byte it got to.
 struct ResumingReader {
-    transport: Transport,
-    url: String,
+    book: Arc<UrlBook>,
+    path: String,
     runtime: tokio::runtime::Handle,
     inner: BodyReader,
     offset: u64,
@@ -272,9 +417,9 @@ struct ResumingReader {
 }
 
 impl ResumingReader {
-    fn new(transport: Transport, url: String, response: reqwest::Response, runtime: tokio::runtime::Handle) -> Self {
+    fn new(book: Arc<UrlBook>, path: &str, response: reqwest::Response, runtime: tokio::runtime::Handle) -> Self {
         let inner = body_reader(response, &runtime);
-        ResumingReader { transport, url, runtime, inner, offset: 0, resumes: 0 }
+        ResumingReader { book, path: path.to_owned(), runtime, inner, offset: 0, resumes: 0 }
     }
 }
 
@@ -294,22 +439,172 @@ impl Read for ResumingReader {
                 }
                 Err(e) if self.resumes < RESUMES => {
                     self.resumes += 1;
-                    tracing::info!(url = redact(&self.url), offset = self.offset, error = %e, "body cut; resuming");
+                    tracing::info!(path = self.path, offset = self.offset, error = %e, "body cut; resuming");
                     let response = self
                         .runtime
-                        .block_on(open_at(&self.transport, &self.url, self.offset))
+                        .block_on(self.book.get(&self.path, self.offset, None))
                         .map_err(io::Error::other)?;
                     if self.offset > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
                         return Err(io::Error::other(format!(
-                            "{} does not resume transfers (no range support); the body was cut at byte {}",
-                            redact(&self.url),
-                            self.offset
+                            "the server does not resume transfers (no range support); the body of {:?} was cut at byte {}",
+                            self.path, self.offset
                         )));
                     }
                     self.inner = body_reader(response, &self.runtime);
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+/// A big body fetched as consecutive ranges, several at once, read in order.
+///
+/// Each range is gathered in memory by its own task; at most `in_flight` ranges exist at a time (the one
+/// being read included), so memory is bounded by `in_flight × range_size`. The range buffers are recycled:
+/// allocating and freeing one per range lets the allocator's arenas grow well past that bound.
+struct RangedReader {
+    book: Arc<UrlBook>,
+    path: String,
+    runtime: tokio::runtime::Handle,
+    size: u64,
+    range_size: u64,
+    in_flight: usize,
+    /// Where the next range to ask for starts.
+    next_start: u64,
+    pending: VecDeque<tokio::task::JoinHandle<Result<Vec<u8>>>>,
+    /// The range being read, and how far.
+    current: Vec<u8>,
+    position: usize,
+    /// Buffers of ranges already read, for the next ones.
+    spare: Vec<Vec<u8>>,
+}
+
+impl RangedReader {
+    fn new(source: &RemoteObjects, path: &str, size: u64, first: reqwest::Response) -> Self {
+        let book = source.book.clone();
+        let first_end = source.range_size.min(size) - 1;
+        let buffer = Vec::new();
+        let first_task =
+            source.runtime.spawn(gather_range(book.clone(), path.to_owned(), Some(first), 0, first_end, buffer));
+        let mut reader = RangedReader {
+            book,
+            path: path.to_owned(),
+            runtime: source.runtime.clone(),
+            size,
+            range_size: source.range_size,
+            in_flight: source.ranges_in_flight,
+            next_start: first_end + 1,
+            pending: VecDeque::from([first_task]),
+            current: Vec::new(),
+            position: 0,
+            spare: Vec::new(),
+        };
+        reader.fill_pipeline(source.ranges_in_flight);
+        reader
+    }
+
+    /// Asks for further ranges until `limit` are pending or the body is covered.
+    fn fill_pipeline(&mut self, limit: usize) {
+        while self.pending.len() < limit && self.next_start < self.size {
+            let start = self.next_start;
+            let end = (start + self.range_size).min(self.size) - 1;
+            let buffer = self.spare.pop().unwrap_or_default();
+            let task = gather_range(self.book.clone(), self.path.clone(), None, start, end, buffer);
+            self.pending.push_back(self.runtime.spawn(task));
+            self.next_start = end + 1;
+        }
+    }
+}
+
+impl Read for RangedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.position == self.current.len() {
+            let done = std::mem::take(&mut self.current);
+            if done.capacity() > 0 {
+                self.spare.push(done);
+            }
+            self.position = 0;
+            if self.pending.is_empty() {
+                self.fill_pipeline(1);
+            }
+            let Some(task) = self.pending.pop_front() else { return Ok(0) };
+            // The range being read counts against the limit.
+            self.fill_pipeline(self.in_flight - 1);
+            self.current = self.runtime.block_on(task).map_err(io::Error::other)?.map_err(io::Error::other)?;
+        }
+        let available = &self.current[self.position..];
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
+impl Drop for RangedReader {
+    fn drop(&mut self) {
+        // A reader given up on (a digest mismatch, an error elsewhere) stops its transfers.
+        for task in &self.pending {
+            task.abort();
+        }
+    }
+}
+
+/// Bytes `start..=end` of `path`'s body into `buffer` (emptied first), from `response` when given, resuming
+/// where a cut left off.
+async fn gather_range(
+    book: Arc<UrlBook>,
+    path: String,
+    mut response: Option<reqwest::Response>,
+    start: u64,
+    end: u64,
+    mut buffer: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let want = usize::try_from(end - start + 1).expect("ranges fit in memory");
+    buffer.clear();
+    buffer.reserve_exact(want);
+    let mut resumes = 0;
+    loop {
+        let got = buffer.len() as u64;
+        let response = match response.take() {
+            Some(response) => response,
+            None => book.get(&path, start + got, Some(end)).await?,
+        };
+        if response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            return Err(Error::Protocol {
+                operation: "download".to_owned(),
+                reason: format!(
+                    "asked for bytes {}-{end} of {path:?}, the server answered {} instead of a range",
+                    start + got,
+                    response.status()
+                ),
+            });
+        }
+        let mut body = response.bytes_stream();
+        let cut = loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) if buffer.len() + chunk.len() <= want => buffer.extend_from_slice(&chunk),
+                Ok(Some(_)) => {
+                    return Err(Error::Protocol {
+                        operation: "download".to_owned(),
+                        reason: format!("the server sent more than bytes {start}-{end} of {path:?}"),
+                    });
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(super::http::transport_reason(&e)),
+            }
+        };
+        match cut {
+            None if buffer.len() == want => return Ok(buffer),
+            None => {}
+            Some(reason) => tracing::info!(path, offset = start + buffer.len() as u64, reason, "range cut; resuming"),
+        }
+        resumes += 1;
+        if resumes > RESUMES {
+            return Err(Error::Http {
+                url: book.url(&path).map(|(_, url)| redact(&url)).unwrap_or(path),
+                reason: format!("bytes {start}-{end} stayed incomplete after {RESUMES} resumptions"),
+            });
         }
     }
 }

@@ -104,3 +104,31 @@ pub(crate) const LINK_ARTIFACT: &str = "mutation LinkArtifact($input: LinkArtifa
 pub(crate) const FETCH_ORG: &str = "query FetchOrgInfoFromEntity($entity: String!) {
   entity(name: $entity) { organization { name orgEntity { name } } user { organizations { name orgEntity { name } } } }
 }";
+
+pub(crate) const PROJECT_COLLECTIONS: &str =
+    "query ProjectArtifactCollections($entity: String!, $project: String!, $cursor: String, $perPage: Int) {
+  project(entityName: $entity, name: $project) {
+    artifactCollections(after: $cursor, first: $perPage) {
+      pageInfo { __typename endCursor hasNextPage }
+      edges { node { __typename name type: defaultArtifactType { name } } }
+    }
+  }
+}";
+
+pub(crate) fn project_artifacts() -> String {
+    format!(
+        "query ProjectArtifacts($entity: String!, $project: String!, $type: String!, $collection: String!, $cursor: String, $perPage: Int = 50, $order: String) {{
+  project(entityName: $entity, name: $project) {{
+    artifactType(name: $type) {{
+      artifactCollection(name: $collection) {{
+        __typename
+        artifacts(after: $cursor, first: $perPage, order: $order) {{
+          totalCount
+          edges {{ version node {{ {ARTIFACT_FIELDS} }} }}
+        }}
+      }}
+    }}
+  }}
+}}"
+    )
+}

@@ -16,6 +16,8 @@ pub enum FaultTarget {
     Upload,
     /// File and manifest downloads (`GET` on storage URLs).
     Download,
+    /// File downloads only (not manifests), ranged requests included.
+    FileDownload,
 }
 
 /// What the server does instead of answering.
@@ -65,6 +67,7 @@ impl Faults {
                 && match (&f.target, kind) {
                     (FaultTarget::GraphQl(None), FaultTarget::GraphQl(_)) => true,
                     (FaultTarget::GraphQl(Some(want)), FaultTarget::GraphQl(Some(op))) => want == op,
+                    (FaultTarget::Download, FaultTarget::FileDownload) => true,
                     (a, b) => a == b,
                 }
         })?;

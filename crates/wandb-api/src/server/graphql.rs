@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::views::{artifact_fragment, global_id, graphql_time, membership_fragment};
+use super::views::{artifact_fragment, global_id, graphql_time, membership_fragment, project_info};
 use super::{FileSpec, MultipartUpload, PendingArtifact, ServerState, encode_path, faults, id_token};
 use crate::error::Error;
 use crate::store::{ProjectRef, Reservation, RunOptions, VersionDraft};
@@ -43,6 +43,7 @@ pub(crate) async fn handle(State(state): State<Arc<ServerState>>, body: Bytes) -
         path: "/graphql".to_owned(),
         operation: Some(name.clone()),
         variables: variables.clone(),
+        range: None,
     });
     if let Some(fault) = state.faults.take(&super::FaultTarget::GraphQl(Some(name.clone()))) {
         let body = serde_json::to_vec(&json!({"data": null})).expect("json");
@@ -105,6 +106,9 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
             )
         }
         "GetArtifactMembershipFileUrls" => membership_file_urls(state, v),
+        "ProjectArtifactTypes" => project_artifact_types(state, v),
+        "ProjectArtifactCollections" => project_artifact_collections(state, v),
+        "ProjectArtifacts" => project_artifacts(state, v),
         "UseArtifact" => use_artifact(state, input(v)),
         "LinkArtifact" => link_artifact(state, query, input(v)),
         "FetchOrgInfoFromEntity" | "FetchOrgEntityFromEntity" => {
@@ -444,6 +448,105 @@ fn membership_by_name(state: &ServerState, v: &Value) -> GqlResult {
         Err(Error::ArtifactNotFound { .. }) => Ok(json!({"project": {"artifactCollectionMembership": null}})),
         Err(e) => Err(e.into()),
     }
+}
+
+/// One page of `nodes` as a GraphQL connection (`perPage`, `cursor`); the cursor is an offset.
+fn connection(nodes: Vec<Value>, v: &Value) -> Value {
+    let per_page = v.get("perPage").and_then(Value::as_u64).unwrap_or(50).clamp(1, 10_000) as usize;
+    let start = opt_str(v, "cursor").and_then(|c| c.parse().ok()).unwrap_or(0usize).min(nodes.len());
+    let end = (start + per_page).min(nodes.len());
+    let total = nodes.len();
+    let edges: Vec<Value> = nodes.into_iter().skip(start).take(end - start).collect();
+    json!({
+        "totalCount": total,
+        "edges": edges,
+        "pageInfo": {
+            "__typename": "PageInfo",
+            "endCursor": if end > start { json!(end.to_string()) } else { Value::Null },
+            "hasNextPage": end < total,
+        },
+    })
+}
+
+/// The collections of the `entity`/`project` variables; `None` for an unknown project.
+fn collections_of(state: &ServerState, v: &Value) -> std::result::Result<Option<Vec<crate::Collection>>, GqlError> {
+    let project = project_of(v, "entity", "project")?;
+    match state.store.collections(&project, None) {
+        Ok(collections) => Ok(Some(collections)),
+        Err(Error::ProjectNotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `ProjectArtifactTypes`: the types the project's collections have.
+fn project_artifact_types(state: &ServerState, v: &Value) -> GqlResult {
+    let Some(collections) = collections_of(state, v)? else { return Ok(json!({"project": null})) };
+    let project = project_of(v, "entity", "project")?;
+    let mut types: Vec<(&str, &str)> =
+        collections.iter().map(|c| (c.artifact_type.as_str(), c.latest.created_at.as_str())).collect();
+    types.sort_unstable();
+    types.dedup_by(|a, b| a.0 == b.0);
+    let nodes = types
+        .into_iter()
+        .map(|(name, created_at)| {
+            json!({"node": {
+                "__typename": "ArtifactType",
+                "id": global_id("ArtifactType", &format!("{project}/{name}")),
+                "name": name, "description": null, "createdAt": graphql_time(created_at),
+            }})
+        })
+        .collect();
+    Ok(json!({"project": {"artifactTypes": connection(nodes, v)}}))
+}
+
+/// `ProjectArtifactCollections`: the project's collections, by name.
+fn project_artifact_collections(state: &ServerState, v: &Value) -> GqlResult {
+    let Some(collections) = collections_of(state, v)? else { return Ok(json!({"project": null})) };
+    let nodes = collections
+        .iter()
+        .map(|c| {
+            let (entity, project) = (c.latest.entity.as_str(), c.latest.project.as_str());
+            let created = graphql_time(&c.latest.created_at);
+            json!({"node": {
+                "__typename": "ArtifactSequence",
+                "id": global_id("ArtifactCollection", &format!("{entity}/{project}/{}", c.name)),
+                "name": c.name, "description": null, "createdAt": created, "updatedAt": created,
+                "project": project_info(entity, project),
+                "type": {"name": c.artifact_type},
+                "tags": {"edges": []},
+            }})
+        })
+        .collect();
+    Ok(json!({"project": {"artifactCollections": connection(nodes, v)}}))
+}
+
+/// `ProjectArtifacts`: the versions of collection `collection` of type `type`, newest first unless `order`
+/// asks for ascending order.
+fn project_artifacts(state: &ServerState, v: &Value) -> GqlResult {
+    let project = project_of(v, "entity", "project")?;
+    let (artifact_type, name) = (str_var(v, "type")?, str_var(v, "collection")?);
+    let include_aliases = v.get("includeAliases").and_then(Value::as_bool).unwrap_or(true);
+    let mut versions = match state.store.versions(&project, name) {
+        Ok(versions) => versions,
+        Err(Error::ProjectNotFound { .. }) => return Ok(json!({"project": null})),
+        Err(Error::ArtifactNotFound { .. }) => {
+            return Ok(json!({"project": {"artifactType": {"artifactCollection": null}}}));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if versions.first().is_some_and(|first| first.artifact_type != artifact_type) {
+        return Ok(json!({"project": {"artifactType": {"artifactCollection": null}}}));
+    }
+    if opt_str(v, "order").is_none_or(|order| order.starts_with('-')) {
+        versions.reverse();
+    }
+    let nodes = versions
+        .iter()
+        .map(|version| json!({"version": version.version(), "node": artifact_fragment(version, include_aliases)}))
+        .collect();
+    Ok(json!({"project": {"artifactType": {"artifactCollection": {
+        "__typename": "ArtifactSequence", "artifacts": connection(nodes, v),
+    }}}}))
 }
 
 fn membership_file_urls(state: &ServerState, v: &Value) -> GqlResult {

@@ -89,6 +89,8 @@ pub struct RecordedRequest {
     pub operation: Option<String>,
     /// The GraphQL variables, for `/graphql`.
     pub variables: serde_json::Value,
+    /// The `Range` header, when there was one.
+    pub range: Option<String>,
 }
 
 /// The requests a server received, in order (shared, cheap to clone).
@@ -300,6 +302,7 @@ async fn record_storage_request(State(state): State<Arc<ServerState>>, request: 
             path: request.uri().path().to_owned(),
             operation: None,
             variables: serde_json::Value::Null,
+            range: request.headers().get(axum::http::header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         });
     }
     next.run(request).await

@@ -118,6 +118,7 @@ fn multipart_dir(state: &ServerState, upload: &str) -> Option<PathBuf> {
 pub(crate) async fn upload_part(
     State(state): State<Arc<ServerState>>,
     Path((upload, part)): Path<(String, u32)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
     if let Some(fault) = take_fault(&state, FaultTarget::Upload) {
@@ -131,29 +132,39 @@ pub(crate) async fn upload_part(
     if part == 0 || part as usize > parts {
         return error(StatusCode::BAD_REQUEST, format!("part number {part} is outside 1..={parts}"));
     }
-    let outcome = tokio::task::spawn_blocking(move || -> io::Result<String> {
+    let declared = headers.get("content-md5").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let outcome = tokio::task::spawn_blocking(move || -> io::Result<std::result::Result<String, String>> {
         fs::create_dir_all(&dir)?;
         let tmp = dir.join(format!(".{part}.{}", fastrand::u64(..)));
         let mut reader = Md5Reader { inner: body_reader(body), hasher: DigestAlgorithm::Md5.hasher() };
         let result = (|| {
             io::copy(&mut reader, &mut File::create(&tmp)?)?;
-            fs::rename(&tmp, dir.join(part.to_string()))
+            let hex = std::mem::replace(&mut reader.hasher, DigestAlgorithm::Md5.hasher()).finalize_hex();
+            let b64 = artifact_core::hex_to_b64(&hex).map_err(io::Error::other)?;
+            if let Some(declared) = declared.filter(|d| d.trim() != b64) {
+                return Ok(Err(format!("BadDigest: part {part} has MD5 {b64}, not the declared {declared}")));
+            }
+            // Named by its MD5, the ETag: completion finds the exact body it names, and a retried part
+            // cannot be mistaken for another attempt's.
+            fs::rename(&tmp, dir.join(format!("{part}-{hex}")))?;
+            Ok(Ok(hex))
         })();
-        if result.is_err() {
+        if !matches!(result, Ok(Ok(_))) {
             let _ = fs::remove_file(&tmp);
         }
-        result?;
-        Ok(reader.hasher.finalize_hex())
+        result
     })
     .await;
     match outcome {
-        Ok(Ok(hex)) => (StatusCode::OK, [(header::ETAG, format!("\"{hex}\""))]).into_response(),
+        Ok(Ok(Ok(hex))) => (StatusCode::OK, [(header::ETAG, format!("\"{hex}\""))]).into_response(),
+        Ok(Ok(Err(bad_digest))) => error(StatusCode::BAD_REQUEST, bad_digest),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store part {part}: {e}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")),
     }
 }
 
-/// Concatenates the parts of a multipart upload (each checked against its ETag) into the store.
+/// Concatenates the parts of a multipart upload, each the body its ETag names (verified when it arrived),
+/// into the store, which checks the whole file's digest on the way.
 pub(crate) fn assemble_multipart(
     state: &ServerState,
     upload: &str,
@@ -164,15 +175,12 @@ pub(crate) fn assemble_multipart(
     let result = (|| {
         let mut readers: Vec<File> = Vec::with_capacity(etags.len());
         for (i, etag) in etags.iter().enumerate() {
-            let path = dir.join((i + 1).to_string());
-            let mut file = File::open(&path).map_err(|e| format!("part {} was not uploaded: {e}", i + 1))?;
-            let (hex, _) = artifact_core::digest_reader_b64(DigestAlgorithm::Md5, &mut file)
-                .map_err(|e| format!("cannot read part {}: {e}", i + 1))
-                .and_then(|(b64, n)| artifact_core::b64_to_hex(&b64).map(|h| (h, n)).map_err(|e| e.to_string()))?;
-            if &hex != etag {
-                return Err(format!("part {} has ETag {hex}, the client completed it as {etag}", i + 1));
+            if etag.is_empty() || !etag.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("part {} was completed with ETag {etag:?}, which is no MD5", i + 1));
             }
-            readers.push(File::open(&path).map_err(|e| e.to_string())?);
+            let path = dir.join(format!("{}-{}", i + 1, etag.to_ascii_lowercase()));
+            let file = File::open(&path).map_err(|_| format!("part {} with ETag {etag} was not uploaded", i + 1))?;
+            readers.push(file);
         }
         let chained =
             readers.into_iter().fold(Box::new(io::empty()) as Box<dyn Read + Send>, |acc, f| Box::new(acc.chain(f)));
@@ -256,13 +264,10 @@ pub(crate) async fn download_v2(
 }
 
 async fn serve_object(state: &ServerState, algorithms: &[DigestAlgorithm], hex: &str, headers: &HeaderMap) -> Response {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let Ok(digest) = hex_to_b64(hex) else { return error(StatusCode::NOT_FOUND, format!("not a digest: {hex:?}")) };
     let path = algorithms.iter().filter_map(|a| state.store.object_file(&digest, *a).ok()).find(|p| p.is_file());
     let Some(path) = path else { return error(StatusCode::NOT_FOUND, format!("no object {hex}")) };
-    if let Some(fault) = take_fault(state, FaultTarget::Download) {
-        let bytes = tokio::fs::read(&path).await.unwrap_or_default();
-        return faults::respond(&fault, Bytes::from(bytes));
-    }
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => return error(StatusCode::NOT_FOUND, format!("no object {hex}: {e}")),
@@ -271,33 +276,42 @@ async fn serve_object(state: &ServerState, algorithms: &[DigestAlgorithm], hex: 
         Ok(m) => m.len(),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, len));
-    match range {
-        None => Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_LENGTH, len)
-            .header(header::ACCEPT_RANGES, "bytes")
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .body(Body::from_stream(ReaderStream::new(file)))
-            .expect("a valid response"),
+    let (start, end) = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, len)) {
+        None => (0, len.saturating_sub(1)),
+        Some(Some(range)) => range,
         Some(None) => {
-            (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{len}"))]).into_response()
+            return (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{len}"))])
+                .into_response();
         }
-        Some(Some((start, end))) => {
-            use tokio::io::{AsyncReadExt, AsyncSeekExt};
-            if let Err(e) = file.seek(io::SeekFrom::Start(start)).await {
-                return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-            }
-            let count = end - start + 1;
-            Response::builder()
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_LENGTH, count)
-                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(Body::from_stream(ReaderStream::new(file.take(count))))
-                .expect("a valid response")
-        }
+    };
+    let partial = headers.contains_key(header::RANGE);
+    let count = if len == 0 { 0 } else { end - start + 1 };
+    if let Err(e) = file.seek(io::SeekFrom::Start(start)).await {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
+    let body = file.take(count);
+    if let Some(fault) = take_fault(state, FaultTarget::FileDownload) {
+        // A fault is shown the part that would have been sent; faults only hit test-sized bodies.
+        let mut bytes = Vec::new();
+        let _ = { body }.read_to_end(&mut bytes).await;
+        let mut response = faults::respond(&fault, Bytes::from(bytes));
+        if partial && response.status() == StatusCode::OK {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let range = format!("bytes {start}-{end}/{len}");
+            response.headers_mut().insert(header::CONTENT_RANGE, range.parse().expect("a valid header"));
+        }
+        return response;
+    }
+    let builder = Response::builder()
+        .header(header::CONTENT_LENGTH, count)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_TYPE, "application/octet-stream");
+    let builder = if partial {
+        builder.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+    } else {
+        builder.status(StatusCode::OK)
+    };
+    builder.body(Body::from_stream(ReaderStream::new(body))).expect("a valid response")
 }
 
 /// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range of a body of `len` bytes: `None` when not satisfiable.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use artifact_core::{AddDirOptions, Artifact, DigestAlgorithm};
 use wandb_api::client::{RemoteDownloadOptions, RemoteLogOptions, RetryPolicy, WandbClient};
 use wandb_api::server::{Fault, FaultTarget, RunningServer, ServerOptions, WandbServer};
-use wandb_api::{EmbeddedStore, Error, ProjectRef};
+use wandb_api::{DownloadOptions, EmbeddedStore, Error, ProjectRef};
 
 use crate::support::Fixture;
 
@@ -71,7 +71,7 @@ fn tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn download_options(f: &Fixture, cache: &str) -> RemoteDownloadOptions {
-    RemoteDownloadOptions { cache: Some(io_cache::ContentCache::new(f.path(cache))), ..Default::default() }
+    DownloadOptions { cache: Some(io_cache::ContentCache::new(f.path(cache))), ..Default::default() }.into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,6 +113,19 @@ async fn log_dedup_use_download_and_link_round_trip() {
         .unwrap();
     assert_eq!(v1.version.version_index, 1);
     assert_eq!((v1.uploaded_files, v1.skipped_files), (1, 3));
+
+    // Listing: what the embedded store itself lists, through the protocol.
+    // (The protocol carries creation times to the second.)
+    let seconds = |mut list: Vec<wandb_api::Collection>| {
+        list.iter_mut().for_each(|c| c.latest.created_at.truncate("2026-01-01T00:00:00".len()));
+        list
+    };
+    let listed = seconds(client.collections(&project, None).await.unwrap());
+    assert_eq!(listed, seconds(f.store.collections(&project, None).unwrap()));
+    assert_eq!((listed.len(), listed[0].version_count, listed[0].latest.version_index), (1, 2, 1));
+    assert!(client.collections(&project, Some("model")).await.unwrap().is_empty());
+    let nowhere = ProjectRef::new("ent", "no-such-project").unwrap();
+    assert!(client.collections(&nowhere, None).await.unwrap().is_empty());
 
     // Resolve by alias, download through a fresh cache: the bytes of v0, names with spaces and accents included.
     let version = client.artifact(&project, "my-ds", "best").await.unwrap();
@@ -223,6 +236,45 @@ async fn transient_faults_are_retried_and_expired_urls_replaced() {
     client(&server).download(&logged.version, &out, &download_options(&f, "c")).await.unwrap();
     assert_eq!(faults.pending(), 0);
     assert_eq!(tree(&out), tree(&dir));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_files_come_down_in_parallel_ranges_through_faults() {
+    let f = Fixture::new();
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    // Not a multiple of the range size: the last range is short.
+    let big: Vec<u8> = (0..2_600_001u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    // Only the big file, so every fault lands on one of its ranges.
+    let dir = f.dir("big", &[("model.bin", &big)]);
+    let server = serve(&f, ServerOptions::default()).await;
+    let logged =
+        client(&server).log_artifact(&project, &dataset("big", &dir, DigestAlgorithm::Md5), &Default::default()).await;
+    let version = logged.unwrap().version;
+
+    let options = RemoteDownloadOptions {
+        ranged_threshold: 1 << 20,
+        range_size: 256 << 10,
+        ranges_in_flight: 3,
+        ..download_options(&f, "c")
+    };
+    let faults = server.faults();
+    faults.inject(FaultTarget::FileDownload, Fault::Status(502), 1);
+    faults.inject(FaultTarget::FileDownload, Fault::CutBody, 4);
+    faults.inject(FaultTarget::FileDownload, Fault::Forbidden, 1);
+    let before = server.requests().requests().len();
+    let out = f.path("out");
+    let (_, report) = client(&server).download(&version, &out, &options).await.unwrap();
+    assert_eq!(faults.pending(), 0);
+    assert_eq!(report.fetched, 1);
+    assert_eq!(tree(&out), tree(&dir));
+
+    let ranges: Vec<String> =
+        server.requests().requests()[before..].iter().filter_map(|r| r.range.clone()).collect::<Vec<_>>();
+    // Ten ranges, and one more request per fault (the 502 retried, the 403 after fresh URLs, each cut resumed).
+    assert_eq!(ranges.len(), 10 + 6, "{ranges:?}");
+    assert!(ranges.contains(&"bytes=0-262143".to_owned()), "{ranges:?}");
+    assert!(ranges.contains(&format!("bytes={}-2600000", 9 * (256 << 10))), "{ranges:?}");
     server.shutdown().await;
 }
 
