@@ -3,6 +3,7 @@
   log <dir> <name> <MD5|XXH128> <alias>    wandb.init + Artifact.add_dir + run.log_artifact + wait
   get <entity/project/name:alias> <root>   wandb.Api().artifact(...).download(root) + verify(root)
   link <entity/project/name:alias> <entity/project/collection> <alias>
+  ls <entity/project> <type>                wandb.Api().artifact_collections(...), names and version counts
 """
 import hashlib
 import json
@@ -33,7 +34,7 @@ def main():
         artifact = wandb.Artifact(name, type="dataset", description="from python", metadata={"side": "python"},
                                   digest_algorithm=algorithm)
         artifact.add_dir(directory)
-        run.log_artifact(artifact, aliases=[alias])
+        run.log_artifact(artifact, aliases=[alias], tags=["from python"])
         artifact.wait()
         result = {"digest": artifact.digest, "version": artifact.version}
         run.finish()
@@ -43,7 +44,7 @@ def main():
         artifact.download(root=root)
         artifact.verify(root=root)
         result = {"digest": artifact.digest, "version": artifact.version, "files": tree(root),
-                  "metadata": artifact.metadata, "aliases": sorted(artifact.aliases)}
+                  "metadata": artifact.metadata, "aliases": sorted(artifact.aliases), "tags": artifact.tags}
     elif command == "link":
         address, target, alias = args
         run = wandb.init(entity="ent", project="proj", settings=wandb.Settings(**SETTINGS))
@@ -51,6 +52,10 @@ def main():
         artifact.link(target, aliases=[alias])
         run.finish()
         result = {"digest": artifact.digest}
+    elif command == "ls":
+        project, type_name = args
+        collections = wandb.Api().artifact_collections(project, type_name)
+        result = {"collections": sorted((c.name, len(list(c.artifacts()))) for c in collections)}
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

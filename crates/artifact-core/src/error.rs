@@ -51,6 +51,14 @@ pub enum Error {
         /// Which rule it breaks.
         reason: String,
     },
+    /// A tag breaks the rules for tags.
+    #[error("Invalid tag {}: {reason}", py_repr(.tag))]
+    InvalidTag {
+        /// The rejected tag.
+        tag: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
     /// A project, registry or entity name breaks the rules for such names.
     #[error("Invalid {kind} name {}: {reason}", py_repr(.name))]
     InvalidScopeName {

@@ -115,6 +115,35 @@ pub fn validate_alias(alias: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a version tag as the SDK does (`TAG_REGEX = ^[-\w]+( +[-\w]+)*$`, at most 128 characters): words
+/// of letters, digits, `_` and `-` (Unicode letters and digits count, as in Python's `\w`), separated by
+/// spaces.
+///
+/// ```
+/// assert!(artifact_core::validate_tag("best model").is_ok());
+/// assert!(artifact_core::validate_tag("a, b").is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidTag`].
+pub fn validate_tag(tag: &str) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidTag { tag: tag.to_owned(), reason: reason.to_owned() };
+    let word_char = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let well_formed = !tag.is_empty()
+        && !tag.starts_with(' ')
+        && !tag.ends_with(' ')
+        && tag.split(' ').all(|word| word.is_empty() || word.chars().all(word_char));
+    if !well_formed {
+        return Err(invalid(
+            "Tags must only contain alphanumeric characters separated by hyphens, underscores, and/or spaces.",
+        ));
+    }
+    if tag.chars().count() > NAME_MAX_LEN {
+        return Err(invalid("tags must be 128 characters or less"));
+    }
+    Ok(())
+}
+
 const FORBIDDEN_SCOPE_CHARS: &[char] = &['/', '\\', '#', '?', '%', ':', '\r', '\n'];
 
 /// Checks a project (or registry) name as `validate_project_name` does.
@@ -282,6 +311,19 @@ mod tests {
         assert!(validate_alias("v3").is_err());
         assert!(validate_alias(&"x".repeat(129)).is_err());
         assert!(is_version_alias("v0") && is_version_alias("v12") && !is_version_alias("v") && !is_version_alias("vx"));
+    }
+
+    #[test]
+    fn tags() {
+        for good in ["best", "best model", "a-b_c", "two  spaces", "é 数据", "v1"] {
+            assert!(validate_tag(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", " lead", "trail ", "a,b", "a.b", "a\tb", "x:y", "a/b"] {
+            let err = validate_tag(bad).unwrap_err();
+            assert!(err.to_string().contains(&format!("{bad:?}").replace('"', "'")), "{err}");
+        }
+        assert!(validate_tag(&"x".repeat(128)).is_ok());
+        assert!(validate_tag(&"x".repeat(129)).is_err());
     }
 
     #[test]

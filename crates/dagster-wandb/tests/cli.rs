@@ -606,9 +606,12 @@ fn put_get_and_link_through_the_server_and_on_the_store() {
         "dataset",
         "--alias",
         "best",
+        "--tag",
+        "raw data",
         "--json",
     ]);
     assert_eq!((put["version"].as_str(), put["created"].as_bool()), (Some("v0"), Some(true)));
+    assert_eq!(put["tags"], serde_json::json!(["raw data"]));
     let again =
         remote(&["artifact", "put", dir.to_str().unwrap(), "--name", "ent/proj/my-ds", "--type", "dataset", "--json"]);
     assert_eq!(again["created"], false);
@@ -645,6 +648,8 @@ fn put_get_and_link_through_the_server_and_on_the_store() {
     let put = env.json(&["artifact", "put", dir.to_str().unwrap(), "--name", "m", "--type", "model", "--json"]);
     let linked = env.json(&["artifact", "link", "m:v0", "registry-model", "--alias", "staging", "--json"]);
     assert_eq!((linked["name"].as_str(), linked["digest"].as_str()), (Some("registry-model"), put["digest"].as_str()));
+    let err = env.error(&["artifact", "put", dir.to_str().unwrap(), "--name", "t", "--type", "model", "--tag", "a;b"]);
+    assert!(err.contains("Invalid tag 'a;b'"), "{err}");
     let err = env.error(&["artifact", "link", "m:v0", "m"]);
     assert!(err.contains("is an artifact collection, not a portfolio"), "{err}");
 

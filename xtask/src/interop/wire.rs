@@ -160,6 +160,11 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
             ours == expected,
             || format!("expected {expected:?}\n  got {ours:?}"),
         );
+        results.record(
+            &format!("wire: Python logs {algorithm} with a tag, our CLI sees it"),
+            got["tags"] == serde_json::json!(["from python"]),
+            || format!("tags {}", got["tags"]),
+        );
     }
 
     // Our CLI logs; Python downloads (and verifies) with an empty cache.
@@ -176,6 +181,8 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
                 "rs",
                 "--digest",
                 algorithm,
+                "--tag",
+                "from rust",
             ],
             "cache-cli",
         )?;
@@ -193,11 +200,22 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
             || format!("expected {expected:?}\n  got {theirs:?}"),
         );
         results.record(
-            &format!("wire: our CLI logs {algorithm}, Python sees the aliases"),
-            got["aliases"] == serde_json::json!(["latest", "rs"]),
-            || format!("aliases {}", got["aliases"]),
+            &format!("wire: our CLI logs {algorithm}, Python sees the aliases and the tag"),
+            got["aliases"] == serde_json::json!(["latest", "rs"]) && got["tags"] == serde_json::json!(["from rust"]),
+            || format!("aliases {} tags {}", got["aliases"], got["tags"]),
         );
     }
+
+    // Listing: Python and our CLI see the same collections, each with its number of versions.
+    let theirs = sides.python(&["ls", "ent/proj", "dataset"], "cache-py")?;
+    let ours = sides.cli(&["ls", "--type", "dataset"], "cache-cli")?;
+    let ours: Vec<Value> =
+        ours.as_array().into_iter().flatten().map(|c| serde_json::json!([c["name"], c["version_count"]])).collect();
+    results.record(
+        "wire: Python and our CLI list the same collections and version counts",
+        theirs["collections"] == Value::Array(ours.clone()) && ours.len() == 4,
+        || format!("python {} ours {ours:?}", theirs["collections"]),
+    );
 
     // Links both ways: each side resolves the other's portfolio membership to the source's content.
     let ours = sides.cli(&["link", "ent/proj/rs-md5:rs", "ent/proj/portfolio-rs", "--alias", "prod"], "cache-cli")?;

@@ -31,6 +31,9 @@ pub(crate) enum ArtifactCommand {
         /// An alias for the new version (repeatable); `latest` is always added.
         #[arg(long = "alias", short = 'a', value_name = "ALIAS")]
         aliases: Vec<String>,
+        /// A tag for the new version (repeatable): words of letters, digits, `-` and `_`, separated by spaces.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
         /// A description of the version.
         #[arg(long, short = 'd')]
         description: Option<String>,
@@ -92,6 +95,7 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
             name,
             artifact_type,
             aliases,
+            tags,
             description,
             metadata,
             prefix,
@@ -104,6 +108,7 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
                 name,
                 artifact_type,
                 aliases,
+                tags,
                 description: description.as_deref(),
                 metadata: metadata.as_deref(),
                 prefix: prefix.as_deref(),
@@ -124,6 +129,7 @@ struct PutRequest<'a> {
     name: &'a str,
     artifact_type: &'a str,
     aliases: &'a [String],
+    tags: &'a [String],
     description: Option<&'a str>,
     metadata: Option<&'a str>,
     prefix: Option<&'a str>,
@@ -152,6 +158,9 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
     let project = project_of(backend, &address)?;
     for alias in request.aliases {
         artifact_core::validate_alias(alias)?;
+    }
+    for tag in request.tags {
+        artifact_core::validate_tag(tag)?;
     }
     let mut artifact = Artifact::new(&address.name, request.artifact_type)?;
     artifact.set_digest_algorithm(request.digest)?;
@@ -195,6 +204,7 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
                 entity: project.entity(),
                 project: project.project(),
                 aliases: None,
+                tags: request.tags,
                 created: None,
                 download: None,
                 manifest: raw_manifest(artifact.manifest().to_go_json())?,
@@ -218,6 +228,7 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
             remote.client.upsert_run(&project, &run_id, Some("cli_put")).await?;
             let options = RemoteLogOptions {
                 aliases: request.aliases.to_vec(),
+                tags: request.tags.to_vec(),
                 run_id: Some(run_id.clone()),
                 progress,
                 ..Default::default()
@@ -229,7 +240,8 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
     let store = settings.open_store()?;
     store.check_type(&project, artifact.name(), artifact.artifact_type())?;
     let run = store.create_run(&project, RunOptions { job_type: Some("cli_put".to_owned()), ..Default::default() })?;
-    let options = LogOptions { aliases: request.aliases.to_vec(), run_id: Some(run.id), progress };
+    let options =
+        LogOptions { aliases: request.aliases.to_vec(), tags: request.tags.to_vec(), run_id: Some(run.id), progress };
     let logged = store.log_artifact(&project, &artifact, &options)?;
     report_put(&logged.version, &logged.manifest, logged.created, request.json, &store.root().display().to_string())
 }

@@ -23,6 +23,8 @@ pub(crate) struct ArtifactJson<'a> {
     pub(crate) project: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) aliases: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub(crate) tags: &'a [String],
     /// `put`: false when identical content made no new version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) created: Option<bool>,
@@ -49,6 +51,7 @@ impl<'a> ArtifactJson<'a> {
             entity: &version.entity,
             project: &version.project,
             aliases: Some(&version.aliases),
+            tags: &version.tags,
             created: None,
             download: None,
             manifest: raw_manifest(manifest.to_go_json())?,

@@ -112,6 +112,13 @@ impl WandbClient {
         for alias in &options.aliases {
             artifact_core::validate_alias(alias)?;
         }
+        let mut tags: Vec<&String> = Vec::with_capacity(options.tags.len());
+        for tag in &options.tags {
+            artifact_core::validate_tag(tag)?;
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
         let name = artifact.name();
         self.check_type(project, name, artifact.artifact_type()).await?;
         let (manifest, algorithm) = self.negotiate_algorithm(project, artifact).await?;
@@ -138,12 +145,9 @@ impl WandbClient {
         if send_digests {
             input["digestAlgorithm"] = json!(algorithm.graphql_name());
         }
-        if !options.tags.is_empty() {
-            input["tags"] = options
-                .tags
-                .iter()
-                .map(|t| json!({"attributes": null, "tagCategoryName": null, "tagName": t}))
-                .collect();
+        if !tags.is_empty() {
+            input["tags"] =
+                tags.iter().map(|t| json!({"attributes": null, "tagCategoryName": null, "tagName": t})).collect();
         }
         let data = self.graphql("CreateArtifact", queries::CREATE_ARTIFACT, json!({"input": input})).await?;
         let created = data.pointer("/createArtifact/artifact").cloned().unwrap_or(Value::Null);

@@ -188,6 +188,11 @@ pub(crate) fn version_from_fragment(artifact: &Value) -> Result<ArtifactVersion>
         file_count: artifact.get("fileCount").and_then(Value::as_u64).unwrap_or(0),
         created_at: text("/createdAt").unwrap_or_default(),
         created_by: None,
+        tags: artifact
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned)).collect())
+            .unwrap_or_default(),
         linked_from: None,
     })
 }

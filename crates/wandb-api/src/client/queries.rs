@@ -56,7 +56,8 @@ pub(crate) const COMMIT_ARTIFACT: &str = "mutation CommitArtifact($artifactID: I
 const ARTIFACT_FIELDS: &str = "__typename id
   artifactSequence { __typename name project { id name entity { name } } }
   versionIndex artifactType { name } description metadata state size digest digestAlgorithm fileCount createdAt
-  aliases { __typename id alias }";
+  aliases { __typename id alias }
+  tags { __typename id name }";
 
 pub(crate) fn artifact_by_id() -> String {
     format!("query ArtifactByID($id: ID!) {{ artifact(id: $id) {{ {ARTIFACT_FIELDS} }} }}")

@@ -107,7 +107,8 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
         }
         "GetArtifactMembershipFileUrls" => membership_file_urls(state, v),
         "ProjectArtifactTypes" => project_artifact_types(state, v),
-        "ProjectArtifactCollections" => project_artifact_collections(state, v),
+        "ProjectArtifactCollections" => project_artifact_collections(state, v, None),
+        "ArtifactTypeArtifactCollections" => project_artifact_collections(state, v, Some(str_var(v, "type")?)),
         "ProjectArtifacts" => project_artifacts(state, v),
         "UseArtifact" => use_artifact(state, input(v)),
         "LinkArtifact" => link_artifact(state, query, input(v)),
@@ -245,6 +246,11 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
                 .collect()
         })
         .unwrap_or_default();
+    let tags = input
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(|t| t.get("tagName").and_then(Value::as_str).map(str::to_owned)).collect())
+        .unwrap_or_default();
     let run_id = opt_str(input, "runName");
     if let Some(run_id) = run_id {
         ensure_run(state, &project, run_id, None)?;
@@ -257,6 +263,7 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
         description: opt_str(input, "description").map(str::to_owned),
         metadata,
         aliases,
+        tags,
         run_id: run_id.map(str::to_owned),
     };
     let latest = match state.store.artifact(&project, &name, "latest") {
@@ -499,11 +506,13 @@ fn project_artifact_types(state: &ServerState, v: &Value) -> GqlResult {
     Ok(json!({"project": {"artifactTypes": connection(nodes, v)}}))
 }
 
-/// `ProjectArtifactCollections`: the project's collections, by name.
-fn project_artifact_collections(state: &ServerState, v: &Value) -> GqlResult {
+/// `ProjectArtifactCollections`: the project's collections, by name; `ArtifactTypeArtifactCollections`: those
+/// of one type.
+fn project_artifact_collections(state: &ServerState, v: &Value, artifact_type: Option<&str>) -> GqlResult {
     let Some(collections) = collections_of(state, v)? else { return Ok(json!({"project": null})) };
     let nodes = collections
         .iter()
+        .filter(|c| artifact_type.is_none_or(|t| t == c.artifact_type))
         .map(|c| {
             let (entity, project) = (c.latest.entity.as_str(), c.latest.project.as_str());
             let created = graphql_time(&c.latest.created_at);
@@ -517,7 +526,13 @@ fn project_artifact_collections(state: &ServerState, v: &Value) -> GqlResult {
             }})
         })
         .collect();
-    Ok(json!({"project": {"artifactCollections": connection(nodes, v)}}))
+    let page = connection(nodes, v);
+    Ok(match artifact_type {
+        None => json!({"project": {"artifactCollections": page}}),
+        Some(name) => {
+            json!({"project": {"artifactType": {"__typename": "ArtifactType", "name": name, "artifactCollections": page}}})
+        }
+    })
 }
 
 /// `ProjectArtifacts`: the versions of collection `collection` of type `type`, newest first unless `order`

@@ -58,7 +58,9 @@ pub(crate) fn artifact_fragment(version: &ArtifactVersion, include_aliases: bool
         "metadata": serde_json::to_string(&version.metadata).expect("metadata serialises"),
         "ttlDurationSeconds": -2,
         "ttlIsInherited": true,
-        "tags": [],
+        "tags": version.tags.iter().map(|name| json!({
+            "__typename": "Tag", "id": global_id("Tag", name), "name": name,
+        })).collect::<Vec<_>>(),
         "historyStep": null,
         "state": "COMMITTED",
         "size": version.size,

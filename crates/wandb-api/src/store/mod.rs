@@ -129,6 +129,8 @@ pub struct RunOptions {
 pub struct LogOptions {
     /// Custom aliases for the new version (`latest` is implied and may be repeated).
     pub aliases: Vec<String>,
+    /// Tags for the new version (see [`artifact_core::validate_tag`]; duplicates dropped).
+    pub tags: Vec<String>,
     /// The run logging the artifact; it must exist. Without a run the artifact has no producer in the lineage.
     pub run_id: Option<String>,
     /// Receives progress while file bodies are stored.
@@ -139,6 +141,7 @@ impl std::fmt::Debug for LogOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogOptions")
             .field("aliases", &self.aliases)
+            .field("tags", &self.tags)
             .field("run_id", &self.run_id)
             .finish_non_exhaustive()
     }
@@ -179,6 +182,8 @@ pub struct VersionDraft {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Custom aliases (`latest` is implied).
     pub aliases: Vec<String>,
+    /// Tags (duplicates dropped, first occurrence kept).
+    pub tags: Vec<String>,
     /// The run logging it, if any; it must exist.
     pub run_id: Option<String>,
 }
@@ -362,6 +367,7 @@ impl EmbeddedStore {
     ) -> Result<LoggedArtifact> {
         let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
         custom_aliases(&options.aliases)?;
+        unique_tags(&options.tags)?;
         if let Some(run_id) = &options.run_id {
             self.run(project, run_id)?;
         }
@@ -374,6 +380,7 @@ impl EmbeddedStore {
             description: artifact.description().map(str::to_owned),
             metadata: artifact.metadata().clone(),
             aliases: options.aliases.clone(),
+            tags: options.tags.clone(),
             run_id: options.run_id.clone(),
         };
         let mut logged = match self.reserve_version(project, &draft)? {
@@ -406,6 +413,7 @@ impl EmbeddedStore {
     pub fn reserve_version(&self, project: &ProjectRef, draft: &VersionDraft) -> Result<Reservation> {
         artifact_core::validate_artifact_name(&draft.name)?;
         let aliases = custom_aliases(&draft.aliases)?;
+        unique_tags(&draft.tags)?;
         if let Some(run_id) = &draft.run_id {
             self.run(project, run_id)?;
         }
@@ -450,6 +458,7 @@ impl EmbeddedStore {
         manifest: &Manifest,
     ) -> Result<LoggedArtifact> {
         let aliases = custom_aliases(&draft.aliases)?;
+        let tags = unique_tags(&draft.tags)?;
         let index_path = self.id_index_path(id)?;
         let reserved: Option<IdIndexRecord> = read_json(&index_path)?;
         if reserved.as_ref().is_none_or(|r| r.version_index.is_some()) {
@@ -503,6 +512,7 @@ impl EmbeddedStore {
             created_at: now_rfc3339(),
             created_by: draft.run_id.clone(),
             manifest_digest: md5_b64(&manifest_bytes),
+            tags,
         };
         let staging = versions_dir.join(format!(".tmp-{}", random_suffix()));
         fs::create_dir_all(&staging).map_err(|e| Error::io("create directory", &staging, e))?;
@@ -985,6 +995,7 @@ impl EmbeddedStore {
             file_count: record.file_count,
             created_at: record.created_at,
             created_by: record.created_by,
+            tags: record.tags,
             linked_from: None,
         })
     }
@@ -1069,6 +1080,18 @@ fn custom_aliases(aliases: &[String]) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// `tags` validated, without duplicates (the first occurrence kept, as the SDK dedupes in order).
+fn unique_tags(tags: &[String]) -> Result<Vec<String>> {
+    let mut unique: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        artifact_core::validate_tag(tag)?;
+        if !unique.contains(tag) {
+            unique.push(tag.clone());
+        }
+    }
+    Ok(unique)
 }
 
 fn read_aliases(collection_dir: &Path) -> Result<BTreeMap<String, u64>> {

@@ -34,6 +34,9 @@ pub(crate) struct VersionRecord {
     pub(crate) created_by: Option<String>,
     /// Base64 MD5 of `manifest.json`, as the server records the manifest file's digest.
     pub(crate) manifest_digest: String,
+    /// Tags of the version (absent in records written before tags existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tags: Vec<String>,
 }
 
 /// `index/artifacts/<n>.json`: where the artifact with id `Artifact:<n>` lives.
@@ -87,6 +90,9 @@ pub struct ArtifactVersion {
     pub created_at: String,
     /// The run that logged it, if any.
     pub created_by: Option<String>,
+    /// Its tags, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// For a version seen through a portfolio (a link target): the source, `entity/project/name:vN`. Its id,
     /// digest and files are the source's.
     #[serde(skip_serializing_if = "Option::is_none")]

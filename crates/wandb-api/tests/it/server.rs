@@ -114,6 +114,19 @@ async fn log_dedup_use_download_and_link_round_trip() {
     assert_eq!(v1.version.version_index, 1);
     assert_eq!((v1.uploaded_files, v1.skipped_files), (1, 3));
 
+    // Tags travel with CreateArtifact and come back with the version.
+    fs::write(dir.join("train/a.csv"), b"x,y\n5,6\n").unwrap();
+    let tagged =
+        RemoteLogOptions { tags: vec!["nightly".into(), "from ci".into(), "nightly".into()], ..Default::default() };
+    let v2 = client.log_artifact(&project, &dataset("my-ds", &dir, DigestAlgorithm::Md5), &tagged).await.unwrap();
+    assert_eq!(v2.version.tags, ["nightly", "from ci"]);
+    assert_eq!(f.store.artifact(&project, "my-ds", "v2").unwrap().tags, ["nightly", "from ci"]);
+    let bad = RemoteLogOptions { tags: vec!["a,b".into()], ..Default::default() };
+    fs::write(dir.join("train/a.csv"), b"x,y\n7,8\n").unwrap();
+    let err = client.log_artifact(&project, &dataset("my-ds", &dir, DigestAlgorithm::Md5), &bad).await.unwrap_err();
+    assert!(err.to_string().contains("'a,b'"), "{err}");
+    fs::write(dir.join("train/a.csv"), b"x,y\n3,4\n").unwrap();
+
     // Listing: what the embedded store itself lists, through the protocol.
     // (The protocol carries creation times to the second.)
     let seconds = |mut list: Vec<wandb_api::Collection>| {
@@ -122,7 +135,7 @@ async fn log_dedup_use_download_and_link_round_trip() {
     };
     let listed = seconds(client.collections(&project, None).await.unwrap());
     assert_eq!(listed, seconds(f.store.collections(&project, None).unwrap()));
-    assert_eq!((listed.len(), listed[0].version_count, listed[0].latest.version_index), (1, 2, 1));
+    assert_eq!((listed.len(), listed[0].version_count, listed[0].latest.version_index), (1, 3, 2));
     assert!(client.collections(&project, Some("model")).await.unwrap().is_empty());
     let nowhere = ProjectRef::new("ent", "no-such-project").unwrap();
     assert!(client.collections(&nowhere, None).await.unwrap().is_empty());
