@@ -144,6 +144,22 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks every tag with [`validate_tag`] and returns them without duplicates, the first occurrence kept (the
+/// SDK dedupes tags in order).
+///
+/// # Errors
+/// [`Error::InvalidTag`] for the first invalid tag.
+pub fn validate_tags(tags: &[String]) -> Result<Vec<String>> {
+    let mut unique: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        validate_tag(tag)?;
+        if !unique.contains(tag) {
+            unique.push(tag.clone());
+        }
+    }
+    Ok(unique)
+}
+
 const FORBIDDEN_SCOPE_CHARS: &[char] = &['/', '\\', '#', '?', '%', ':', '\r', '\n'];
 
 /// Checks a project (or registry) name as `validate_project_name` does.

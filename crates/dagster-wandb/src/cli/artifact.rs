@@ -159,9 +159,7 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
     for alias in request.aliases {
         artifact_core::validate_alias(alias)?;
     }
-    for tag in request.tags {
-        artifact_core::validate_tag(tag)?;
-    }
+    artifact_core::validate_tags(request.tags)?;
     let mut artifact = Artifact::new(&address.name, request.artifact_type)?;
     artifact.set_digest_algorithm(request.digest)?;
     artifact.set_description(request.description.map(str::to_owned));

@@ -141,11 +141,9 @@ impl WandbClient {
                     urls.insert(name.to_owned(), url.to_owned());
                 }
             }
-            let has_next = files.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool).unwrap_or(false);
-            let next = files.pointer("/pageInfo/endCursor").and_then(Value::as_str).map(str::to_owned);
-            match (has_next, next) {
-                (true, Some(next)) if Some(&next) != cursor.as_ref() => cursor = Some(next),
-                _ => return Ok(urls),
+            match next_cursor(&files, cursor.as_deref()) {
+                Some(next) => cursor = Some(next),
+                None => return Ok(urls),
             }
         }
     }
@@ -209,10 +207,9 @@ impl WandbClient {
                     named.push((name.to_owned(), kind.to_owned()));
                 }
             }
-            let has_next = page.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool).unwrap_or(false);
-            match page.pointer("/pageInfo/endCursor").and_then(Value::as_str) {
-                Some(next) if has_next && Some(next) != cursor.as_deref() => cursor = Some(next.to_owned()),
-                _ => break,
+            match next_cursor(page, cursor.as_deref()) {
+                Some(next) => cursor = Some(next),
+                None => break,
             }
         }
         let query = queries::project_artifacts();
@@ -306,6 +303,13 @@ impl WandbClient {
             reason: format!("entity {entity:?} belongs to no organisation, so it has no registries"),
         })
     }
+}
+
+/// The cursor of the page after `connection`'s, if there is one (a server repeating a cursor ends the paging).
+fn next_cursor(connection: &Value, current: Option<&str>) -> Option<String> {
+    let has_next = connection.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool).unwrap_or(false);
+    let next = connection.pointer("/pageInfo/endCursor").and_then(Value::as_str)?;
+    (has_next && Some(next) != current).then(|| next.to_owned())
 }
 
 /// The direct URLs of one version's files, asked for again when they expire.

@@ -112,13 +112,7 @@ impl WandbClient {
         for alias in &options.aliases {
             artifact_core::validate_alias(alias)?;
         }
-        let mut tags: Vec<&String> = Vec::with_capacity(options.tags.len());
-        for tag in &options.tags {
-            artifact_core::validate_tag(tag)?;
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-        }
+        let tags = artifact_core::validate_tags(&options.tags)?;
         let name = artifact.name();
         self.check_type(project, name, artifact.artifact_type()).await?;
         let (manifest, algorithm) = self.negotiate_algorithm(project, artifact).await?;

@@ -457,22 +457,29 @@ fn membership_by_name(state: &ServerState, v: &Value) -> GqlResult {
     }
 }
 
-/// One page of `nodes` as a GraphQL connection (`perPage`, `cursor`); the cursor is an offset.
-fn connection(nodes: Vec<Value>, v: &Value) -> Value {
+/// The items `[start, end)` of `len` that a connection's `cursor` (an offset) and `perPage` ask for.
+fn page_of(v: &Value, len: usize) -> std::ops::Range<usize> {
     let per_page = v.get("perPage").and_then(Value::as_u64).unwrap_or(50).clamp(1, 10_000) as usize;
-    let start = opt_str(v, "cursor").and_then(|c| c.parse().ok()).unwrap_or(0usize).min(nodes.len());
-    let end = (start + per_page).min(nodes.len());
-    let total = nodes.len();
-    let edges: Vec<Value> = nodes.into_iter().skip(start).take(end - start).collect();
+    let start = opt_str(v, "cursor").and_then(|c| c.parse().ok()).unwrap_or(0usize).min(len);
+    start..(start + per_page).min(len)
+}
+
+/// The `pageInfo` of `page` out of `len` items.
+fn page_info(page: &std::ops::Range<usize>, len: usize) -> Value {
     json!({
-        "totalCount": total,
-        "edges": edges,
-        "pageInfo": {
-            "__typename": "PageInfo",
-            "endCursor": if end > start { json!(end.to_string()) } else { Value::Null },
-            "hasNextPage": end < total,
-        },
+        "__typename": "PageInfo",
+        "endCursor": if page.is_empty() { Value::Null } else { json!(page.end.to_string()) },
+        "hasNextPage": page.end < len,
     })
+}
+
+/// One page of `nodes` as a GraphQL connection (`perPage`, `cursor`).
+fn connection(nodes: Vec<Value>, v: &Value) -> Value {
+    let total = nodes.len();
+    let page = page_of(v, total);
+    let info = page_info(&page, total);
+    let edges: Vec<Value> = nodes.into_iter().skip(page.start).take(page.len()).collect();
+    json!({"totalCount": total, "edges": edges, "pageInfo": info})
 }
 
 /// The collections of the `entity`/`project` variables; `None` for an unknown project.
@@ -568,22 +575,17 @@ fn membership_file_urls(state: &ServerState, v: &Value) -> GqlResult {
     let project = project_of(v, "entity", "project")?;
     let view = state.store.artifact(&project, str_var(v, "collection")?, str_var(v, "alias")?)?;
     let manifest = state.store.manifest(&view)?;
-    let per_page = v.get("perPage").and_then(Value::as_u64).unwrap_or(50).clamp(1, 10_000) as usize;
-    let start: usize = opt_str(v, "cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let files: Vec<(&str, &artifact_core::ManifestEntry)> =
         manifest.entries().filter(|(_, e)| !e.is_reference()).collect();
-    let end = (start + per_page).min(files.len());
-    let edges: Vec<Value> = files
-        .get(start..end)
-        .unwrap_or(&[])
+    let page = page_of(v, files.len());
+    let edges: Vec<Value> = files[page.clone()]
         .iter()
         .map(|(name, entry)| {
             json!({"node": {"__typename": "File", "name": name, "directUrl": object_url(state, entry)}})
         })
         .collect();
-    let has_next = end < files.len();
     Ok(json!({"project": {"artifactCollection": {"__typename": "ArtifactSequence", "artifactMembership": {"files": {
-        "pageInfo": {"__typename": "PageInfo", "endCursor": if edges.is_empty() { Value::Null } else { json!(end.to_string()) }, "hasNextPage": has_next},
+        "pageInfo": page_info(&page, files.len()),
         "edges": edges,
     }}}}}))
 }

@@ -49,16 +49,28 @@ fn take_fault(state: &ServerState, target: FaultTarget) -> Option<Fault> {
     state.faults.take(&target)
 }
 
+/// The body back when no upload fault is due; otherwise the fault's response, after reading the body as a
+/// server does before answering.
+async fn unless_upload_fault(state: &ServerState, body: Body) -> std::result::Result<Body, Response> {
+    match take_fault(state, FaultTarget::Upload) {
+        None => Ok(body),
+        Some(fault) => {
+            let _ = axum::body::to_bytes(body, usize::MAX).await;
+            Err(faults::respond(&fault, Bytes::from_static(b"{}")))
+        }
+    }
+}
+
 pub(crate) async fn upload_file(
     State(state): State<Arc<ServerState>>,
     Path((token, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Some(fault) = take_fault(&state, FaultTarget::Upload) {
-        let _ = axum::body::to_bytes(body, usize::MAX).await;
-        return faults::respond(&fault, Bytes::from_static(b"{}"));
-    }
+    let body = match unless_upload_fault(&state, body).await {
+        Ok(body) => body,
+        Err(fault) => return fault,
+    };
     let Some(id) = id_from_token(&token) else { return error(StatusCode::NOT_FOUND, "unknown upload URL") };
     let spec = {
         let pending = state.pending.lock().expect("pending lock");
@@ -121,10 +133,10 @@ pub(crate) async fn upload_part(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Some(fault) = take_fault(&state, FaultTarget::Upload) {
-        let _ = axum::body::to_bytes(body, usize::MAX).await;
-        return faults::respond(&fault, Bytes::from_static(b"{}"));
-    }
+    let body = match unless_upload_fault(&state, body).await {
+        Ok(body) => body,
+        Err(fault) => return fault,
+    };
     let known = state.multipart.lock().expect("multipart lock").get(&upload).map(|u| u.parts);
     let (Some(parts), Some(dir)) = (known, multipart_dir(&state, &upload)) else {
         return error(StatusCode::NOT_FOUND, format!("unknown multipart upload {upload:?}"));
@@ -195,10 +207,10 @@ pub(crate) async fn upload_manifest(
     Path(token): Path<String>,
     body: Body,
 ) -> Response {
-    if let Some(fault) = take_fault(&state, FaultTarget::Upload) {
-        let _ = axum::body::to_bytes(body, usize::MAX).await;
-        return faults::respond(&fault, Bytes::from_static(b"{}"));
-    }
+    let body = match unless_upload_fault(&state, body).await {
+        Ok(body) => body,
+        Err(fault) => return fault,
+    };
     let Some(id) = id_from_token(&token) else { return error(StatusCode::NOT_FOUND, "unknown manifest URL") };
     let bytes = match axum::body::to_bytes(body, MAX_MANIFEST_BYTES).await {
         Ok(bytes) => bytes,

@@ -367,7 +367,7 @@ impl EmbeddedStore {
     ) -> Result<LoggedArtifact> {
         let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
         custom_aliases(&options.aliases)?;
-        unique_tags(&options.tags)?;
+        artifact_core::validate_tags(&options.tags)?;
         if let Some(run_id) = &options.run_id {
             self.run(project, run_id)?;
         }
@@ -413,7 +413,7 @@ impl EmbeddedStore {
     pub fn reserve_version(&self, project: &ProjectRef, draft: &VersionDraft) -> Result<Reservation> {
         artifact_core::validate_artifact_name(&draft.name)?;
         let aliases = custom_aliases(&draft.aliases)?;
-        unique_tags(&draft.tags)?;
+        artifact_core::validate_tags(&draft.tags)?;
         if let Some(run_id) = &draft.run_id {
             self.run(project, run_id)?;
         }
@@ -458,7 +458,7 @@ impl EmbeddedStore {
         manifest: &Manifest,
     ) -> Result<LoggedArtifact> {
         let aliases = custom_aliases(&draft.aliases)?;
-        let tags = unique_tags(&draft.tags)?;
+        let tags = artifact_core::validate_tags(&draft.tags)?;
         let index_path = self.id_index_path(id)?;
         let reserved: Option<IdIndexRecord> = read_json(&index_path)?;
         if reserved.as_ref().is_none_or(|r| r.version_index.is_some()) {
@@ -1080,18 +1080,6 @@ fn custom_aliases(aliases: &[String]) -> Result<Vec<String>> {
         }
     }
     Ok(out)
-}
-
-/// `tags` validated, without duplicates (the first occurrence kept, as the SDK dedupes in order).
-fn unique_tags(tags: &[String]) -> Result<Vec<String>> {
-    let mut unique: Vec<String> = Vec::with_capacity(tags.len());
-    for tag in tags {
-        artifact_core::validate_tag(tag)?;
-        if !unique.contains(tag) {
-            unique.push(tag.clone());
-        }
-    }
-    Ok(unique)
 }
 
 fn read_aliases(collection_dir: &Path) -> Result<BTreeMap<String, u64>> {
