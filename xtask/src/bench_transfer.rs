@@ -10,8 +10,9 @@
 //! server's own peak. `--check` fails when a CLI process's peak exceeds 64 MiB, the target of the W&B
 //! protocol issue. Files live under `target/bench/transfer` (on disk: a 2 GiB run needs about 12 GiB).
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
 use crate::bench::XorShift;
+use crate::served_store::ServedStore;
 use crate::{cargo, project_root, say};
 
 const DEFAULT_SIZE: u64 = 2 << 30;
@@ -57,8 +59,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
 
-    let server = Server::start(&binary, &work.join("store"))?;
-    let url = server.base_url.clone();
+    let server = ServedStore::start(&binary, &work.join("store"), &["--default-entity", "bench"], Stdio::null())?;
+    let url = server.url.clone();
     let cli = |args: &[&str], cache: &str| {
         let mut command = Command::new(&binary);
         command
@@ -126,52 +128,6 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `dagster-wandb server` on a free port, stopped on drop.
-struct Server {
-    child: Child,
-    base_url: String,
-}
-
-impl Server {
-    fn start(binary: &Path, store: &Path) -> Result<Self> {
-        let mut child = Command::new(binary)
-            .args(["server", "--port", "0", "--default-entity", "bench", "--store"])
-            .arg(store)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start dagster-wandb server")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let base_url = loop {
-            match lines.next() {
-                Some(line) => {
-                    if let Some(url) = line?.strip_prefix("WANDB_BASE_URL=") {
-                        break url.trim().to_owned();
-                    }
-                }
-                None => bail!("dagster-wandb server exited before printing its URL"),
-            }
-        };
-        Ok(Server { child, base_url })
-    }
-
-    /// The server's peak resident memory so far (`VmHWM`).
-    fn peak_rss(&self) -> Option<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib << 10)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs `command` to completion: its wall time, peak resident memory and standard output.
 fn measure(command: &mut Command) -> Result<(Duration, u64, String)> {
     let start = Instant::now();
@@ -223,25 +179,24 @@ fn curl_upload(base_url: &str, file: &Path) -> Result<f64> {
         .pointer("/createArtifactFiles/files/edges/0/node/uploadUrl")
         .and_then(Value::as_str)
         .context("the server gave no upload URL")?;
-    let out = Command::new("curl")
-        .args(["-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", "-H"])
-        .arg(format!("Content-MD5: {md5}"))
-        .arg("-T")
-        .arg(file)
-        .arg(upload_url)
-        .output()
-        .context("cannot run curl")?;
-    ensure!(out.status.success(), "curl upload failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+    let md5_header = format!("Content-MD5: {md5}");
+    let args = [OsStr::new("-H"), OsStr::new(&md5_header), OsStr::new("-T"), file.as_os_str(), OsStr::new(upload_url)];
+    timed_curl("upload", &args)
 }
 
 /// `curl -o /dev/null` of `url`: seconds taken.
 fn curl_download(url: &str) -> Result<f64> {
+    timed_curl("download", &[OsStr::new(url)])
+}
+
+/// `curl` with `args`, its body discarded: the seconds it reports (`time_total`).
+fn timed_curl(what: &str, args: &[&OsStr]) -> Result<f64> {
     let out = Command::new("curl")
-        .args(["-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", url])
+        .args(["-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}"])
+        .args(args)
         .output()
         .context("cannot run curl")?;
-    ensure!(out.status.success(), "curl download failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(out.status.success(), "curl {what} failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8(out.stdout)?.trim().parse()?)
 }
 

@@ -5,6 +5,7 @@ mod bench_serde;
 mod bench_sweep;
 mod bench_transfer;
 mod interop;
+mod served_store;
 mod tidy;
 
 use std::path::{Path, PathBuf};

@@ -4,48 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, ensure};
 use serde_json::Value;
 
 use super::Comparisons;
 use crate::project_root;
+use crate::served_store::ServedStore;
 
 const API_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
-
-/// The server process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(cli: &Path, store: &Path) -> Result<Server> {
-    let mut child = Command::new(cli)
-        .args(["server", "--port", "0", "--api-key", API_KEY, "--default-entity", "ent", "--store"])
-        .arg(store)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting dagster-wandb server")?;
-    let stdout = child.stdout.take().expect("piped");
-    let mut server = Server { child, url: String::new() };
-    for line in BufReader::new(stdout).lines() {
-        if let Some(url) = line?.strip_prefix("WANDB_BASE_URL=") {
-            server.url = url.to_owned();
-            return Ok(server);
-        }
-    }
-    bail!("dagster-wandb server printed no URL")
-}
 
 struct Sides<'a> {
     python: &'a Path,
@@ -139,7 +108,12 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
     let data = work.join("data");
     fixture(&data)?;
     let expected = tree(&data)?;
-    let server = start_server(cli, &work.join("store"))?;
+    let server = ServedStore::start(
+        cli,
+        &work.join("store"),
+        &["--api-key", API_KEY, "--default-entity", "ent"],
+        Stdio::inherit(),
+    )?;
     let sides = Sides { python, cli, work: work.clone(), url: server.url.clone() };
     let path = |p: &Path| p.to_string_lossy().into_owned();
 
