@@ -141,6 +141,17 @@ impl Artifact {
         &self.name
     }
 
+    /// Renames the draft (an integration naming it after its asset, say), validating the name against the type.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NameTooLong`], [`Error::ReservedType`].
+    pub fn set_name(&mut self, name: &str) -> Result<()> {
+        validate_artifact_name(name)?;
+        validate_artifact_type(&self.artifact_type, name)?;
+        name.clone_into(&mut self.name);
+        Ok(())
+    }
+
     /// The type (`dataset`, `model`, …).
     pub fn artifact_type(&self) -> &str {
         &self.artifact_type

@@ -55,6 +55,65 @@ pub enum Error {
         /// The method that was not sent.
         method: String,
     },
+    /// A dagster-wandb rule was broken (`WandbArtifactsIOManagerError`): the message is dagster-wandb's own, so
+    /// a Python and a Rust step fail alike.
+    #[error("{0}")]
+    IoManager(String),
+    /// A configuration value has the wrong type or form, or a key is unknown.
+    #[error("invalid configuration {key}: {reason}")]
+    InvalidConfig {
+        /// The key, with its path (`wandb_artifact_configuration.add_files[1].local_path`).
+        key: String,
+        /// What is wrong, with the value given.
+        reason: String,
+    },
+    /// `wandb_config.entity` or `.project` is the empty string.
+    #[error("(dagster_wandb) An empty string was provided for the '{property}' property of the 'wandb_config'.")]
+    EmptyConfigValue {
+        /// `entity` or `project`.
+        property: String,
+    },
+    /// An input's artifact could not be found (or read).
+    #[error(
+        "The artifact you're attempting to download might not exist, or you might have forgotten to include the 'name' property in the 'wandb_artifact_configuration' settings. ({uri}: {source})"
+    )]
+    ArtifactMissing {
+        /// `entity/project/name:alias`.
+        uri: String,
+        /// Why it could not be found.
+        #[source]
+        source: wandb_api::Error,
+    },
+    /// `get` names no object of the artifact.
+    #[error(
+        "the artifact {uri} has no object named {name:?} (looked for an entry {name:?} or {name:?} + \".<type>.json\")"
+    )]
+    NoSuchObject {
+        /// The artifact.
+        uri: String,
+        /// The name asked for.
+        name: String,
+    },
+    /// `get_path` names no file of the artifact.
+    #[error("the artifact {uri} has no file or directory {path:?}")]
+    NoSuchPath {
+        /// The artifact.
+        uri: String,
+        /// The path asked for.
+        path: String,
+    },
+    /// The W&B backend (embedded store or server) failed.
+    #[error(transparent)]
+    Wandb(#[from] wandb_api::Error),
+    /// Building the artifact failed (a bad name, a missing file, …).
+    #[error(transparent)]
+    Artifact(#[from] artifact_core::Error),
+    /// Serializing an output or reading one back failed.
+    #[error(transparent)]
+    Serialization(#[from] serde_modules::Error),
+    /// Sweeping the local storage failed.
+    #[error(transparent)]
+    Cache(#[from] io_cache::Error),
     /// A filesystem or stream operation failed.
     #[error("cannot {action} {}: {source}", .path.display())]
     Io {

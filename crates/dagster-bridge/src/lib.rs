@@ -16,7 +16,10 @@
 //! # Ok::<(), dagster_bridge::Error>(())
 //! ```
 
+mod backend;
+pub mod config;
 mod error;
+pub mod io_manager;
 pub mod pipes;
 
 pub use error::{Error, Result};

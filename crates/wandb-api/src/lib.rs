@@ -64,3 +64,4 @@ pub use store::{
     ArtifactEdge, ArtifactVersion, Collection, EmbeddedStore, Lineage, LogOptions, LoggedArtifact, ProjectRef,
     Reservation, RunOptions, RunRecord, VersionDraft, link_target,
 };
+pub use time::utc_isoformat;

@@ -7,6 +7,20 @@ pub(crate) fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
 }
 
+/// `t` as Python's `datetime.now(timezone.utc).isoformat()` prints it: `2024-01-01T00:00:00.123456+00:00`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = UNIX_EPOCH + Duration::from_micros(1_704_067_200_123_456);
+/// assert_eq!(wandb_api::utc_isoformat(t), "2024-01-01T00:00:00.123456+00:00");
+/// ```
+pub fn utc_isoformat(t: SystemTime) -> String {
+    let mut text = rfc3339(t);
+    text.pop();
+    text.push_str("+00:00");
+    text
+}
+
 pub(crate) fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;

@@ -162,6 +162,22 @@ impl WandbClient {
         options: &RemoteDownloadOptions,
     ) -> Result<(Manifest, DownloadReport)> {
         let manifest = self.manifest(version).await?;
+        let report = self.download_entries(version, &manifest, root, options).await?;
+        Ok((manifest, report))
+    }
+
+    /// Downloads the entries of `entries` — `version`'s manifest or a part of it (one file, one directory) —
+    /// into `root`, as [`WandbClient::download`] does.
+    ///
+    /// # Errors
+    /// See [`WandbClient::download`].
+    pub async fn download_entries(
+        &self,
+        version: &ArtifactVersion,
+        entries: &Manifest,
+        root: &std::path::Path,
+        options: &RemoteDownloadOptions,
+    ) -> Result<DownloadReport> {
         let urls = self.file_urls(version).await?;
         let source = RemoteObjects {
             book: Arc::new(UrlBook {
@@ -177,11 +193,10 @@ impl WandbClient {
         };
         let root = root.to_path_buf();
         let local = options.local.clone();
-        let manifest2 = manifest.clone();
-        let report = tokio::task::spawn_blocking(move || download(&source, &manifest2, &root, &local))
+        let entries = entries.clone();
+        tokio::task::spawn_blocking(move || download(&source, &entries, &root, &local))
             .await
-            .map_err(|e| Error::Protocol { operation: "download".to_owned(), reason: e.to_string() })??;
-        Ok((manifest, report))
+            .map_err(|e| Error::Protocol { operation: "download".to_owned(), reason: e.to_string() })?
     }
 
     /// The collections of `project` (only those of `artifact_type` when given), by name, each with its

@@ -142,6 +142,25 @@ impl WandbClient {
         self.graphql("UpsertBucket", queries::UPSERT_BUCKET, variables).await?;
         Ok(())
     }
+
+    /// Resumes run `options.id` of `project`, creating it when missing (`wandb.init(id=…, name=…, tags=…,
+    /// resume="allow")`); returns whether it was created.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunId`] without an id, [`InvalidTag`](artifact_core::Error::InvalidTag); see
+    /// [`WandbClient::graphql`].
+    pub async fn resume_run(&self, project: &ProjectRef, options: &crate::RunOptions) -> Result<bool> {
+        let Some(run_id) = options.id.as_deref() else {
+            return Err(Error::InvalidRunId { run_id: String::new() });
+        };
+        let tags = artifact_core::validate_tags(&options.tags)?;
+        let variables = json!({
+            "name": run_id, "project": project.project(), "entity": project.entity(),
+            "jobType": options.job_type, "displayName": options.name, "tags": if tags.is_empty() { None } else { Some(tags) },
+        });
+        let data = self.graphql("UpsertBucket", queries::UPSERT_RUN, variables).await?;
+        Ok(data.pointer("/upsertBucket/inserted").and_then(Value::as_bool).unwrap_or(false))
+    }
 }
 
 fn extra_headers(json: &str) -> Result<HeaderMap> {

@@ -10,6 +10,14 @@ pub(crate) const UPSERT_BUCKET: &str =
   }
 }";
 
+/// `UpsertBucket` with the display name and tags `wandb.init(name=…, tags=…)` sends.
+pub(crate) const UPSERT_RUN: &str = "mutation UpsertBucket($name: String, $project: String, $entity: String, $jobType: String, $displayName: String, $tags: [String!]) {
+  upsertBucket(input: {name: $name, modelName: $project, entityName: $entity, jobType: $jobType, displayName: $displayName, tags: $tags}) {
+    bucket { id name displayName project { id name entity { id name } } }
+    inserted
+  }
+}";
+
 pub(crate) const ARTIFACT_TYPE: &str = "query ArtifactType($entity: String, $project: String, $name: String!) {
   project(name: $project, entityName: $entity) { artifact(name: $name) { artifactType { name } } }
 }";

@@ -163,11 +163,7 @@ fn ensure_run(
         Err(Error::RunNotFound { .. }) => {
             let options =
                 RunOptions { id: Some(run_id.to_owned()), job_type: job_type.map(str::to_owned), ..Default::default() };
-            match state.store.create_run(project, options) {
-                Ok(_) => Ok(true),
-                Err(Error::RunExists { .. }) => Ok(false),
-                Err(e) => Err(e.into()),
-            }
+            Ok(state.store.resume_run(project, options)?.1)
         }
         Err(e) => Err(e.into()),
     }
@@ -177,11 +173,21 @@ fn upsert_bucket(state: &ServerState, v: &Value) -> GqlResult {
     let entity = opt_str(v, "entity").unwrap_or(&state.options.default_entity);
     let project = ProjectRef::new(entity, opt_str(v, "project").unwrap_or(artifact_core::DEFAULT_PROJECT))?;
     let run_id = str_var(v, "name")?;
-    let inserted = ensure_run(state, &project, run_id, opt_str(v, "jobType"))?;
+    let tags: Vec<String> = match v.get("tags") {
+        Some(Value::Array(tags)) => tags.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    let options = RunOptions {
+        id: Some(run_id.to_owned()),
+        name: opt_str(v, "displayName").map(str::to_owned),
+        job_type: opt_str(v, "jobType").map(str::to_owned),
+        tags,
+    };
+    let (record, inserted) = state.store.resume_run(&project, options)?;
     Ok(json!({"upsertBucket": {"bucket": {
         "id": global_id("Run", &format!("{project}/{run_id}")),
-        "name": run_id, "displayName": opt_str(v, "displayName").unwrap_or(run_id), "description": null,
-        "config": "{}", "sweepName": null,
+        "name": run_id, "displayName": record.name.as_deref().unwrap_or(run_id), "description": null,
+        "config": "{}", "sweepName": null, "tags": record.tags,
         "project": {"id": global_id("Project", &project.to_string()), "name": project.project(),
                     "entity": {"id": global_id("Entity", project.entity()), "name": project.entity()}},
         "historyLineCount": 0,

@@ -122,6 +122,8 @@ pub struct RunOptions {
     pub name: Option<String>,
     /// The kind of step (`load-data`, `train`, …).
     pub job_type: Option<String>,
+    /// Tags (see [`artifact_core::validate_tag`]; duplicates dropped).
+    pub tags: Vec<String>,
 }
 
 /// Options of [`EmbeddedStore::log_artifact`].
@@ -297,6 +299,7 @@ impl EmbeddedStore {
             }
             None => std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect(),
         };
+        let tags = artifact_core::validate_tags(&options.tags)?;
         let _lock = self.lock_project(project)?;
         let path = self.run_path(project, &id);
         if path.exists() {
@@ -310,12 +313,48 @@ impl EmbeddedStore {
             id,
             name: options.name,
             job_type: options.job_type,
+            tags,
             created_at: now_rfc3339(),
             inputs: Vec::new(),
             outputs: Vec::new(),
         };
         write_json(&path, &record)?;
         Ok(record)
+    }
+
+    /// Resumes run `options.id` of `project`, creating it when it does not exist (the SDK's `resume="allow"`):
+    /// a name or tags given replace the stored ones, as `wandb.init` does on resume. Returns the run and
+    /// whether it was created.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunId`] (an id is required), [`Error::InvalidTag`](artifact_core::Error::InvalidTag),
+    /// I/O errors.
+    pub fn resume_run(&self, project: &ProjectRef, options: RunOptions) -> Result<(RunRecord, bool)> {
+        let Some(id) = options.id.clone() else {
+            return Err(Error::InvalidRunId { run_id: String::new() });
+        };
+        validate_run_id(&id)?;
+        let tags = artifact_core::validate_tags(&options.tags)?;
+        {
+            let _lock = self.lock_project(project)?;
+            let path = self.run_path(project, &id);
+            if let Some(mut record) = read_json::<RunRecord>(&path)? {
+                if options.name.is_some() || !tags.is_empty() {
+                    record.name = options.name.or(record.name);
+                    if !tags.is_empty() {
+                        record.tags = tags;
+                    }
+                    write_json(&path, &record)?;
+                }
+                return Ok((record, false));
+            }
+        }
+        match self.create_run(project, options) {
+            Ok(record) => Ok((record, true)),
+            // Another process created it between the two locks.
+            Err(Error::RunExists { .. }) => Ok((self.run(project, &id)?, false)),
+            Err(e) => Err(e),
+        }
     }
 
     /// The run `run_id` of `project`.

@@ -146,6 +146,9 @@ pub struct RunRecord {
     pub name: Option<String>,
     /// What kind of step the run is (`load-data`, `train`, …).
     pub job_type: Option<String>,
+    /// Its tags, in the order given (records written before tags existed read as untagged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// When it was created (RFC 3339, UTC).
     pub created_at: String,
     /// Artifact versions it used, in order of first use.
