@@ -4,9 +4,11 @@ mod bench;
 mod bench_serde;
 mod bench_sweep;
 mod bench_transfer;
+mod dagster_e2e;
 mod interop;
 mod served_store;
 mod tidy;
+mod venv;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +35,9 @@ commands:
         compare with the real Python packages (PyPI, pinned, in target/interop/venv): manifests and digests
         with wandb 0.31.0; step outputs with pickle, dill, cloudpickle, joblib, msgpack; and the wire protocol,
         the real wandb client and our CLI each downloading what the other logged through `dagster-wandb server`
+  dagster-e2e
+        materialize examples/dagster with the real `dagster` CLI (PyPI, pinned, in target/dagster-e2e/venv) on a
+        fresh embedded store; check Dagster's event log (W&B metadata, checks, a failing Rust step) and the store
   tidy  check workspace conventions (also run by `cargo test`)
   ci    run what CI runs: fmt, clippy, tests, docs, publish dry-run, tidy, the example
 ";
@@ -51,6 +56,7 @@ fn main() -> Result<()> {
             }
         }
         Some("interop") => interop::run(args.get(1).map(String::as_str)),
+        Some("dagster-e2e") => dagster_e2e::run(),
         Some("ci") => ci(),
         Some("-h" | "--help" | "help") | None => {
             say(USAGE);

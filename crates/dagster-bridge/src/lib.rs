@@ -21,5 +21,6 @@ pub mod config;
 mod error;
 pub mod io_manager;
 pub mod pipes;
+pub mod step;
 
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@
 //! | [`cache`] | `io-cache` | the local content cache shared with the Python SDK, and the digest memo |
 //! | [`api`] | `wandb-api` | backends: the embedded store (default), downloads, `http(s)://` references |
 //! | [`serialization`] | `serde-modules` | step outputs: pickle (never executing code), dill, cloudpickle, joblib, JSON, MessagePack, bincode, postcard, raw; W&B Tables |
+//! | [`dagster`] | `dagster-bridge` | Rust steps in Dagster runs: Dagster Pipes, and dagster-wandb's configuration and IO manager |
 //!
 //! The `dagster-wandb` command-line tool (feature `cli`, on by default) is built from this package too.
 //!
@@ -41,6 +42,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use artifact_core as artifact;
+pub use dagster_bridge as dagster;
 pub use io_cache as cache;
 pub use serde_modules as serialization;
 pub use wandb_api as api;

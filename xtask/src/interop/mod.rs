@@ -11,7 +11,7 @@ mod outputs;
 mod wire;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -32,7 +32,7 @@ pub(crate) fn run(suite: Option<&str>) -> Result<()> {
     if let Some(other) = suite.filter(|s| !["manifests", "outputs", "wandb"].contains(s)) {
         bail!("unknown interop suite {other:?}: expected manifests, outputs or wandb");
     }
-    let python = venv_python()?;
+    let python = crate::venv::python("target/interop/venv", PACKAGES)?;
     let mut build = cargo();
     build.args(["build", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
     ensure!(build.status()?.success(), "building the CLI failed");
@@ -108,31 +108,4 @@ pub(crate) fn run_script_args(python: &Path, script: &str, args: &[&str], input:
         Ok(serde::Deserialize::deserialize(&mut de)?)
     };
     String::from_utf8(out.stdout)?.lines().map(parse).collect()
-}
-
-/// The venv's python, creating the venv (and installing the pinned packages) when needed.
-fn venv_python() -> Result<PathBuf> {
-    let venv = project_root().join("target/interop/venv");
-    let python = venv.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" });
-    let checks: Vec<String> =
-        PACKAGES.iter().map(|(name, version)| format!("importlib.metadata.version({name:?}) == {version:?}")).collect();
-    let probe_code = format!("import importlib.metadata, sys; sys.exit(not ({}))", checks.join(" and "));
-    let probe = |python: &Path| {
-        Command::new(python).args(["-c", &probe_code]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-    };
-    if probe(&python) {
-        return Ok(python);
-    }
-    let pins: Vec<String> = PACKAGES.iter().map(|(name, version)| format!("{name}=={version}")).collect();
-    say(&format!("creating {} with {} from PyPI…", venv.display(), pins.join(", ")));
-    let _ = std::fs::remove_dir_all(&venv);
-    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    ensure!(Command::new(&system_python).args(["-m", "venv"]).arg(&venv).status()?.success(), "python3 -m venv failed");
-    let pip = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-        .args(&pins)
-        .status()?;
-    ensure!(pip.success(), "pip install {} failed", pins.join(" "));
-    ensure!(probe(&python), "the pinned packages are not importable after installing them");
-    Ok(python)
 }

@@ -108,7 +108,10 @@ impl PipesContext {
     }
 
     /// `asset_key` when given (it must be in scope), else the one asset in scope.
-    pub(crate) fn resolve_asset_key(&self, asset_key: Option<&str>) -> Result<String> {
+    ///
+    /// # Errors
+    /// [`Error::ContextAccess`] for an op, or an asset not in scope.
+    pub fn resolve_asset_key(&self, asset_key: Option<&str>) -> Result<String> {
         match asset_key {
             None => self.asset_key().map(str::to_owned),
             Some(key) => match self.asset_keys.as_deref() {

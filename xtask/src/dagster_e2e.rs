@@ -1,0 +1,236 @@
+//! `cargo xtask dagster-e2e`: the Dagster example materialized by the real `dagster` CLI (PyPI, pinned, in
+//! `target/dagster-e2e/venv`), its Rust steps speaking Pipes, on a fresh embedded store; then Dagster's event
+//! log and the store are checked, and a failing Rust step must show up in Dagster as a failed step with its error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+use wandb_api::{EmbeddedStore, ProjectRef};
+
+use crate::{cargo, project_root, say};
+
+/// The Dagster packages, pinned (the versions the Pipes spec was observed with).
+const PACKAGES: &[(&str, &str)] = &[("dagster", "1.13.29"), ("dagster-pipes", "1.13.29")];
+
+const ENTITY: &str = "e2e";
+const PROJECT: &str = "dagster-example";
+const DAYS: [&str; 3] = ["2024-01-01", "2024-01-02", "2024-01-03"];
+/// Custom messages the stress step sends before its materialization (`STRESS_MESSAGES` in e2e_definitions.py).
+const STRESS_MESSAGES: u64 = 200_000;
+
+/// The 14 metadata keys every materialization carries, with the type Dagster must have given each.
+const METADATA_TYPES: [(&str, &str); 14] = [
+    ("dagster_run_id", "DagsterRunMetadataValue"),
+    ("wandb_artifact_id", "TextMetadataValue"),
+    ("wandb_artifact_type", "TextMetadataValue"),
+    ("wandb_artifact_version", "TextMetadataValue"),
+    ("wandb_artifact_size", "IntMetadataValue"),
+    ("wandb_artifact_url", "UrlMetadataValue"),
+    ("wandb_entity", "TextMetadataValue"),
+    ("wandb_project", "TextMetadataValue"),
+    ("wandb_run_id", "TextMetadataValue"),
+    ("wandb_run_name", "TextMetadataValue"),
+    ("wandb_run_path", "TextMetadataValue"),
+    ("wandb_run_url", "UrlMetadataValue"),
+    ("wandb_artifact_digest", "TextMetadataValue"),
+    ("wandb_artifact_file_count", "IntMetadataValue"),
+];
+
+pub(crate) fn run() -> Result<()> {
+    let python = crate::venv::python("target/dagster-e2e/venv", PACKAGES)?;
+    let dagster = python.with_file_name("dagster");
+    let mut build = cargo();
+    build.args(["build", "--quiet", "-p", "examples", "--example", "dagster_step"]);
+    ensure!(build.status()?.success(), "building the dagster_step example failed");
+
+    let work = project_root().join("target/dagster-e2e/run");
+    let _ = std::fs::remove_dir_all(&work);
+    let home = work.join("dagster_home");
+    std::fs::create_dir_all(&home)?;
+    // An empty dagster.yaml: the default (SQLite) storage in DAGSTER_HOME, without Dagster's notice about it.
+    std::fs::write(home.join("dagster.yaml"), "")?;
+    let store_dir = work.join("store");
+    let env = Env {
+        home: home.clone(),
+        store_url: format!("file://{}", store_dir.display()),
+        cache: work.join("wandb-cache"),
+        step: project_root().join("target/debug/examples/dagster_step"),
+    };
+
+    let definitions = project_root().join("examples/dagster/definitions.py");
+    say("dagster asset materialize --select group:wandb_example");
+    materialize(&dagster, &env, &definitions, &["--select", "group:wandb_example"], true)?;
+    for day in DAYS {
+        say(&format!("dagster asset materialize --select daily_readings --partition {day}"));
+        materialize(&dagster, &env, &definitions, &["--select", "daily_readings", "--partition", day], true)?;
+    }
+    say("dagster asset materialize --select readings_summary");
+    materialize(&dagster, &env, &definitions, &["--select", "readings_summary"], true)?;
+    let e2e_definitions = project_root().join("xtask/dagster/e2e_definitions.py");
+    say("dagster asset materialize --select failing_step (must fail)");
+    materialize(&dagster, &env, &e2e_definitions, &["--select", "failing_step"], false)?;
+    say(&format!("dagster asset materialize --select pipes_stress ({STRESS_MESSAGES} messages)"));
+    materialize(&dagster, &env, &e2e_definitions, &["--select", "pipes_stress"], true)?;
+
+    let mut log = Command::new(&python);
+    log.arg(project_root().join("xtask/dagster/event_log.py")).env("DAGSTER_HOME", &env.home);
+    let out = log.output().context("cannot run event_log.py")?;
+    ensure!(out.status.success(), "event_log.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let events: Value = serde_json::from_slice(&out.stdout).context("event_log.py printed no JSON")?;
+
+    let store = EmbeddedStore::open(&store_dir)?;
+    let project = ProjectRef::new(ENTITY, PROJECT)?;
+    let mut checks = 0;
+    checks += check_materializations(&events, &store, &project, &env.store_url)?;
+    checks += check_lineage(&store, &project)?;
+    checks += check_failure(&events)?;
+    say(&format!("dagster-e2e: ok ({checks} checks)"));
+    Ok(())
+}
+
+struct Env {
+    home: PathBuf,
+    store_url: String,
+    cache: PathBuf,
+    step: PathBuf,
+}
+
+fn materialize(dagster: &Path, env: &Env, definitions: &Path, args: &[&str], must_succeed: bool) -> Result<()> {
+    let out = Command::new(dagster)
+        .args(["asset", "materialize", "-f"])
+        .arg(definitions)
+        .args(args)
+        .env("DAGSTER_HOME", &env.home)
+        .env("WANDB_BASE_URL", &env.store_url)
+        .env("WANDB_CACHE_DIR", &env.cache)
+        .env("WANDB_ENTITY", ENTITY)
+        .env("WANDB_PROJECT", PROJECT)
+        .env("DAGSTER_WANDB_STEP_BIN", &env.step)
+        .env("PYTHONWARNINGS", "ignore")
+        .current_dir(project_root())
+        .output()
+        .context("cannot run dagster")?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    match (must_succeed, out.status.success()) {
+        (true, false) => bail!("dagster asset materialize {} failed:\n{log}", args.join(" ")),
+        (false, true) => {
+            bail!("dagster asset materialize {} succeeded, but its step should have failed", args.join(" "))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every asset materialized with the 14 W&B keys, typed; URLs, run ids and digests agree with the store.
+fn check_materializations(
+    events: &Value,
+    store: &EmbeddedStore,
+    project: &ProjectRef,
+    store_url: &str,
+) -> Result<usize> {
+    let materializations = events["materializations"].as_array().context("no materializations")?;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut checks = 0;
+    for m in materializations {
+        let asset = m["asset"].as_str().unwrap_or_default();
+        let partition = m["partition"].as_str();
+        *seen.entry(asset.to_owned()).or_default() += 1;
+        let metadata = &m["metadata"];
+        for (key, expected_type) in METADATA_TYPES {
+            let actual = metadata[key]["type"].as_str().unwrap_or("missing");
+            ensure!(actual == expected_type, "{asset}: metadata {key} is {actual}, expected {expected_type}");
+            checks += 1;
+        }
+        let text = |key: &str| metadata[key]["value"].as_str().unwrap_or_default().to_owned();
+        let run_id = m["run_id"].as_str().unwrap_or_default();
+        ensure!(text("dagster_run_id") == run_id, "{asset}: dagster_run_id is not the run's id");
+        ensure!(text("wandb_run_id") == run_id, "{asset}: the W&B run is not the Dagster run");
+        ensure!(text("wandb_run_name") == format!("dagster-run-{}", &run_id[..8]), "{asset}: run name");
+        let name = match partition {
+            Some(day) => format!("{asset}.{day}"),
+            None => asset.to_owned(),
+        };
+        let version = store.artifact(project, &name, &text("wandb_artifact_version"))?;
+        ensure!(version.id == text("wandb_artifact_id"), "{asset}: artifact id differs from the store's");
+        ensure!(version.digest == text("wandb_artifact_digest"), "{asset}: digest differs from the store's");
+        ensure!(
+            m["tags"]["dagster/data_version"].as_str() == Some(version.digest.as_str()),
+            "{asset}: the data version is not the artifact digest"
+        );
+        ensure!(metadata["wandb_artifact_size"]["value"].as_u64() == Some(version.size), "{asset}: size");
+        let url =
+            format!("{store_url}/{ENTITY}/{PROJECT}/artifacts/{}/{name}/{}", version.artifact_type, version.version());
+        ensure!(text("wandb_artifact_url") == url, "{asset}: artifact URL {} is not {url}", text("wandb_artifact_url"));
+        ensure!(
+            version.created_by.as_deref() == Some(run_id),
+            "{asset}: the version was not logged by the Dagster run"
+        );
+        ensure!(version.aliases.contains(&format!("dagster-run-{}", &run_id[..8])), "{asset}: no run alias");
+        checks += 8;
+    }
+    let stress = materializations.iter().find(|m| m["asset"] == "pipes_stress").context("no pipes_stress")?;
+    let received = stress["metadata"]["custom_messages_received"]["value"].as_u64();
+    ensure!(received == Some(STRESS_MESSAGES), "Dagster received {received:?} of {STRESS_MESSAGES} messages");
+    ensure!(stress["metadata"]["custom_messages_in_order"]["value"] == true, "messages arrived out of order");
+    let expected =
+        [("daily_readings", 3), ("number_stats", 1), ("pipes_stress", 1), ("raw_numbers", 1), ("readings_summary", 1)];
+    let expected: BTreeMap<String, usize> = expected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    ensure!(seen == expected, "materializations {seen:?}, expected {expected:?}");
+    let checks_passed = events["checks"].as_array().is_some_and(|c| {
+        c.iter().any(|c| c["asset"] == "number_stats" && c["check"] == "has_rows" && c["passed"] == true)
+    });
+    ensure!(checks_passed, "the has_rows check of number_stats did not pass: {}", events["checks"]);
+    Ok(checks + 1)
+}
+
+/// The store holds the artifacts with their lineage: each reader's run used what the writer's run logged.
+fn check_lineage(store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
+    let raw = store.artifact(project, "raw_numbers", "example")?;
+    let stats = store.artifact(project, "number_stats", "latest")?;
+    ensure!(raw.artifact_type == "dataset" && stats.artifact_type == "statistics", "artifact types");
+    ensure!(raw.description.as_deref() == Some("Numbers and their squares"), "raw_numbers description");
+    let used_by: Vec<String> = store.lineage(&raw)?.used_by.into_iter().map(|r| r.id).collect();
+    ensure!(used_by == [stats.created_by.clone().unwrap_or_default()], "raw_numbers used by {used_by:?}");
+    let run = store.run(project, raw.created_by.as_deref().unwrap_or_default())?;
+    ensure!(run.tags == ["dagster_wandb"], "run tags {:?}", run.tags);
+
+    let summary = store.artifact(project, "readings_summary", "latest")?;
+    let summary_run = summary.created_by.clone().unwrap_or_default();
+    for day in DAYS {
+        let daily = store.artifact(project, &format!("daily_readings.{day}"), "latest")?;
+        let used_by: Vec<String> = store.lineage(&daily)?.used_by.into_iter().map(|r| r.id).collect();
+        ensure!(used_by == [summary_run.clone()], "daily_readings.{day} used by {used_by:?}");
+    }
+    // The summary is a pickled dict of each day's maximum, as Python's pickle.load reads it.
+    let manifest = store.manifest(&summary)?;
+    let entry = manifest.get("output.pickle").context("the summary has no output.pickle")?;
+    let bytes = std::fs::read(store.object_path(entry)?)?;
+    let maxima: BTreeMap<String, f64> = serde_modules::Module::Pickle.decode(&bytes)?;
+    ensure!(maxima.keys().map(String::as_str).eq(DAYS), "summary keys {:?}", maxima.keys());
+    Ok(7)
+}
+
+/// The failing step is a failed step in Dagster, and its Rust error (with its cause) reached Dagster.
+fn check_failure(events: &Value) -> Result<usize> {
+    let runs = events["runs"].as_array().context("no runs")?;
+    let failed: Vec<&Value> = runs.iter().filter(|r| r["status"] == "FAILURE").collect();
+    ensure!(failed.len() == 1, "expected exactly one failed run, found {}", failed.len());
+    let run = failed[0];
+    let step_failed = run["failures"].as_array().is_some_and(|f| f.iter().any(|f| f["step"] == "failing_step"));
+    ensure!(step_failed, "no STEP_FAILURE for failing_step: {run}");
+    let pipes_errors = run["pipes_errors"].as_array().context("no pipes errors")?;
+    let reported = pipes_errors.iter().any(|e| {
+        let chain: Vec<&str> = e["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        e["step"] == "failing_step"
+            && chain
+                .first()
+                .is_some_and(|m| m.starts_with("The artifact you're attempting to download might not exist"))
+            && chain.iter().any(|m| m.contains("never_materialized:latest"))
+    });
+    ensure!(reported, "the step's error did not reach Dagster: {run}");
+    let ok_runs = runs.iter().filter(|r| r["status"] == "SUCCESS").count();
+    ensure!(ok_runs == 6, "expected 6 successful runs, found {ok_runs}");
+    Ok(3)
+}
