@@ -7,7 +7,8 @@
 //! - `readings-summary`: loads every day's readings at once and summarises them;
 //! - `fail`: loads an artifact that does not exist, so Dagster shows a failed step with the IO manager's error;
 //! - `stress`: sends as many custom messages as the `messages` extra says, then materializes their count (for
-//!   `cargo xtask dagster-e2e`, which checks that Dagster received every one).
+//!   `cargo xtask dagster-e2e`, which checks that Dagster received every one);
+//! - `panic`: panics, so Dagster shows a failed step with the panic's message.
 //!
 //! The configuration (W&B entity and project, each output's and input's `wandb_artifact_configuration`) comes
 //! from the Pipes extras that `definitions.py` passes; the backend from `WANDB_BASE_URL` (an embedded store
@@ -38,7 +39,8 @@ fn main() -> ExitCode {
         "readings-summary" => readings_summary(step),
         "fail" => fail(step),
         "stress" => stress(step),
-        other => Err(format!("unknown step {other:?}; expected raw-numbers, number-stats, daily-readings, readings-summary, fail or stress").into()),
+        "panic" => panic!("the model diverged at epoch 3"),
+        other => Err(format!("unknown step {other:?}; expected raw-numbers, number-stats, daily-readings, readings-summary, fail, stress or panic").into()),
     }
     })
 }

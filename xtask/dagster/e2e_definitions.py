@@ -1,5 +1,5 @@
-"""Assets only `cargo xtask dagster-e2e` runs: a Rust step that fails (Dagster must show a failed step with its
-error), and one that sends 200,000 messages before its materialization (none may be lost)."""
+"""Assets only `cargo xtask dagster-e2e` runs: Rust steps that fail and panic (Dagster must show failed steps with
+their errors), and one that sends 200,000 messages before its materialization (none may be lost)."""
 
 import sys
 from pathlib import Path
@@ -15,6 +15,11 @@ from line_safe_reader import LineSafeFileMessageReader  # noqa: E402
 def failing_step(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
     extras = wandb_extras(inputs={"missing": {"asset_key": "never_materialized"}})
     return pipes_subprocess_client.run(command=step_command("fail"), context=context, extras=extras).get_materialize_result()
+
+
+@dg.asset(group_name="wandb_e2e")
+def panicking_step(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+    return pipes_subprocess_client.run(command=step_command("panic"), context=context, extras=wandb_extras()).get_materialize_result()
 
 
 STRESS_MESSAGES = 200_000
@@ -33,6 +38,6 @@ def pipes_stress(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.
 
 
 defs = dg.Definitions(
-    assets=[failing_step, pipes_stress],
+    assets=[failing_step, panicking_step, pipes_stress],
     resources={"pipes_subprocess_client": dg.PipesSubprocessClient(message_reader=LineSafeFileMessageReader())},
 )

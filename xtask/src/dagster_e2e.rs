@@ -72,6 +72,8 @@ pub(crate) fn run() -> Result<()> {
     let e2e_definitions = project_root().join("xtask/dagster/e2e_definitions.py");
     say("dagster asset materialize --select failing_step (must fail)");
     materialize(&dagster, &env, &e2e_definitions, &["--select", "failing_step"], false)?;
+    say("dagster asset materialize --select panicking_step (must fail)");
+    materialize(&dagster, &env, &e2e_definitions, &["--select", "panicking_step"], false)?;
     say(&format!("dagster asset materialize --select pipes_stress ({STRESS_MESSAGES} messages)"));
     materialize(&dagster, &env, &e2e_definitions, &["--select", "pipes_stress"], true)?;
 
@@ -212,25 +214,31 @@ fn check_lineage(store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
     Ok(7)
 }
 
-/// The failing step is a failed step in Dagster, and its Rust error (with its cause) reached Dagster.
+/// The failing and panicking steps are failed steps in Dagster, and their Rust errors (with causes) and the
+/// panic's message reached Dagster.
 fn check_failure(events: &Value) -> Result<usize> {
     let runs = events["runs"].as_array().context("no runs")?;
     let failed: Vec<&Value> = runs.iter().filter(|r| r["status"] == "FAILURE").collect();
-    ensure!(failed.len() == 1, "expected exactly one failed run, found {}", failed.len());
-    let run = failed[0];
-    let step_failed = run["failures"].as_array().is_some_and(|f| f.iter().any(|f| f["step"] == "failing_step"));
-    ensure!(step_failed, "no STEP_FAILURE for failing_step: {run}");
-    let pipes_errors = run["pipes_errors"].as_array().context("no pipes errors")?;
-    let reported = pipes_errors.iter().any(|e| {
-        let chain: Vec<&str> = e["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        e["step"] == "failing_step"
-            && chain
-                .first()
-                .is_some_and(|m| m.starts_with("The artifact you're attempting to download might not exist"))
+    ensure!(failed.len() == 2, "expected exactly two failed runs, found {}", failed.len());
+    let failed_step = |step: &str, check: &dyn Fn(&[&str]) -> bool| -> Result<()> {
+        let run = failed
+            .iter()
+            .find(|r| r["failures"].as_array().is_some_and(|f| f.iter().any(|f| f["step"] == step)))
+            .with_context(|| format!("no STEP_FAILURE for {step}"))?;
+        let pipes_errors = run["pipes_errors"].as_array().context("no pipes errors")?;
+        let reported = pipes_errors.iter().any(|e| {
+            let chain: Vec<&str> = e["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            e["step"] == step && check(&chain)
+        });
+        ensure!(reported, "the error of {step} did not reach Dagster: {run}");
+        Ok(())
+    };
+    failed_step("failing_step", &|chain| {
+        chain.first().is_some_and(|m| m.starts_with("The artifact you're attempting to download might not exist"))
             && chain.iter().any(|m| m.contains("never_materialized:latest"))
-    });
-    ensure!(reported, "the step's error did not reach Dagster: {run}");
+    })?;
+    failed_step("panicking_step", &|chain| chain.iter().any(|m| m.contains("the model diverged at epoch 3")))?;
     let ok_runs = runs.iter().filter(|r| r["status"] == "SUCCESS").count();
     ensure!(ok_runs == 6, "expected 6 successful runs, found {ok_runs}");
-    Ok(3)
+    Ok(5)
 }
