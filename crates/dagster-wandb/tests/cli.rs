@@ -665,3 +665,35 @@ fn put_get_and_link_through_the_server_and_on_the_store() {
     assert!(!out.status.success() && stderr.contains("401"), "{stderr}");
     assert!(!stderr.contains("not-the-key-42"), "{stderr}");
 }
+
+#[test]
+fn run_ls_and_history_show_what_a_run_logged() {
+    use dagster_wandb::api::run::{Run, RunSettings};
+    let env = Env::new();
+    let store = dagster_wandb::EmbeddedStore::open(env.path("store")).unwrap();
+    let project = dagster_wandb::ProjectRef::new("ent", "proj").unwrap();
+    let settings = RunSettings { id: Some("train1".into()), name: Some("training".into()), ..Default::default() };
+    let mut run = Run::init_embedded(&store, &project, settings).unwrap();
+    for loss in [0.5, 0.25] {
+        run.log(serde_json::json!({"loss": loss}).as_object().unwrap().clone()).unwrap();
+    }
+    run.finish(2).unwrap();
+
+    let listed = env.json(&["run", "ls", "--entity", "ent", "--project", "proj", "--json"]);
+    assert_eq!(listed[0]["id"], "train1");
+    assert_eq!(listed[0]["name"], "training");
+    assert_eq!(listed[0]["state"], "failed");
+    assert_eq!(listed[0]["exit_code"], 2);
+    assert_eq!(listed[0]["history_rows"], 2);
+
+    let out = env.run(&["run", "history", "ent/proj/train1", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0]["_step"].as_u64(), rows[0]["loss"].as_f64()), (Some(0), Some(0.5)));
+    assert_eq!((rows[1]["_step"].as_u64(), rows[1]["loss"].as_f64()), (Some(1), Some(0.25)));
+
+    let error = env.error(&["run", "history", "ent/proj/nope"]);
+    assert_eq!(error, "error: run 'nope' not found in 'ent/proj'");
+}

@@ -128,6 +128,18 @@ pub enum Error {
         /// The rejected id.
         run_id: String,
     },
+    /// A run's logging data (a `file_stream` request, a history row) is malformed.
+    #[error("invalid run stream: {reason}")]
+    InvalidRunStream {
+        /// What is wrong.
+        reason: String,
+    },
+    /// `resume` forbids what the run's existence requires (the SDK's messages).
+    #[error("{message}")]
+    ResumeRefused {
+        /// The SDK's message.
+        message: String,
+    },
     /// A run with that id already exists.
     #[error("run '{run_id}' already exists in '{entity}/{project}'")]
     RunExists {

@@ -47,6 +47,7 @@ mod download;
 mod error;
 #[cfg(feature = "http-references")]
 mod http_reference;
+pub mod run;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
@@ -64,4 +65,5 @@ pub use store::{
     ArtifactEdge, ArtifactVersion, Collection, EmbeddedStore, Lineage, LogOptions, LoggedArtifact, ProjectRef,
     Reservation, RunOptions, RunRecord, VersionDraft, link_target,
 };
+pub use store::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, SUMMARY_FILE, StreamChunk};
 pub use time::utc_isoformat;

@@ -4,6 +4,7 @@ mod artifact;
 mod cache_cmd;
 mod output;
 mod progress;
+mod run_cmd;
 mod serde_cmd;
 mod server_cmd;
 
@@ -36,6 +37,16 @@ enum Command {
     Cache(cache_cmd::CacheCommand),
     /// Serve an embedded store over the W&B protocol, for the Python `wandb` client and ours.
     Server(server_cmd::ServerArgs),
+    /// List runs and print what they logged (embedded store).
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: run_cmd::RunCommand,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +107,7 @@ pub(crate) fn run() -> ExitCode {
             Command::Serde(command) => serde_cmd::run(command),
             Command::Cache(command) => cache_cmd::run(command),
             Command::Server(args) => server_cmd::run(args),
+            Command::Run(args) => run_cmd::run(&args.backend, &args.command),
         })
         .map_err(|e| CliError::Usage(format!("cannot start the command: {e}")))
         .and_then(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));

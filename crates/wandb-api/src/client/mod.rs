@@ -25,6 +25,7 @@ mod fetch;
 mod http;
 mod log;
 mod queries;
+mod runs;
 
 use std::sync::Arc;
 

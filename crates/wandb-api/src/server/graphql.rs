@@ -79,6 +79,7 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
             {"name": "USE_ARTIFACT_WITH_ENTITY_AND_PROJECT_INFORMATION", "isEnabled": true},
         ]}})),
         "UpsertBucket" => upsert_bucket(state, v),
+        "RunResumeStatus" => run_resume_status(state, v),
         "XXHashDigestsEnabled" => Ok(json!({"entity": {"xxhashDigestsEnabled": state.options.xxhash_digests_enabled}})),
         "FetchArtifactDigestAlgorithm" => fetch_digest_algorithm(state, v),
         "ArtifactType" => artifact_type(state, v),
@@ -184,14 +185,77 @@ fn upsert_bucket(state: &ServerState, v: &Value) -> GqlResult {
         tags,
     };
     let (record, inserted) = state.store.resume_run(&project, options)?;
+    if let Some(config) = opt_str(v, "config") {
+        // wandb-core sends the whole config each time, every value under `{"value": …}`; `_wandb` is its own.
+        let entries: Map<String, Value> =
+            serde_json::from_str(config).map_err(|e| GqlError(format!("config is not a JSON object: {e}")))?;
+        let mut plain = Map::new();
+        let mut wandb = None;
+        for (key, entry) in entries {
+            let value =
+                entry.get("value").cloned().ok_or_else(|| GqlError(format!("config entry {key:?} has no value")))?;
+            if key == "_wandb" {
+                wandb = value.as_object().cloned();
+            } else {
+                plain.insert(key, value);
+            }
+        }
+        state.store.update_run_config(&project, run_id, plain, wandb)?;
+    }
     Ok(json!({"upsertBucket": {"bucket": {
         "id": global_id("Run", &format!("{project}/{run_id}")),
         "name": run_id, "displayName": record.name.as_deref().unwrap_or(run_id), "description": null,
         "config": "{}", "sweepName": null, "tags": record.tags,
         "project": {"id": global_id("Project", &project.to_string()), "name": project.project(),
                     "entity": {"id": global_id("Entity", project.entity()), "name": project.entity()}},
-        "historyLineCount": 0,
+        "historyLineCount": state.store.run_status(&project, run_id)?.line_count(crate::HISTORY_FILE),
     }, "inserted": inserted}}))
+}
+
+/// Where a run stands, for a resuming client. A run exists for wandb-core only when `wandbConfig` holds the
+/// telemetry key `t`, which only a client that logged config to it has sent.
+fn run_resume_status(state: &ServerState, v: &Value) -> GqlResult {
+    let project = project_of(v, "entity", "project")?;
+    let run_id = str_var(v, "name")?;
+    let mut model = json!({"id": global_id("Project", &project.to_string()), "name": project.project(),
+                           "entity": {"id": global_id("Entity", project.entity()), "name": project.entity()},
+                           "bucket": null});
+    let record = match state.store.run(&project, run_id) {
+        Ok(record) => record,
+        Err(Error::RunNotFound { .. }) => return Ok(json!({"model": model})),
+        Err(e) => return Err(e.into()),
+    };
+    let status = state.store.run_status(&project, run_id)?;
+    let summary = state.store.run_summary(&project, run_id)?;
+    let history = state.store.run_stream_lines(&project, run_id, crate::HISTORY_FILE)?;
+    let tail: Vec<&String> = history.iter().rev().take(10).rev().collect();
+    let mut config = Map::new();
+    for (key, value) in &status.config {
+        config.insert(key.clone(), json!({"value": value}));
+    }
+    if !status.wandb_config.is_empty() {
+        config.insert("_wandb".to_owned(), json!({"value": status.wandb_config}));
+    }
+    let wandb_config = match status.wandb_config.get("t") {
+        Some(t) => json!({"t": t}).to_string(),
+        None => "{}".to_owned(),
+    };
+    model["bucket"] = json!({
+        "id": global_id("Run", &format!("{project}/{run_id}")),
+        "name": run_id,
+        "displayName": record.name.as_deref().unwrap_or(run_id),
+        "summaryMetrics": Value::Object(summary).to_string(),
+        "logLineCount": status.line_count(crate::OUTPUT_FILE),
+        "historyLineCount": status.line_count(crate::HISTORY_FILE),
+        "eventsLineCount": status.line_count(crate::EVENTS_FILE),
+        "historyTail": serde_json::to_string(&tail).expect("strings serialise"),
+        "eventsTail": "[]",
+        "config": Value::Object(config).to_string(),
+        "tags": record.tags,
+        "notes": null,
+        "wandbConfig": wandb_config,
+    });
+    Ok(json!({"model": model}))
 }
 
 fn artifact_type(state: &ServerState, v: &Value) -> GqlResult {

@@ -353,9 +353,57 @@ pub(crate) async fn upload_run_file(Path(path): Path<String>, body: Body) -> Res
     StatusCode::OK.into_response()
 }
 
-pub(crate) async fn file_stream(body: Body) -> Response {
-    let _ = axum::body::to_bytes(body, 64 << 20).await;
-    Json(json!({"exitcode": null, "limits": {}})).into_response()
+/// A `file_stream` request: its streams are stored with the replace-at-offset rule, its summary replaces the
+/// run's, and `complete` finishes the run with `exitcode`. Unknown keys (`uploaded`, `preempting`, older
+/// cores' `dropped`) are accepted.
+pub(crate) async fn file_stream(
+    State(state): State<Arc<ServerState>>,
+    Path((entity, project, run)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let chunk = match parse_file_stream(&body) {
+        Ok(chunk) => chunk,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let stored = tokio::task::spawn_blocking(move || {
+        let project = crate::ProjectRef::new(&entity, &project)?;
+        if let Err(crate::Error::RunNotFound { .. }) = state.store.run(&project, &run) {
+            // A stream for a run nobody upserted (wandb-core always upserts first): start it.
+            state.store.resume_run(&project, crate::RunOptions { id: Some(run.clone()), ..Default::default() })?;
+        }
+        state.store.write_run_stream(&project, &run, &chunk)
+    })
+    .await;
+    match stored {
+        Ok(Ok(())) => Json(json!({"exitcode": null, "limits": {}})).into_response(),
+        Ok(Err(e @ crate::Error::InvalidRunStream { .. })) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn parse_file_stream(body: &[u8]) -> std::result::Result<crate::StreamChunk, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the file_stream body is not JSON: {e}"))?;
+    let mut chunk = crate::StreamChunk::default();
+    if let Some(files) = value.get("files").and_then(serde_json::Value::as_object) {
+        for (name, file) in files {
+            let offset = file.get("offset").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let content = file
+                .get("content")
+                .and_then(serde_json::Value::as_array)
+                .ok_or_else(|| format!("files.{name}.content is not a list"))?
+                .iter()
+                .map(|line| {
+                    line.as_str().map(str::to_owned).ok_or_else(|| format!("files.{name}.content holds a non-string"))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            chunk.files.insert(name.clone(), (offset, content));
+        }
+    }
+    chunk.complete = value.get("complete").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    chunk.exit_code = value.get("exitcode").and_then(serde_json::Value::as_i64);
+    Ok(chunk)
 }
 
 #[cfg(test)]

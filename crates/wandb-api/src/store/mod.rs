@@ -24,6 +24,7 @@
 //! not stored: it is always the highest committed version.
 
 mod records;
+mod run_logs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -44,6 +45,7 @@ use serde::de::DeserializeOwned;
 
 pub use records::{ArtifactEdge, ArtifactVersion, Collection, Lineage, RunRecord};
 use records::{CollectionRecord, IdIndexRecord, MemberRecord, StoreMarker, VersionRecord};
+pub use run_logs::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, SUMMARY_FILE, StreamChunk};
 
 use crate::download::ObjectSource;
 use crate::error::{Error, Result};

@@ -4,6 +4,7 @@ mod download;
 #[cfg(feature = "http-references")]
 mod http_reference;
 #[cfg(feature = "server")]
+mod runs;
 mod server;
 mod store;
 mod support;

@@ -1,0 +1,126 @@
+//! `dagster-wandb run ls | history`: the runs of a project and what they logged.
+
+use clap::Subcommand;
+use serde::Serialize;
+use wandb_api::{BaseUrl, ProjectRef, RunState};
+
+use super::output::{print_json, print_line};
+use super::{Backend, CliError, CliResult};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunCommand {
+    /// List the runs of the project, oldest first.
+    Ls {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a run's history rows in step order (one JSON object per line with --json).
+    History {
+        /// The run: ENTITY/PROJECT/RUN_ID, PROJECT/RUN_ID or RUN_ID.
+        path: String,
+        /// One compact JSON object per row, nothing else.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct RunJson<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    job_type: Option<&'a str>,
+    tags: &'a [String],
+    created_at: &'a str,
+    state: RunState,
+    exit_code: Option<i64>,
+    history_rows: u64,
+    inputs: usize,
+    outputs: usize,
+}
+
+pub(crate) fn run(backend: &Backend, command: &RunCommand) -> CliResult {
+    let settings = backend.settings()?;
+    if let BaseUrl::Server(url) = &settings.base_url {
+        return Err(CliError::Usage(format!(
+            "run commands read an embedded store (--base-url file:///dir), not a server ({url}); on the machine serving it, point them at its store"
+        )));
+    }
+    let store = settings.open_store()?;
+    match command {
+        RunCommand::Ls { json } => {
+            let project = ProjectRef::new(&settings.entity, &settings.project)?;
+            let runs = store.runs(&project)?;
+            let mut rows = Vec::with_capacity(runs.len());
+            for record in &runs {
+                rows.push((record, store.run_status(&project, &record.id)?));
+            }
+            if *json {
+                let out: Vec<RunJson<'_>> = rows
+                    .iter()
+                    .map(|(r, s)| RunJson {
+                        id: &r.id,
+                        name: r.name.as_deref(),
+                        job_type: r.job_type.as_deref(),
+                        tags: &r.tags,
+                        created_at: &r.created_at,
+                        state: s.state,
+                        exit_code: s.exit_code,
+                        history_rows: s.line_count(wandb_api::HISTORY_FILE),
+                        inputs: r.inputs.len(),
+                        outputs: r.outputs.len(),
+                    })
+                    .collect();
+                return print_json(&out);
+            }
+            if rows.is_empty() {
+                return print_line(&format!("no runs in {project}"));
+            }
+            for (r, s) in rows {
+                let state = match (s.state, s.exit_code) {
+                    (RunState::Running, _) => "running".to_owned(),
+                    (_, Some(code)) => format!("exit {code}"),
+                    (state, None) => format!("{state:?}").to_lowercase(),
+                };
+                print_line(&format!(
+                    "{:<38} {:<24} {:<10} {:>6} rows  {} in, {} out  {}",
+                    r.id,
+                    r.name.as_deref().unwrap_or("-"),
+                    state,
+                    s.line_count(wandb_api::HISTORY_FILE),
+                    r.inputs.len(),
+                    r.outputs.len(),
+                    r.created_at
+                ))?;
+            }
+            Ok(())
+        }
+        RunCommand::History { path, json } => {
+            let parts: Vec<&str> = path.split('/').collect();
+            let (entity, project, run_id) = match parts.as_slice() {
+                [run] => (settings.entity.as_str(), settings.project.as_str(), *run),
+                [project, run] => (settings.entity.as_str(), *project, *run),
+                [entity, project, run] => (*entity, *project, *run),
+                _ => return Err(CliError::Usage(format!("{path:?} is not ENTITY/PROJECT/RUN_ID"))),
+            };
+            let project = ProjectRef::new(entity, project)?;
+            let rows = store.run_history(&project, run_id)?;
+            if *json {
+                for row in rows {
+                    print_line(&serde_json::Value::Object(row).to_string())?;
+                }
+                return Ok(());
+            }
+            if rows.is_empty() {
+                return print_line(&format!("run {project}/{run_id} has no history"));
+            }
+            for row in rows {
+                let step = row.get("_step").map_or_else(|| "-".to_owned(), ToString::to_string);
+                let values: Vec<String> =
+                    row.iter().filter(|(k, _)| !k.starts_with('_')).map(|(k, v)| format!("{k}={v}")).collect();
+                print_line(&format!("step {step:>6}  {}", values.join("  ")))?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! Runs you log to: metric rows with the SDK's step rules, the summary, config, and the exit code — to an
+//! embedded store directly, or to a W&B server over `file_stream` — and runs resumed from another process.
+//!
+//! [`Run::log`] only stamps the row and hands it to a background writer through a bounded queue, so the
+//! caller's thread does little work and memory stays bounded (a slow backend slows the caller instead). The
+//! writer batches rows: to a server at most one request per `transmit_interval` (wandb-core's 15 s), to a store
+//! one append per `flush_interval`. [`Run::finish`] sends what is left and the exit code, and reports any error
+//! the writer met.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+use crate::client::WandbClient;
+use crate::error::{Error, Result};
+use crate::store::{EmbeddedStore, HISTORY_FILE, OUTPUT_FILE, ProjectRef, RunOptions, SUMMARY_FILE, StreamChunk};
+
+/// What to do with a run id that may already exist (the SDK's `resume`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resume {
+    /// Resume it if it exists, else start it.
+    #[default]
+    Allow,
+    /// It must exist.
+    Must,
+    /// It must not exist.
+    Never,
+}
+
+/// How to start a run.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    /// The id; a random 8-character one when absent.
+    pub id: Option<String>,
+    /// The display name.
+    pub name: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// The kind of step.
+    pub job_type: Option<String>,
+    /// Config values, merged into a resumed run's.
+    pub config: Map<String, Value>,
+    /// What to do when the id exists (or does not).
+    pub resume: Resume,
+    /// Rows queued between the caller and the writer before `log` waits.
+    pub queue_capacity: usize,
+    /// A server gets at most one `file_stream` request per interval (the first at once).
+    pub transmit_interval: Duration,
+    /// A store gets the rows at least this often.
+    pub flush_interval: Duration,
+    /// Buffered history bytes that force a request before the interval (wandb-core's limit is ~10 MiB).
+    pub max_request_bytes: usize,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            id: None,
+            name: None,
+            tags: Vec::new(),
+            job_type: None,
+            config: Map::new(),
+            resume: Resume::Allow,
+            queue_capacity: 16_384,
+            transmit_interval: Duration::from_secs(15),
+            flush_interval: Duration::from_millis(200),
+            max_request_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Where a run stood when resumed: stream offsets, the summary, the last step and the config.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResumePoint {
+    /// History rows stored.
+    pub history_line_count: u64,
+    /// Console lines stored.
+    pub log_line_count: u64,
+    /// System-metric lines stored.
+    pub events_line_count: u64,
+    /// The summary.
+    pub summary: Map<String, Value>,
+    /// The step of the last history row, or the summary's `_step`.
+    pub last_step: Option<u64>,
+    /// The config (plain values).
+    pub config: Map<String, Value>,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+impl ResumePoint {
+    pub(crate) fn new(
+        history_line_count: u64,
+        log_line_count: u64,
+        events_line_count: u64,
+        summary: Map<String, Value>,
+        last_row_step: Option<u64>,
+        config: Map<String, Value>,
+        tags: Vec<String>,
+    ) -> Self {
+        let last_step = last_row_step.or_else(|| summary.get("_step").and_then(Value::as_u64));
+        ResumePoint { history_line_count, log_line_count, events_line_count, summary, last_step, config, tags }
+    }
+
+    /// The step the next row gets: after the last one, when there is history (as wandb-core computes it).
+    pub fn starting_step(&self) -> u64 {
+        match self.last_step {
+            Some(step) if self.history_line_count > 0 => step + 1,
+            _ => 0,
+        }
+    }
+
+    /// The runtime already spent, from the summary (`_wandb.runtime`, else `_runtime`).
+    pub fn runtime(&self) -> f64 {
+        self.summary
+            .get("_wandb")
+            .and_then(|w| w.get("runtime"))
+            .and_then(Value::as_f64)
+            .or_else(|| self.summary.get("_runtime").and_then(Value::as_f64))
+            .unwrap_or(0.0)
+    }
+}
+
+/// Options of one [`Run::log_with`] call (the SDK's `step` and `commit`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStep {
+    /// Log at this step: a later step commits the pending row first; an earlier one is dropped with a warning.
+    pub step: Option<u64>,
+    /// Commit the row now (`Some(true)`), keep it open for more values (`Some(false)`), or the SDK's default:
+    /// commit unless a step was given.
+    pub commit: Option<bool>,
+}
+
+enum Message {
+    Row(Map<String, Value>),
+    Summary(Map<String, Value>),
+    Config(Map<String, Value>),
+    Finish(i64),
+}
+
+/// A run being logged to. Dropping it without [`Run::finish`] finishes it with exit code 0 (1 while panicking).
+///
+/// ```
+/// use serde_json::json;
+/// use wandb_api::{EmbeddedStore, ProjectRef};
+/// use wandb_api::run::{Run, RunSettings};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = EmbeddedStore::open(dir.path())?;
+/// let project = ProjectRef::new("team", "demo")?;
+/// let mut run = Run::init_embedded(&store, &project, RunSettings { id: Some("r1".into()), ..Default::default() })?;
+/// for epoch in 0..3 {
+///     run.log(json!({"loss": 1.0 / f64::from(epoch + 1)}).as_object().unwrap().clone())?;
+/// }
+/// run.finish(0)?;
+/// let history = store.run_history(&project, "r1")?;
+/// assert_eq!(history.len(), 3);
+/// assert_eq!(history[2]["_step"], 2);
+/// assert_eq!(store.run_summary(&project, "r1")?["loss"], json!(1.0 / 3.0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Run {
+    project: ProjectRef,
+    id: String,
+    resumed: bool,
+    step: u64,
+    pending: Map<String, Value>,
+    started: Instant,
+    runtime_offset: f64,
+    config: Map<String, Value>,
+    sender: Option<SyncSender<Message>>,
+    writer: Option<JoinHandle<Result<()>>>,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("project", &self.project).field("id", &self.id).field("step", &self.step).finish()
+    }
+}
+
+impl Run {
+    /// Starts (or resumes) a run in an embedded store.
+    ///
+    /// # Errors
+    /// [`Error::ResumeRefused`] with the SDK's messages, invalid ids or tags, I/O errors.
+    pub fn init_embedded(store: &EmbeddedStore, project: &ProjectRef, settings: RunSettings) -> Result<Self> {
+        let id = settings.id.clone().unwrap_or_else(random_id);
+        let existing = match store.run(project, &id) {
+            Ok(_) => {
+                let status = store.run_status(project, &id)?;
+                let history = store.run_stream_lines(project, &id, HISTORY_FILE)?;
+                let last_row_step = history
+                    .last()
+                    .and_then(|row| serde_json::from_str::<Value>(row).ok())
+                    .and_then(|row| row.get("_step").and_then(Value::as_u64));
+                Some(ResumePoint::new(
+                    status.line_count(HISTORY_FILE),
+                    status.line_count(OUTPUT_FILE),
+                    status.line_count(crate::store::EVENTS_FILE),
+                    store.run_summary(project, &id)?,
+                    last_row_step,
+                    status.config,
+                    Vec::new(),
+                ))
+            }
+            Err(Error::RunNotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        check_resume(settings.resume, &id, existing.is_some())?;
+        let options = RunOptions {
+            id: Some(id.clone()),
+            name: settings.name.clone(),
+            job_type: settings.job_type.clone(),
+            tags: settings.tags.clone(),
+        };
+        store.resume_run(project, options)?;
+        let point = existing.unwrap_or_default();
+        let mut config = point.config.clone();
+        config.extend(settings.config.clone());
+        store.update_run_config(project, &id, settings.config.clone(), None)?;
+        let sink = Sink::Embedded { store: store.clone(), project: project.clone(), run_id: id.clone() };
+        Ok(Self::start(project, id, &settings, point, config, sink))
+    }
+
+    /// Starts (or resumes) a run on a W&B server (`RunResumeStatus`, `UpsertBucket`, then `file_stream`). The
+    /// client's calls run on `runtime`, which must outlive the run.
+    ///
+    /// # Errors
+    /// [`Error::ResumeRefused`], invalid ids or tags, GraphQL and HTTP errors.
+    pub fn init_remote(
+        client: &WandbClient,
+        runtime: tokio::runtime::Handle,
+        project: &ProjectRef,
+        settings: RunSettings,
+    ) -> Result<Self> {
+        let id = settings.id.clone().unwrap_or_else(random_id);
+        let existing = runtime.block_on(client.run_resume_status(project, &id))?;
+        check_resume(settings.resume, &id, existing.is_some())?;
+        let options = RunOptions {
+            id: Some(id.clone()),
+            name: settings.name.clone(),
+            job_type: settings.job_type.clone(),
+            tags: settings.tags.clone(),
+        };
+        runtime.block_on(client.resume_run(project, &options))?;
+        let point = existing.unwrap_or_default();
+        let mut config = point.config.clone();
+        config.extend(settings.config.clone());
+        runtime.block_on(client.upsert_run_config(project, &id, &config))?;
+        let sink = Sink::Remote { client: client.clone(), runtime, project: project.clone(), run_id: id.clone() };
+        Ok(Self::start(project, id, &settings, point, config, sink))
+    }
+
+    fn start(
+        project: &ProjectRef,
+        id: String,
+        settings: &RunSettings,
+        point: ResumePoint,
+        config: Map<String, Value>,
+        sink: Sink,
+    ) -> Self {
+        let resumed = point.history_line_count > 0 || !point.summary.is_empty();
+        let (sender, receiver) = sync_channel(settings.queue_capacity.max(1));
+        let interval = match sink {
+            Sink::Embedded { .. } => settings.flush_interval,
+            Sink::Remote { .. } => settings.transmit_interval,
+        };
+        let writer = Writer {
+            sink,
+            interval,
+            max_bytes: settings.max_request_bytes.max(1),
+            history_offset: point.history_line_count,
+            lines: Vec::new(),
+            buffered_bytes: 0,
+            summary: point.summary.clone(),
+            summary_dirty: resumed,
+            runtime_offset: point.runtime(),
+            started: Instant::now(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("wandb-run-{id}"))
+            .spawn(move || writer.run(receiver))
+            .expect("spawning the run writer thread");
+        Run {
+            project: project.clone(),
+            resumed,
+            step: point.starting_step(),
+            runtime_offset: point.runtime(),
+            id,
+            pending: Map::new(),
+            started: Instant::now(),
+            config,
+            sender: Some(sender),
+            writer: Some(handle),
+        }
+    }
+
+    /// The run id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `entity/project/id`.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.project, self.id)
+    }
+
+    /// Whether an existing run was resumed.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// The step the next committed row gets.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The config (a resumed run's merged with this process's updates).
+    pub fn config(&self) -> &Map<String, Value> {
+        &self.config
+    }
+
+    /// Logs a row at the current step and commits it (`wandb.log(row)`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunStream`] when the writer has stopped (its own error comes from [`Run::finish`]).
+    pub fn log(&mut self, row: Map<String, Value>) -> Result<()> {
+        self.log_with(row, LogStep::default())
+    }
+
+    /// Logs a row with the SDK's `step` and `commit` rules: values logged without committing merge into the next
+    /// committed row; a row gets `_step`, `_runtime` (seconds since start, continuing a resumed run's) and
+    /// `_timestamp` (Unix seconds).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunStream`] when the writer has stopped.
+    pub fn log_with(&mut self, row: Map<String, Value>, options: LogStep) -> Result<()> {
+        if let Some(step) = options.step {
+            if step < self.step {
+                tracing::warn!(
+                    "Tried to log to step {step} that is less than the current step {}. Steps must be monotonically increasing, so this data will be ignored.",
+                    self.step
+                );
+                return Ok(());
+            }
+            if step > self.step {
+                self.commit()?;
+                self.step = step;
+            }
+        }
+        if self.pending.is_empty() {
+            self.pending = row;
+        } else {
+            self.pending.extend(row);
+        }
+        let commit = options.commit.unwrap_or(options.step.is_none());
+        if commit { self.commit() } else { Ok(()) }
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut row = std::mem::take(&mut self.pending);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        row.insert("_step".to_owned(), self.step.into());
+        row.insert("_runtime".to_owned(), (self.runtime_offset + self.started.elapsed().as_secs_f64()).into());
+        row.insert("_timestamp".to_owned(), now.into());
+        self.step += 1;
+        self.send(Message::Row(row))
+    }
+
+    /// Sets summary values (`run.summary.update(…)`); they replace what the history set for those keys.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunStream`] when the writer has stopped.
+    pub fn summary_update(&mut self, values: Map<String, Value>) -> Result<()> {
+        self.send(Message::Summary(values))
+    }
+
+    /// Updates config values (`run.config.update(…)`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunStream`] when the writer has stopped.
+    pub fn config_update(&mut self, values: Map<String, Value>) -> Result<()> {
+        self.config.extend(values.clone());
+        self.send(Message::Config(self.config.clone()))
+    }
+
+    fn send(&mut self, message: Message) -> Result<()> {
+        let stopped =
+            || Error::InvalidRunStream { reason: "the run's writer has stopped; finish() reports why".to_owned() };
+        self.sender.as_ref().ok_or_else(stopped)?.send(message).map_err(|_| stopped())
+    }
+
+    /// Commits the pending row, sends everything left and `exit_code`, and waits for the writer.
+    ///
+    /// # Errors
+    /// The first error the writer met (the backend's), or [`Error::InvalidRunStream`].
+    pub fn finish(mut self, exit_code: i64) -> Result<()> {
+        self.finish_inner(exit_code)
+    }
+
+    fn finish_inner(&mut self, exit_code: i64) -> Result<()> {
+        let committed = self.commit();
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Message::Finish(exit_code));
+        }
+        let written = match self.writer.take() {
+            Some(writer) => writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidRunStream { reason: "the run's writer panicked".to_owned() })),
+            None => Ok(()),
+        };
+        written.and(committed)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let code = i64::from(std::thread::panicking());
+            if let Err(e) = self.finish_inner(code) {
+                tracing::warn!("finishing run {} failed: {e}", self.id);
+            }
+        }
+    }
+}
+
+fn check_resume(resume: Resume, id: &str, exists: bool) -> Result<()> {
+    match (resume, exists) {
+        (Resume::Must, false) => Err(Error::ResumeRefused {
+            message: format!(
+                "You provided an invalid value for the `resume` argument. The value 'must' is not a valid option for resuming the run ({id}) that has not been initialized. Please check your inputs and try again with a valid run ID. If you are trying to start a new run, please omit the `resume` argument or use `resume='allow'`."
+            ),
+        }),
+        (Resume::Never, true) => Err(Error::ResumeRefused {
+            message: format!(
+                "You provided an invalid value for the `resume` argument. The value 'never' is not a valid option for resuming a run ({id}) that already exists. Please check your inputs and try again with a valid run ID."
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn random_id() -> String {
+    std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect()
+}
+
+enum Sink {
+    Embedded { store: EmbeddedStore, project: ProjectRef, run_id: String },
+    Remote { client: WandbClient, runtime: tokio::runtime::Handle, project: ProjectRef, run_id: String },
+}
+
+impl Sink {
+    fn send(&self, history_offset: u64, lines: &[String], summary: Option<&str>, exit_code: Option<i64>) -> Result<()> {
+        match self {
+            Sink::Embedded { store, project, run_id } => {
+                let mut chunk = StreamChunk { complete: exit_code.is_some(), exit_code, ..Default::default() };
+                if !lines.is_empty() {
+                    chunk.files.insert(HISTORY_FILE.to_owned(), (history_offset, lines.to_vec()));
+                }
+                if let Some(summary) = summary {
+                    chunk.files.insert(SUMMARY_FILE.to_owned(), (0, vec![summary.to_owned()]));
+                }
+                store.write_run_stream(project, run_id, &chunk)
+            }
+            Sink::Remote { client, runtime, project, run_id } => {
+                let mut files = Map::new();
+                if !lines.is_empty() {
+                    files.insert(HISTORY_FILE.to_owned(), json!({"offset": history_offset, "content": lines}));
+                }
+                if let Some(summary) = summary {
+                    files.insert(SUMMARY_FILE.to_owned(), json!({"offset": 0, "content": [summary]}));
+                }
+                let mut body = Map::new();
+                if !files.is_empty() {
+                    body.insert("files".to_owned(), Value::Object(files));
+                }
+                if let Some(code) = exit_code {
+                    body.insert("complete".to_owned(), true.into());
+                    body.insert("exitcode".to_owned(), code.into());
+                }
+                runtime.block_on(client.file_stream(project, run_id, &Value::Object(body)))
+            }
+        }
+    }
+
+    fn config(&self, config: &Map<String, Value>) -> Result<()> {
+        match self {
+            Sink::Embedded { store, project, run_id } => store.update_run_config(project, run_id, config.clone(), None),
+            Sink::Remote { client, runtime, project, run_id } => {
+                runtime.block_on(client.upsert_run_config(project, run_id, config))
+            }
+        }
+    }
+}
+
+/// The background half of a run: batches rows, keeps the summary, and sends.
+struct Writer {
+    sink: Sink,
+    interval: Duration,
+    max_bytes: usize,
+    history_offset: u64,
+    lines: Vec<String>,
+    buffered_bytes: usize,
+    summary: Map<String, Value>,
+    summary_dirty: bool,
+    runtime_offset: f64,
+    started: Instant,
+}
+
+impl Writer {
+    fn run(mut self, receiver: Receiver<Message>) -> Result<()> {
+        let mut last_sent: Option<Instant> = None;
+        loop {
+            let has_data = !self.lines.is_empty() || self.summary_dirty;
+            let message = if has_data {
+                let due = last_sent.map_or(Duration::ZERO, |t| self.interval.saturating_sub(t.elapsed()));
+                receiver.recv_timeout(due)
+            } else {
+                receiver.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            match message {
+                Ok(Message::Row(row)) => {
+                    for (key, value) in &row {
+                        self.summary.insert(key.clone(), value.clone());
+                    }
+                    self.summary_dirty = true;
+                    let line = Value::Object(row).to_string();
+                    self.buffered_bytes += line.len() + 1;
+                    self.lines.push(line);
+                    if self.buffered_bytes >= self.max_bytes {
+                        self.flush(None)?;
+                        last_sent = Some(Instant::now());
+                    }
+                }
+                Ok(Message::Summary(values)) => {
+                    self.summary.extend(values);
+                    self.summary_dirty = true;
+                }
+                Ok(Message::Config(config)) => self.sink.config(&config)?,
+                Ok(Message::Finish(code)) => return self.flush(Some(code)),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.flush(None)?;
+                    last_sent = Some(Instant::now());
+                }
+                // The run was dropped mid-way without finishing (its thread ended): a crash.
+                Err(RecvTimeoutError::Disconnected) => return self.flush(Some(1)),
+            }
+        }
+    }
+
+    fn flush(&mut self, exit_code: Option<i64>) -> Result<()> {
+        let summary = if self.summary_dirty || exit_code.is_some() {
+            let runtime = self.runtime_offset + self.started.elapsed().as_secs_f64();
+            self.summary.insert("_wandb".to_owned(), json!({"runtime": runtime.floor() as u64}));
+            Some(Value::Object(self.summary.clone()).to_string())
+        } else {
+            None
+        };
+        if self.lines.is_empty() && summary.is_none() && exit_code.is_none() {
+            return Ok(());
+        }
+        self.sink.send(self.history_offset, &self.lines, summary.as_deref(), exit_code)?;
+        self.history_offset += self.lines.len() as u64;
+        self.lines.clear();
+        self.buffered_bytes = 0;
+        self.summary_dirty = false;
+        Ok(())
+    }
+}
