@@ -2,7 +2,8 @@
 //! `PipesSubprocessClient`. Each subcommand is one asset's body:
 //!
 //! - `raw-numbers`: a dataset, written as a W&B Table (`wandb_example` group);
-//! - `number-stats`: loads that table and writes statistics over it (a pickled dict Python can `pickle.load`);
+//! - `number-stats`: loads that table, logs a metric row per number to the W&B run, and writes statistics over
+//!   it (a pickled dict Python can `pickle.load`);
 //! - `daily-readings`: one day's readings, for the day of the run's partition (`wandb_partitioned` group);
 //! - `readings-summary`: loads every day's readings at once and summarises them;
 //! - `fail`: loads an artifact that does not exist, so Dagster shows a failed step with the IO manager's error;
@@ -64,6 +65,19 @@ fn number_stats(step: &DagsterStep) -> StepResult {
     };
     let squares: Vec<i64> =
         table.rows().iter().filter_map(|row| row.get(1).and_then(serde_json::Value::as_i64)).collect();
+    // Metrics go to the W&B run of this Dagster run, the one the artifacts belong to.
+    let mut run = step.start_run()?;
+    let mut total = 0;
+    for (i, square) in squares.iter().enumerate() {
+        total += square;
+        run.log(
+            json!({"square": square, "running_mean": total as f64 / (i + 1) as f64})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )?;
+    }
+    run.finish(0)?;
     let mut stats = BTreeMap::new();
     stats.insert("rows", squares.len() as f64);
     stats.insert("sum_of_squares", squares.iter().sum::<i64>() as f64);

@@ -197,6 +197,11 @@ fn check_lineage(store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
     ensure!(used_by == [stats.created_by.clone().unwrap_or_default()], "raw_numbers used by {used_by:?}");
     let run = store.run(project, raw.created_by.as_deref().unwrap_or_default())?;
     ensure!(run.tags == ["dagster_wandb"], "run tags {:?}", run.tags);
+    // number_stats logged one metric row per number to the same run.
+    let history = store.run_history(project, &run.id)?;
+    let steps: Vec<u64> = history.iter().filter_map(|r| r.get("_step").and_then(Value::as_u64)).collect();
+    ensure!(steps == (0..10).collect::<Vec<u64>>(), "run history steps {steps:?}");
+    ensure!(history[9].get("running_mean").and_then(Value::as_f64) == Some(38.5), "running_mean {:?}", history[9]);
 
     let summary = store.artifact(project, "readings_summary", "latest")?;
     let summary_run = summary.created_by.clone().unwrap_or_default();
@@ -211,7 +216,7 @@ fn check_lineage(store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
     let bytes = std::fs::read(store.object_path(entry)?)?;
     let maxima: BTreeMap<String, f64> = serde_modules::Module::Pickle.decode(&bytes)?;
     ensure!(maxima.keys().map(String::as_str).eq(DAYS), "summary keys {:?}", maxima.keys());
-    Ok(7)
+    Ok(9)
 }
 
 /// The failing and panicking steps are failed steps in Dagster, and their Rust errors (with causes) and the

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use artifact_core::{Artifact, DigestMemo, Manifest};
 use wandb_api::client::{RemoteDownloadOptions, RemoteLogOptions, WandbClient};
+use wandb_api::run::{Run, RunSettings};
 use wandb_api::{ArtifactVersion, BaseUrl, DownloadOptions, EmbeddedStore, LogOptions, ProjectRef, RunOptions};
 
 use crate::error::{Error, Result};
@@ -18,7 +19,8 @@ pub(crate) enum Backend {
 
 pub(crate) struct Remote {
     client: WandbClient,
-    runtime: tokio::runtime::Runtime,
+    // Shared with the runs started on it, which send from their own threads.
+    runtime: Arc<tokio::runtime::Runtime>,
 }
 
 /// A version just logged.
@@ -40,7 +42,7 @@ impl Backend {
                     .map_err(|e| Error::io("start the async runtime for", url.clone(), e))?;
                 let api_key = api_key.or_else(|| std::env::var("WANDB_API_KEY").ok()).filter(|k| !k.is_empty());
                 let client = WandbClient::with_env_headers(&url, api_key)?;
-                Ok(Backend::Server(Box::new(Remote { client, runtime })))
+                Ok(Backend::Server(Box::new(Remote { client, runtime: Arc::new(runtime) })))
             }
         }
     }
@@ -56,6 +58,16 @@ impl Backend {
             }
         }
         Ok(())
+    }
+
+    /// Starts (or resumes) a run to log metrics to.
+    pub(crate) fn start_run(&self, project: &ProjectRef, settings: RunSettings) -> Result<Run> {
+        Ok(match self {
+            Backend::Embedded(store) => Run::init_embedded(store, project, settings)?,
+            Backend::Server(remote) => {
+                Run::init_remote(&remote.client, Arc::clone(&remote.runtime), project, settings)?
+            }
+        })
     }
 
     pub(crate) fn log_artifact(

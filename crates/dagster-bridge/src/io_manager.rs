@@ -324,6 +324,21 @@ impl WandbArtifactsIoManager {
         }
     }
 
+    /// The W&B run, resumed (`resume="allow"`), to log metrics to beside the artifacts: the same run every
+    /// IO-manager operation of this Dagster run resumes, so its history continues across steps.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn start_run(&self) -> Result<wandb_api::run::Run> {
+        let settings = wandb_api::run::RunSettings {
+            id: Some(self.run_id.clone()),
+            name: Some(self.run_name.clone()),
+            tags: self.run_tags.clone(),
+            ..Default::default()
+        };
+        self.backend.start_run(&self.project, settings)
+    }
+
     /// Logs `output` as an artifact version (dagster-wandb's `handle_output`). `Output::None` logs nothing and
     /// returns `None`.
     ///

@@ -96,6 +96,15 @@ impl DagsterStep {
         &self.io
     }
 
+    /// The W&B run of this Dagster run (same id, resumed), to log metrics to:
+    /// `step.start_run()?.log(row)?`, then `finish(0)`.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn start_run(&self) -> Result<wandb_api::run::Run> {
+        self.io.start_run()
+    }
+
     /// Logs `output` as the artifact of `asset_key` (escaped form; `None` = the one asset in scope) and reports
     /// the materialization to Dagster with the W&B metadata, the artifact digest as its data version.
     ///

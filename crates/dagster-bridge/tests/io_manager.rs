@@ -742,3 +742,29 @@ fn a_python_step_and_a_rust_step_meet_through_a_w_and_b_server() {
     assert_eq!(f.store().run(&Fixture::project(), RUN_ID).unwrap().tags, ["dagster_wandb"]);
     runtime.block_on(server.shutdown());
 }
+
+#[test]
+fn a_step_logs_metrics_to_the_run_its_artifacts_belong_to() {
+    let f = Fixture::new();
+    let io = f.io();
+    let mut run = io.start_run().unwrap();
+    for loss in [0.9, 0.5] {
+        run.log(json!({"loss": loss}).as_object().unwrap().clone()).unwrap();
+    }
+    run.finish(0).unwrap();
+    let logged =
+        io.handle_output(&op_output(json!({"name": "model"})), Output::serialize(&[1]).unwrap()).unwrap().unwrap();
+    assert_eq!(logged.version.created_by.as_deref(), Some(RUN_ID));
+
+    // The next step of the same Dagster run resumes the run and continues its history.
+    let mut run = f.io().start_run().unwrap();
+    assert!(run.resumed());
+    run.log(json!({"loss": 0.1}).as_object().unwrap().clone()).unwrap();
+    run.finish(0).unwrap();
+    let history = f.store().run_history(&Fixture::project(), RUN_ID).unwrap();
+    let steps: Vec<u64> = history.iter().map(|r| r["_step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [0, 1, 2]);
+    let record = f.store().run(&Fixture::project(), RUN_ID).unwrap();
+    assert_eq!(record.tags, ["dagster_wandb"]);
+    assert_eq!(record.outputs.len(), 1);
+}

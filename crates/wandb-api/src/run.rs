@@ -7,6 +7,7 @@
 //! one append per `flush_interval`. [`Run::finish`] sends what is left and the exit code, and reports any error
 //! the writer met.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -225,13 +226,14 @@ impl Run {
     }
 
     /// Starts (or resumes) a run on a W&B server (`RunResumeStatus`, `UpsertBucket`, then `file_stream`). The
-    /// client's calls run on `runtime`, which must outlive the run.
+    /// client's calls run on `runtime` (shared, so it lives as long as the run). Call it outside any async
+    /// context: it blocks.
     ///
     /// # Errors
     /// [`Error::ResumeRefused`], invalid ids or tags, GraphQL and HTTP errors.
     pub fn init_remote(
         client: &WandbClient,
-        runtime: tokio::runtime::Handle,
+        runtime: Arc<tokio::runtime::Runtime>,
         project: &ProjectRef,
         settings: RunSettings,
     ) -> Result<Self> {
@@ -451,7 +453,7 @@ fn random_id() -> String {
 
 enum Sink {
     Embedded { store: EmbeddedStore, project: ProjectRef, run_id: String },
-    Remote { client: WandbClient, runtime: tokio::runtime::Handle, project: ProjectRef, run_id: String },
+    Remote { client: WandbClient, runtime: Arc<tokio::runtime::Runtime>, project: ProjectRef, run_id: String },
 }
 
 impl Sink {

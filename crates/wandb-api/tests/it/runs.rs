@@ -147,7 +147,7 @@ fn streams_replace_lines_at_their_offset() {
 fn a_run_logs_and_resumes_through_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let runtime = std::sync::Arc::new(tokio::runtime::Runtime::new().unwrap());
     let server = runtime.block_on(async {
         WandbServer::bind(store.clone(), "127.0.0.1:0".parse().unwrap(), ServerOptions::default())
             .await
@@ -155,7 +155,7 @@ fn a_run_logs_and_resumes_through_the_server() {
             .spawn()
     });
     let client = wandb_api::client::WandbClient::new(server.base_url(), Some("key".into())).unwrap();
-    let mut run = Run::init_remote(&client, runtime.handle().clone(), &project(), settings("runlog1")).unwrap();
+    let mut run = Run::init_remote(&client, runtime.clone(), &project(), settings("runlog1")).unwrap();
     assert!(!run.resumed());
     log_first_process(&mut run);
     run.finish(3).unwrap();
@@ -164,7 +164,7 @@ fn a_run_logs_and_resumes_through_the_server() {
     assert!(streams >= 1, "{streams} file_stream requests");
 
     let resume = RunSettings { id: Some("runlog1".into()), resume: Resume::Must, ..Default::default() };
-    let mut run = Run::init_remote(&client, runtime.handle().clone(), &project(), resume).unwrap();
+    let mut run = Run::init_remote(&client, runtime.clone(), &project(), resume).unwrap();
     assert!(run.resumed());
     assert_eq!(run.step(), 6);
     assert_eq!(run.config()["bs"], 32);
@@ -172,4 +172,5 @@ fn a_run_logs_and_resumes_through_the_server() {
     run.finish(0).unwrap();
     check_resumed(&store);
     runtime.block_on(server.shutdown());
+    drop(runtime);
 }
