@@ -4,6 +4,9 @@
   get <entity/project/name:alias> <root>   wandb.Api().artifact(...).download(root) + verify(root)
   link <entity/project/name:alias> <entity/project/collection> <alias>
   ls <entity/project> <type>                wandb.Api().artifact_collections(...), names and version counts
+  runlog <run id>                           the SDK capture's first process: config, tags, rows (commit=False,
+                                            step=5), summary and config updates, finish(exit_code=3)
+  resume <run id> <allow|must>              wandb.init(id, resume=...), one row, finish(); prints resumed and step
 """
 import hashlib
 import json
@@ -56,6 +59,27 @@ def main():
         project, type_name = args
         collections = wandb.Api().artifact_collections(project, type_name)
         result = {"collections": sorted((c.name, len(list(c.artifacts()))) for c in collections)}
+    elif command == "runlog":
+        (run_id,) = args
+        run = wandb.init(entity="ent", project="proj", id=run_id, resume="allow", tags=["t1"],
+                         config={"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam"}},
+                         settings=wandb.Settings(**SETTINGS))
+        run.log({"loss": 0.5, "acc": 0.1})
+        run.log({"loss": 0.4, "acc": 0.2, "nested": {"a": 1}})
+        run.log({"extra": 1.5}, commit=False)
+        run.log({"loss": 0.3})
+        run.log({"loss": 0.2}, step=5)
+        run.summary["best_loss"] = 0.2
+        run.summary.update({"final": "yes"})
+        run.config.update({"bs": 32})
+        result = {"resumed": run.resumed}
+        run.finish(exit_code=3)
+    elif command == "resume":
+        run_id, mode = args
+        run = wandb.init(entity="ent", project="proj", id=run_id, resume=mode, settings=wandb.Settings(**SETTINGS))
+        result = {"resumed": run.resumed, "config": dict(run.config)}
+        run.log({"loss": 0.1})
+        run.finish()
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

@@ -34,9 +34,16 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         Some(("serde", rest)) => return crate::bench_serde::run(rest),
         Some(("sweep", rest)) => return crate::bench_sweep::run(rest),
         Some(("transfer", rest)) => return crate::bench_transfer::run(rest),
+        Some(("run-log", rest)) => {
+            let mut bench = cargo();
+            bench.args(["bench", "--quiet", "-p", "wandb-api", "--bench", "run_log", "--"]).args(rest);
+            ensure!(bench.status()?.success(), "the run-log benchmark failed");
+            return Ok(());
+        }
         _ => bail!(
             "usage: cargo xtask bench add-dir [--check] [--runs N] [--dir DIR] | bench serde [--runs N] \
-             | bench sweep [--check] [--runs N] [--dir DIR] | bench transfer [--check] [--size BYTES] [--dir DIR]"
+             | bench sweep [--check] [--runs N] [--dir DIR] | bench transfer [--check] [--size BYTES] [--dir DIR] \
+             | bench run-log [--check] [--rows N]"
         ),
     };
     let mut options = Options { check: false, runs: 5, dir: project_root().join("target/bench/add-dir") };

@@ -31,6 +31,9 @@ commands:
   bench transfer [--check] [--size BYTES] [--dir DIR]
         upload and download one big file (default 2 GiB) through `dagster-wandb server`, next to curl against
         the same server, with each CLI process's peak RSS; --check fails when one exceeds 64 MiB
+  bench run-log [--check] [--rows N]
+        the cost of `Run::log` on the caller's thread over 1,000,000 rows logged to an embedded store (release
+        build), and the time for the writer to drain them; --check fails above 1 µs per call
   interop [manifests|outputs|wandb]
         compare with the real Python packages (PyPI, pinned, in target/interop/venv): manifests and digests
         with wandb 0.31.0; step outputs with pickle, dill, cloudpickle, joblib, msgpack; and the wire protocol,

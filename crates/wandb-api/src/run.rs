@@ -134,8 +134,13 @@ pub struct LogStep {
     pub commit: Option<bool>,
 }
 
+/// Rows handed to the writer at once: one channel operation (and at most one wake-up) per batch.
+const HANDOFF_ROWS: usize = 256;
+/// A row waits at most this long in the caller's batch while rows keep coming (a slow logger's rows go at once).
+const HANDOFF_DELAY: Duration = Duration::from_millis(50);
+
 enum Message {
-    Row(Map<String, Value>),
+    Rows(Vec<Map<String, Value>>),
     Summary(Map<String, Value>),
     Config(Map<String, Value>),
     Finish(i64),
@@ -171,6 +176,8 @@ pub struct Run {
     started: Instant,
     runtime_offset: f64,
     config: Map<String, Value>,
+    batch: Vec<Map<String, Value>>,
+    handed_off: Instant,
     sender: Option<SyncSender<Message>>,
     writer: Option<JoinHandle<Result<()>>>,
 }
@@ -294,6 +301,8 @@ impl Run {
             pending: Map::new(),
             started: Instant::now(),
             config,
+            batch: Vec::with_capacity(HANDOFF_ROWS),
+            handed_off: Instant::now(),
             sender: Some(sender),
             writer: Some(handle),
         }
@@ -371,7 +380,21 @@ impl Run {
         row.insert("_runtime".to_owned(), (self.runtime_offset + self.started.elapsed().as_secs_f64()).into());
         row.insert("_timestamp".to_owned(), now.into());
         self.step += 1;
-        self.send(Message::Row(row))
+        self.batch.push(row);
+        if self.batch.len() >= HANDOFF_ROWS || self.handed_off.elapsed() >= HANDOFF_DELAY {
+            self.hand_off()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the caller's batch of rows to the writer.
+    fn hand_off(&mut self) -> Result<()> {
+        self.handed_off = Instant::now();
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(HANDOFF_ROWS));
+        self.send(Message::Rows(rows))
     }
 
     /// Sets summary values (`run.summary.update(…)`); they replace what the history set for those keys.
@@ -379,6 +402,7 @@ impl Run {
     /// # Errors
     /// [`Error::InvalidRunStream`] when the writer has stopped.
     pub fn summary_update(&mut self, values: Map<String, Value>) -> Result<()> {
+        self.hand_off()?;
         self.send(Message::Summary(values))
     }
 
@@ -387,7 +411,8 @@ impl Run {
     /// # Errors
     /// [`Error::InvalidRunStream`] when the writer has stopped.
     pub fn config_update(&mut self, values: Map<String, Value>) -> Result<()> {
-        self.config.extend(values.clone());
+        self.config.extend(values);
+        self.hand_off()?;
         self.send(Message::Config(self.config.clone()))
     }
 
@@ -406,7 +431,7 @@ impl Run {
     }
 
     fn finish_inner(&mut self, exit_code: i64) -> Result<()> {
-        let committed = self.commit();
+        let committed = self.commit().and_then(|()| self.hand_off());
         if let Some(sender) = self.sender.take() {
             let _ = sender.send(Message::Finish(exit_code));
         }
@@ -526,14 +551,17 @@ impl Writer {
                 receiver.recv().map_err(|_| RecvTimeoutError::Disconnected)
             };
             match message {
-                Ok(Message::Row(row)) => {
-                    for (key, value) in &row {
-                        self.summary.insert(key.clone(), value.clone());
+                Ok(Message::Rows(rows)) => {
+                    for row in rows {
+                        let line = serde_json::to_string(&row).expect("JSON values serialise");
+                        self.buffered_bytes += line.len() + 1;
+                        self.lines.push(line);
+                        // Moved, not cloned: the summary holds each key's latest value.
+                        for (key, value) in row {
+                            self.summary.insert(key, value);
+                        }
                     }
                     self.summary_dirty = true;
-                    let line = Value::Object(row).to_string();
-                    self.buffered_bytes += line.len() + 1;
-                    self.lines.push(line);
                     if self.buffered_bytes >= self.max_bytes {
                         self.flush(None)?;
                         last_sent = Some(Instant::now());

@@ -208,6 +208,78 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
     results.record("wire: Python links, our CLI downloads the portfolio member", ours == expected, || {
         format!("got {ours:?}")
     });
+    runs(&sides, &work.join("store"), results)?;
     drop(server);
+    Ok(())
+}
+
+/// Runs both ways: the real client logs metrics (the SDK capture's first process) and resumes; our `Run` logs
+/// and the real client resumes it with `resume="must"`. The store holds every row, at the right steps.
+fn runs(sides: &Sides<'_>, store_dir: &Path, results: &mut Comparisons) -> Result<()> {
+    let store = wandb_api::EmbeddedStore::open(store_dir)?;
+    let project = wandb_api::ProjectRef::new("ent", "proj")?;
+    let steps = |run: &str| -> Result<Vec<u64>> {
+        Ok(store.run_history(&project, run)?.iter().filter_map(|r| r.get("_step").and_then(Value::as_u64)).collect())
+    };
+
+    let first = sides.python(&["runlog", "pyrun"], "cache-py")?;
+    let history = store.run_history(&project, "pyrun")?;
+    let status = store.run_status(&project, "pyrun")?;
+    let summary = store.run_summary(&project, "pyrun")?;
+    results.record(
+        "runs: Python logs rows; the store has them at steps 0, 1, 2, 5 with commit=False merged",
+        first["resumed"] == false
+            && steps("pyrun")? == [0, 1, 2, 5]
+            && history[2].get("extra") == Some(&serde_json::json!(1.5))
+            && history[1].get("nested") == Some(&serde_json::json!({"a": 1})),
+        || format!("history {history:?}"),
+    );
+    results.record(
+        "runs: Python's summary, config and exit code are stored",
+        summary.get("best_loss") == Some(&serde_json::json!(0.2))
+            && summary.get("final") == Some(&serde_json::json!("yes"))
+            && status.config.get("bs") == Some(&serde_json::json!(32))
+            && status.config.get("opt") == Some(&serde_json::json!({"name": "adam"}))
+            && status.exit_code == Some(3),
+        || format!("summary {summary:?} config {:?} exit {:?}", status.config, status.exit_code),
+    );
+    let resumed = sides.python(&["resume", "pyrun", "allow"], "cache-py")?;
+    results.record(
+        "runs: Python resumes its run from our server, continuing at step 6",
+        resumed["resumed"] == true && steps("pyrun")? == [0, 1, 2, 5, 6] && resumed["config"]["lr"] == 0.1,
+        || format!("resume answer {resumed}, steps {:?}", steps("pyrun")),
+    );
+    let cli = Command::new(sides.cli)
+        .args(["run", "history", "ent/proj/pyrun", "--json", "--base-url"])
+        .arg(format!("file://{}", store_dir.display()))
+        .output()?;
+    let cli_rows: Vec<Value> =
+        String::from_utf8(cli.stdout)?.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let stored: Vec<Value> = store.run_history(&project, "pyrun")?.into_iter().map(Value::Object).collect();
+    results.record(
+        "runs: `dagster-wandb run history` prints the rows Python logged",
+        cli.status.success() && cli_rows == stored,
+        || format!("cli {cli_rows:?}"),
+    );
+
+    // Our Run logs through the server; the real client must see it as existing and continue it.
+    let runtime = std::sync::Arc::new(tokio::runtime::Runtime::new()?);
+    let client = wandb_api::client::WandbClient::new(&sides.url, Some(API_KEY.to_owned()))?;
+    let settings = wandb_api::run::RunSettings {
+        id: Some("rsrun".into()),
+        config: serde_json::json!({"lr": 0.5}).as_object().cloned().unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut run = wandb_api::run::Run::init_remote(&client, runtime.clone(), &project, settings)?;
+    for loss in [0.9, 0.8, 0.7] {
+        run.log(serde_json::json!({"loss": loss}).as_object().cloned().unwrap_or_default())?;
+    }
+    run.finish(0)?;
+    let resumed = sides.python(&["resume", "rsrun", "must"], "cache-py")?;
+    results.record(
+        "runs: our Run logs through the server, Python resumes it (must) at step 3 with its config",
+        resumed["resumed"] == true && steps("rsrun")? == [0, 1, 2, 3] && resumed["config"]["lr"] == 0.5,
+        || format!("resume answer {resumed}, steps {:?}", steps("rsrun")),
+    );
     Ok(())
 }
