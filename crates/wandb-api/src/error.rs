@@ -128,6 +128,16 @@ pub enum Error {
         /// The rejected id.
         run_id: String,
     },
+    /// A part was upserted to a distributed artifact that is already finished (the SDK silently loses it).
+    #[error(
+        "artifact {name:?} with distributed id {distributed_id:?} is already finished: this part would be lost, so it was not uploaded"
+    )]
+    DistributedArtifactFinished {
+        /// The collection.
+        name: String,
+        /// The distributed id.
+        distributed_id: String,
+    },
     /// A run's logging data (a `file_stream` request, a history row) is malformed.
     #[error("invalid run stream: {reason}")]
     InvalidRunStream {

@@ -2,13 +2,15 @@
 //! embedded store directly, or to a W&B server over `file_stream` — and runs resumed from another process.
 //!
 //! [`Run::log`] only stamps the row and hands it to a background writer through a bounded queue, so the
-//! caller's thread does little work and memory stays bounded (a slow backend slows the caller instead). The
+//! caller's thread does little work and memory stays bounded (a slow backend slows the caller instead). Rows
+//! go to the writer 256 at a time, or at once when the previous hand-off is 50 ms old; rows logged in a burst
+//! that then stops wait for the next `log`, [`Run::flush`], a summary or config update, or [`Run::finish`]. The
 //! writer batches rows: to a server at most one request per `transmit_interval` (wandb-core's 15 s), to a store
 //! one append per `flush_interval`. [`Run::finish`] sends what is left and the exit code, and reports any error
 //! the writer met.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -139,8 +141,17 @@ const HANDOFF_ROWS: usize = 256;
 /// A row waits at most this long in the caller's batch while rows keep coming (a slow logger's rows go at once).
 const HANDOFF_DELAY: Duration = Duration::from_millis(50);
 
+/// A committed row and the stamps the writer adds to it (`_step`, `_runtime`, `_timestamp`): the caller only
+/// reads the clock, and the writer writes the keys.
+struct StampedRow {
+    values: Map<String, Value>,
+    step: u64,
+    runtime: f64,
+    timestamp: f64,
+}
+
 enum Message {
-    Rows(Vec<Map<String, Value>>),
+    Rows(Vec<StampedRow>),
     Summary(Map<String, Value>),
     Config(Map<String, Value>),
     Finish(i64),
@@ -176,8 +187,13 @@ pub struct Run {
     started: Instant,
     runtime_offset: f64,
     config: Map<String, Value>,
-    batch: Vec<Map<String, Value>>,
+    batch: Vec<StampedRow>,
     handed_off: Instant,
+    /// `_timestamp` is this plus the time since `started`: one clock read per row.
+    started_unix: f64,
+    /// Batches the writer is done with come back, to be freed on this thread: freeing memory another thread
+    /// allocated contends on the allocator's locks and tripled the cost of `log`.
+    recycled: Receiver<Vec<StampedRow>>,
     sender: Option<SyncSender<Message>>,
     writer: Option<JoinHandle<Result<()>>>,
 }
@@ -271,7 +287,8 @@ impl Run {
         sink: Sink,
     ) -> Self {
         let resumed = point.history_line_count > 0 || !point.summary.is_empty();
-        let (sender, receiver) = sync_channel(settings.queue_capacity.max(1));
+        let (sender, receiver) = sync_channel(settings.queue_capacity.div_ceil(HANDOFF_ROWS).max(1));
+        let (recycle, recycled) = channel();
         let interval = match sink {
             Sink::Embedded { .. } => settings.flush_interval,
             Sink::Remote { .. } => settings.transmit_interval,
@@ -287,6 +304,8 @@ impl Run {
             summary_dirty: resumed,
             runtime_offset: point.runtime(),
             started: Instant::now(),
+            recycle,
+            last_stamps: None,
         };
         let handle = std::thread::Builder::new()
             .name(format!("wandb-run-{id}"))
@@ -303,6 +322,8 @@ impl Run {
             config,
             batch: Vec::with_capacity(HANDOFF_ROWS),
             handed_off: Instant::now(),
+            started_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+            recycled,
             sender: Some(sender),
             writer: Some(handle),
         }
@@ -374,14 +395,18 @@ impl Run {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut row = std::mem::take(&mut self.pending);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        row.insert("_step".to_owned(), self.step.into());
-        row.insert("_runtime".to_owned(), (self.runtime_offset + self.started.elapsed().as_secs_f64()).into());
-        row.insert("_timestamp".to_owned(), now.into());
+        let values = std::mem::take(&mut self.pending);
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.started).as_secs_f64();
+        self.batch.push(StampedRow {
+            values,
+            step: self.step,
+            runtime: self.runtime_offset + elapsed,
+            timestamp: self.started_unix + elapsed,
+        });
         self.step += 1;
-        self.batch.push(row);
-        if self.batch.len() >= HANDOFF_ROWS || self.handed_off.elapsed() >= HANDOFF_DELAY {
+        if self.batch.len() >= HANDOFF_ROWS || now.duration_since(self.handed_off) >= HANDOFF_DELAY {
+            self.handed_off = now;
             self.hand_off()?;
         }
         Ok(())
@@ -389,12 +414,29 @@ impl Run {
 
     /// Sends the caller's batch of rows to the writer.
     fn hand_off(&mut self) -> Result<()> {
-        self.handed_off = Instant::now();
         if self.batch.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(HANDOFF_ROWS));
+        // Reuse a returned batch's allocation; the rows in it are freed here, on the thread that made them.
+        let mut next = Vec::new();
+        while let Ok(mut done) = self.recycled.try_recv() {
+            done.clear();
+            next = done;
+        }
+        if next.capacity() == 0 {
+            next.reserve(HANDOFF_ROWS);
+        }
+        let rows = std::mem::replace(&mut self.batch, next);
         self.send(Message::Rows(rows))
+    }
+
+    /// Hands every committed row to the writer now (they are otherwise handed over in batches).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRunStream`] when the writer has stopped.
+    pub fn flush(&mut self) -> Result<()> {
+        self.handed_off = Instant::now();
+        self.hand_off()
     }
 
     /// Sets summary values (`run.summary.update(…)`); they replace what the history set for those keys.
@@ -456,6 +498,24 @@ impl Drop for Run {
     }
 }
 
+/// The history line of `row`: its values, then `_step`, `_runtime` and `_timestamp`.
+fn stamped_line(row: &StampedRow) -> String {
+    let mut line = Vec::with_capacity(160);
+    serde_json::to_writer(&mut line, &row.values).expect("JSON values serialise");
+    line.pop();
+    if !row.values.is_empty() {
+        line.push(b',');
+    }
+    line.extend_from_slice(b"\"_step\":");
+    serde_json::to_writer(&mut line, &row.step).expect("integers serialise");
+    line.extend_from_slice(b",\"_runtime\":");
+    serde_json::to_writer(&mut line, &row.runtime).expect("floats serialise");
+    line.extend_from_slice(b",\"_timestamp\":");
+    serde_json::to_writer(&mut line, &row.timestamp).expect("floats serialise");
+    line.push(b'}');
+    String::from_utf8(line).expect("serde_json writes UTF-8")
+}
+
 fn check_resume(resume: Resume, id: &str, exists: bool) -> Result<()> {
     match (resume, exists) {
         (Resume::Must, false) => Err(Error::ResumeRefused {
@@ -482,12 +542,18 @@ enum Sink {
 }
 
 impl Sink {
-    fn send(&self, history_offset: u64, lines: &[String], summary: Option<&str>, exit_code: Option<i64>) -> Result<()> {
+    fn send(
+        &self,
+        history_offset: u64,
+        lines: Vec<String>,
+        summary: Option<&str>,
+        exit_code: Option<i64>,
+    ) -> Result<()> {
         match self {
             Sink::Embedded { store, project, run_id } => {
                 let mut chunk = StreamChunk { complete: exit_code.is_some(), exit_code, ..Default::default() };
                 if !lines.is_empty() {
-                    chunk.files.insert(HISTORY_FILE.to_owned(), (history_offset, lines.to_vec()));
+                    chunk.files.insert(HISTORY_FILE.to_owned(), (history_offset, lines));
                 }
                 if let Some(summary) = summary {
                     chunk.files.insert(SUMMARY_FILE.to_owned(), (0, vec![summary.to_owned()]));
@@ -537,6 +603,8 @@ struct Writer {
     summary_dirty: bool,
     runtime_offset: f64,
     started: Instant,
+    recycle: Sender<Vec<StampedRow>>,
+    last_stamps: Option<(u64, f64, f64)>,
 }
 
 impl Writer {
@@ -552,15 +620,23 @@ impl Writer {
             };
             match message {
                 Ok(Message::Rows(rows)) => {
-                    for row in rows {
-                        let line = serde_json::to_string(&row).expect("JSON values serialise");
+                    for row in &rows {
+                        let line = stamped_line(row);
                         self.buffered_bytes += line.len() + 1;
                         self.lines.push(line);
-                        // Moved, not cloned: the summary holds each key's latest value.
-                        for (key, value) in row {
-                            self.summary.insert(key, value);
+                        self.last_stamps = Some((row.step, row.runtime, row.timestamp));
+                        // The summary holds each key's latest value; a key is allocated once, here.
+                        for (key, value) in &row.values {
+                            match self.summary.get_mut(key) {
+                                Some(slot) => slot.clone_from(value),
+                                None => {
+                                    self.summary.insert(key.clone(), value.clone());
+                                }
+                            }
                         }
                     }
+                    // Back to the caller, who made them and frees them (a dropped Run no longer listens).
+                    let _ = self.recycle.send(rows);
                     self.summary_dirty = true;
                     if self.buffered_bytes >= self.max_bytes {
                         self.flush(None)?;
@@ -584,6 +660,11 @@ impl Writer {
     }
 
     fn flush(&mut self, exit_code: Option<i64>) -> Result<()> {
+        if let Some((step, runtime, timestamp)) = self.last_stamps.take() {
+            self.summary.insert("_step".to_owned(), step.into());
+            self.summary.insert("_runtime".to_owned(), runtime.into());
+            self.summary.insert("_timestamp".to_owned(), timestamp.into());
+        }
         let summary = if self.summary_dirty || exit_code.is_some() {
             let runtime = self.runtime_offset + self.started.elapsed().as_secs_f64();
             self.summary.insert("_wandb".to_owned(), json!({"runtime": runtime.floor() as u64}));
@@ -594,9 +675,10 @@ impl Writer {
         if self.lines.is_empty() && summary.is_none() && exit_code.is_none() {
             return Ok(());
         }
-        self.sink.send(self.history_offset, &self.lines, summary.as_deref(), exit_code)?;
-        self.history_offset += self.lines.len() as u64;
-        self.lines.clear();
+        let lines = std::mem::take(&mut self.lines);
+        let count = lines.len() as u64;
+        self.sink.send(self.history_offset, lines, summary.as_deref(), exit_code)?;
+        self.history_offset += count;
         self.buffered_bytes = 0;
         self.summary_dirty = false;
         Ok(())

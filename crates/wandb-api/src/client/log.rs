@@ -85,6 +85,26 @@ pub struct RemoteLogged {
     pub uploaded_bytes: u64,
 }
 
+/// This process's part of a distributed artifact, uploaded and pending (see [`WandbClient::upsert_artifact`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpsertedPart {
+    /// The pending artifact's id (the same for every writer of the distributed id).
+    pub artifact_id: String,
+    /// This process's entries, as uploaded in its PATCH manifest.
+    pub manifest: Manifest,
+    /// Files whose bodies went up.
+    pub uploaded_files: usize,
+    /// Files the server already had.
+    pub skipped_files: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+}
+
+struct Saved {
+    logged: Option<RemoteLogged>,
+    part: UpsertedPart,
+}
+
 /// One file to register and upload.
 struct Upload {
     name: String,
@@ -109,6 +129,51 @@ impl WandbClient {
         artifact: &Artifact,
         options: &RemoteLogOptions,
     ) -> Result<RemoteLogged> {
+        let saved = self.save(project, artifact, options, None).await?;
+        Ok(saved.logged.expect("a full save commits"))
+    }
+
+    /// Uploads this process's part of the distributed artifact `distributed_id` (`run.upsert_artifact`): the
+    /// artifact stays pending, and [`WandbClient::finish_artifact`] commits the union of every part.
+    ///
+    /// # Errors
+    /// [`Error::DistributedArtifactFinished`] when it was already finished (the SDK silently loses the part), and
+    /// the errors of [`WandbClient::log_artifact`].
+    pub async fn upsert_artifact(
+        &self,
+        project: &ProjectRef,
+        artifact: &Artifact,
+        options: &RemoteLogOptions,
+        distributed_id: &str,
+    ) -> Result<UpsertedPart> {
+        let saved = self.save(project, artifact, options, Some((distributed_id, false))).await?;
+        Ok(saved.part)
+    }
+
+    /// Uploads this process's part, if any, and commits the distributed artifact `distributed_id`
+    /// (`run.finish_artifact`); the server merges every part uploaded for it.
+    ///
+    /// # Errors
+    /// See [`WandbClient::upsert_artifact`].
+    pub async fn finish_artifact(
+        &self,
+        project: &ProjectRef,
+        artifact: &Artifact,
+        options: &RemoteLogOptions,
+        distributed_id: &str,
+    ) -> Result<RemoteLogged> {
+        let saved = self.save(project, artifact, options, Some((distributed_id, true))).await?;
+        Ok(saved.logged.expect("finishing commits"))
+    }
+
+    /// §6.2, or §9.2 for one writer of a distributed artifact (`Some((id, finalize))`).
+    async fn save(
+        &self,
+        project: &ProjectRef,
+        artifact: &Artifact,
+        options: &RemoteLogOptions,
+        distributed: Option<(&str, bool)>,
+    ) -> Result<Saved> {
         for alias in &options.aliases {
             artifact_core::validate_alias(alias)?;
         }
@@ -130,7 +195,7 @@ impl WandbClient {
             "aliases": aliases, "artifactCollectionName": name, "artifactCollectionNames": null,
             "artifactTypeName": artifact.artifact_type(), "clientID": random_client_id(),
             "clientMutationId": null, "description": artifact.description(), "digest": digest,
-            "distributedID": null, "enableDigestDeduplication": true, "entityName": project.entity(),
+            "distributedID": distributed.map(|(d, _)| d), "enableDigestDeduplication": true, "entityName": project.entity(),
             "historyStep": null, "labels": null,
             "metadata": serde_json::to_string(artifact.metadata()).expect("metadata serialises"),
             "projectName": project.project(), "runName": options.run_id, "sequenceClientID": random_client_id(),
@@ -151,6 +216,12 @@ impl WandbClient {
         })?;
         let base_id = created.pointer("/artifactSequence/latestArtifact/id").and_then(Value::as_str).map(str::to_owned);
         match created.get("state").and_then(Value::as_str) {
+            Some("COMMITTED") if distributed.is_some() => {
+                return Err(Error::DistributedArtifactFinished {
+                    name: name.to_owned(),
+                    distributed_id: distributed.map(|(d, _)| d.to_owned()).unwrap_or_default(),
+                });
+            }
             Some("COMMITTED") => {
                 tracing::warn!(
                     "Artifact \"{name}\" already exists with the same content. No new version will be created."
@@ -158,14 +229,22 @@ impl WandbClient {
                 let version = self.artifact_by_id(&id).await?;
                 let manifest = self.manifest(&version).await?;
                 let skipped_files = manifest.len();
-                return Ok(RemoteLogged {
+                let part = UpsertedPart {
+                    artifact_id: id,
+                    manifest: manifest.clone(),
+                    uploaded_files: 0,
+                    skipped_files,
+                    uploaded_bytes: 0,
+                };
+                let logged = RemoteLogged {
                     version,
                     created: false,
                     manifest,
                     uploaded_files: 0,
                     skipped_files,
                     uploaded_bytes: 0,
-                });
+                };
+                return Ok(Saved { logged: Some(logged), part });
             }
             Some("PENDING" | "DELETED") => {}
             other => {
@@ -177,11 +256,16 @@ impl WandbClient {
         }
 
         let run_name = options.run_id.clone().unwrap_or_default();
+        // A distributed writer's manifest is a PATCH holding its own entries; the server merges them at commit.
+        let (manifest_name, manifest_type, base_id) = match distributed {
+            Some(_) => ("wandb_manifest.patch.json", "PATCH", None),
+            None => ("wandb_manifest.json", "FULL", base_id),
+        };
         let manifest_vars = |digest: &str, include_upload: bool| {
             json!({
-                "artifactID": id, "baseArtifactID": base_id, "name": "wandb_manifest.json", "digest": digest,
+                "artifactID": id, "baseArtifactID": base_id, "name": manifest_name, "digest": digest,
                 "entityName": project.entity(), "projectName": project.project(), "runName": run_name,
-                "manifestType": "FULL", "includeUpload": include_upload,
+                "manifestType": manifest_type, "includeUpload": include_upload,
             })
         };
         let data = self.graphql("CreateArtifactManifest", queries::CREATE_MANIFEST, manifest_vars("", false)).await?;
@@ -224,10 +308,21 @@ impl WandbClient {
         }
 
         let manifest_bytes = manifest.to_go_json();
-        let data = self
-            .graphql("CreateArtifactManifest", queries::CREATE_MANIFEST, manifest_vars(&md5_b64(&manifest_bytes), true))
-            .await?;
-        let file = data.pointer("/createArtifactManifest/artifactManifest/file").cloned().unwrap_or(Value::Null);
+        let file = match distributed {
+            Some(_) => {
+                let variables = json!({
+                    "artifactManifestID": manifest_id, "digest": md5_b64(&manifest_bytes), "baseArtifactID": null,
+                    "includeUpload": true,
+                });
+                let data = self.graphql("UpdateArtifactManifest", queries::UPDATE_MANIFEST, variables).await?;
+                data.pointer("/updateArtifactManifest/artifactManifest/file").cloned().unwrap_or(Value::Null)
+            }
+            None => {
+                let variables = manifest_vars(&md5_b64(&manifest_bytes), true);
+                let data = self.graphql("CreateArtifactManifest", queries::CREATE_MANIFEST, variables).await?;
+                data.pointer("/createArtifactManifest/artifactManifest/file").cloned().unwrap_or(Value::Null)
+            }
+        };
         let url = file.get("uploadUrl").and_then(Value::as_str).ok_or_else(|| Error::Protocol {
             operation: "CreateArtifactManifest".to_owned(),
             reason: "no upload URL for the manifest".to_owned(),
@@ -243,9 +338,24 @@ impl WandbClient {
                 Ok(r)
             })
             .await?;
+        let part = UpsertedPart {
+            artifact_id: id.clone(),
+            manifest: manifest.clone(),
+            uploaded_files,
+            skipped_files,
+            uploaded_bytes,
+        };
+        if distributed.is_some_and(|(_, finalize)| !finalize) {
+            return Ok(Saved { logged: None, part });
+        }
         self.graphql("CommitArtifact", queries::COMMIT_ARTIFACT, json!({"artifactID": id})).await?;
         let version = self.artifact_by_id(&id).await?;
-        Ok(RemoteLogged { version, created: true, manifest, uploaded_files, skipped_files, uploaded_bytes })
+        if distributed.is_some() {
+            // The committed manifest is every writer's parts merged, not this process's alone.
+            manifest = self.manifest(&version).await?;
+        }
+        let logged = RemoteLogged { version, created: true, manifest, uploaded_files, skipped_files, uploaded_bytes };
+        Ok(Saved { logged: Some(logged), part })
     }
 
     /// `ArtifactType`: one name, one type (the SDK checks before logging; a failed check is ignored there and

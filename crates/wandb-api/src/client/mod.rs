@@ -35,7 +35,7 @@ use tokio::sync::OnceCell;
 
 pub use fetch::RemoteDownloadOptions;
 pub use http::RetryPolicy;
-pub use log::{DEFAULT_MULTIPART_THRESHOLD, RemoteLogOptions, RemoteLogged};
+pub use log::{DEFAULT_MULTIPART_THRESHOLD, RemoteLogOptions, RemoteLogged, UpsertedPart};
 
 use crate::error::{Error, Result};
 use crate::store::{ArtifactVersion, ProjectRef};

@@ -141,3 +141,10 @@ pub(crate) fn project_artifacts() -> String {
 }}"
     )
 }
+
+/// The second half of a distributed writer's manifest (§9.2): its upload URL, once the patch is known.
+pub(crate) const UPDATE_MANIFEST: &str = "mutation UpdateArtifactManifest($artifactManifestID: ID!, $digest: String, $baseArtifactID: ID, $includeUpload: Boolean!) {
+  updateArtifactManifest(input: {artifactManifestID: $artifactManifestID, digest: $digest, baseArtifactID: $baseArtifactID}) {
+    artifactManifest { id file { id uploadUrl @include(if: $includeUpload) uploadHeaders @include(if: $includeUpload) } }
+  }
+}";

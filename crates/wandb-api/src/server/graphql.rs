@@ -296,10 +296,23 @@ fn digest_algorithm_of(name: Option<&str>) -> std::result::Result<DigestAlgorith
 
 fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
     let project = project_of(input, "entityName", "projectName")?;
-    if input.get("distributedID").is_some_and(|d| !d.is_null()) {
-        return Err(GqlError("distributed artifacts (distributedID) are not supported by this server yet".into()));
-    }
     let name = str_var(input, "artifactCollectionName")?.to_owned();
+    let distributed_key = opt_str(input, "distributedID").map(|d| (project.to_string(), name.clone(), d.to_owned()));
+    if let Some(key) = &distributed_key {
+        let distributed = state.distributed.lock().expect("distributed lock");
+        if let Some(id) = distributed.committed.get(key) {
+            return Err(GqlError(format!(
+                "artifact {name:?} with distributedID {:?} was already finished (id {id}); parts upserted after finish_artifact would be lost, so they are refused",
+                key.2
+            )));
+        }
+        if let Some(id) = distributed.pending.get(key) {
+            // Every writer of one distributed artifact gets the same pending artifact.
+            return Ok(
+                json!({"createArtifact": {"artifact": {"id": id, "state": "PENDING", "artifactSequence": {"latestArtifact": null}}}}),
+            );
+        }
+    }
     let metadata: Map<String, Value> = match opt_str(input, "metadata") {
         Some(text) => {
             serde_json::from_str(text).map_err(|e| GqlError(format!("metadata is not a JSON object: {e}")))?
@@ -342,12 +355,27 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
         Err(e) => return Err(e.into()),
     };
     let latest = latest.map(|id| json!({"id": id}));
-    match state.store.reserve_version(&project, &draft)? {
+    let reservation = match &distributed_key {
+        // Each writer's digest covers its own part only: no dedup until the merged manifest exists.
+        Some(_) => Reservation::Reserved { id: state.store.reserve_id(&project, &draft.name)? },
+        None => state.store.reserve_version(&project, &draft)?,
+    };
+    match reservation {
         Reservation::Existing(version) => Ok(json!({"createArtifact": {"artifact": {
             "id": version.id, "state": "COMMITTED", "artifactSequence": {"latestArtifact": latest},
         }}})),
         Reservation::Reserved { id } => {
-            let pending = PendingArtifact { project, draft, files: HashMap::new(), manifest: None };
+            if let Some(key) = &distributed_key {
+                state.distributed.lock().expect("distributed lock").pending.insert(key.clone(), id.clone());
+            }
+            let pending = PendingArtifact {
+                project,
+                draft,
+                files: HashMap::new(),
+                manifest: None,
+                distributed: distributed_key,
+                patches: Vec::new(),
+            };
             state.pending.lock().expect("pending lock").insert(id.clone(), pending);
             Ok(json!({"createArtifact": {"artifact": {
                 "id": id, "state": "PENDING", "artifactSequence": {"latestArtifact": latest},
@@ -357,24 +385,51 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
 }
 
 fn create_manifest(state: &ServerState, v: &Value) -> GqlResult {
-    let id = match v.get("artifactID").and_then(Value::as_str) {
-        Some(id) => id.to_owned(),
-        // UpdateArtifactManifest names the manifest, whose id we derive from the artifact's.
-        None => manifest_artifact(str_var(v, "artifactManifestID")?)?,
+    // UpdateArtifactManifest names the manifest, whose id we derive from the artifact's (`<id>` for the FULL
+    // manifest, `<id>#<n>` for the n-th PATCH of a distributed artifact).
+    let (id, slot) = match v.get("artifactID").and_then(Value::as_str) {
+        Some(id) => (id.to_owned(), None),
+        None => split_manifest_key(&manifest_artifact(str_var(v, "artifactManifestID")?)?),
     };
-    if let Some(kind) = opt_str(v, "manifestType").filter(|k| *k != "FULL") {
-        return Err(GqlError(format!("manifestType {kind} is not supported by this server yet (only FULL)")));
-    }
-    if !state.pending.lock().expect("pending lock").contains_key(&id) {
-        return Err(GqlError(format!("artifact {id} is not pending (unknown, or already committed)")));
-    }
-    let mut file = json!({"id": global_id("File", &format!("{id}/wandb_manifest.json"))});
+    let creating = v.get("artifactID").is_some();
+    let mut pending = state.pending.lock().expect("pending lock");
+    let artifact = pending
+        .get_mut(&id)
+        .ok_or_else(|| GqlError(format!("artifact {id} is not pending (unknown, or already committed)")))?;
+    let slot = match opt_str(v, "manifestType") {
+        Some("PATCH") if creating => {
+            if artifact.distributed.is_none() {
+                return Err(GqlError(format!(
+                    "a PATCH manifest needs a distributed artifact; {id} has no distributedID"
+                )));
+            }
+            artifact.patches.push(None);
+            Some(artifact.patches.len() - 1)
+        }
+        Some(kind) if kind != "FULL" && kind != "PATCH" => {
+            return Err(GqlError(format!("manifestType {kind} is not supported by this server (FULL or PATCH)")));
+        }
+        _ => slot,
+    };
+    let key = match slot {
+        Some(n) => format!("{id}#{n}"),
+        None => id.clone(),
+    };
+    let mut file = json!({"id": global_id("File", &format!("{key}/wandb_manifest.json"))});
     if v.get("includeUpload").and_then(Value::as_bool).unwrap_or(false) {
-        file["uploadUrl"] = json!(format!("{}/storage/manifests/{}", state.base_url, id_token(&id)));
+        file["uploadUrl"] = json!(format!("{}/storage/manifests/{}", state.base_url, id_token(&key)));
         file["uploadHeaders"] = json!(["Content-Type:application/json"]);
     }
-    let key = if v.get("artifactID").is_some() { "createArtifactManifest" } else { "updateArtifactManifest" };
-    Ok(json!({key: {"artifactManifest": {"id": global_id("ArtifactManifest", &id), "file": file}}}))
+    let field = if creating { "createArtifactManifest" } else { "updateArtifactManifest" };
+    Ok(json!({field: {"artifactManifest": {"id": global_id("ArtifactManifest", &key), "file": file}}}))
+}
+
+/// `<id>#<n>` into the artifact id and the patch slot.
+pub(crate) fn split_manifest_key(key: &str) -> (String, Option<usize>) {
+    match key.rsplit_once('#') {
+        Some((id, n)) if n.parse::<usize>().is_ok() => (id.to_owned(), n.parse().ok()),
+        _ => (key.to_owned(), None),
+    }
 }
 
 fn manifest_artifact(manifest_id: &str) -> std::result::Result<String, GqlError> {
@@ -487,6 +542,9 @@ fn commit_artifact(state: &ServerState, v: &Value) -> GqlResult {
         .expect("pending lock")
         .remove(&id)
         .ok_or_else(|| GqlError(format!("artifact {id} is not pending (unknown, or already committed)")))?;
+    if pending.distributed.is_some() {
+        return commit_distributed(state, id, pending);
+    }
     let result = (|| {
         let bytes =
             pending.manifest.as_ref().ok_or_else(|| GqlError(format!("artifact {id} has no manifest uploaded")))?;
@@ -506,6 +564,36 @@ fn commit_artifact(state: &ServerState, v: &Value) -> GqlResult {
         }
         Err(e) => {
             // Still pending: the client may upload what was missing and commit again.
+            state.pending.lock().expect("pending lock").insert(id, pending);
+            Err(e)
+        }
+    }
+}
+
+/// Commits a distributed artifact: the union of every uploaded PATCH manifest (a later patch wins on the same
+/// path), its digest computed here, since no writer knows the whole.
+fn commit_distributed(state: &ServerState, id: String, mut pending: PendingArtifact) -> GqlResult {
+    let result = (|| {
+        let mut merged = Manifest::new();
+        for (n, patch) in pending.patches.iter().enumerate() {
+            let bytes =
+                patch.as_ref().ok_or_else(|| GqlError(format!("artifact {id}: patch {n} was never uploaded")))?;
+            for (path, entry) in Manifest::from_json(bytes)?.entries() {
+                merged.add_entry(artifact_core::LogicalPath::new(path)?, entry.clone(), true)?;
+            }
+        }
+        pending.draft.digest = merged.digest_with(pending.draft.digest_algorithm);
+        Ok(state.store.commit_version(&pending.project, &id, &pending.draft, &merged)?)
+    })();
+    match result {
+        Ok(logged) => {
+            let key = pending.distributed.clone().expect("a distributed artifact");
+            let mut distributed = state.distributed.lock().expect("distributed lock");
+            distributed.pending.remove(&key);
+            distributed.committed.insert(key, id);
+            Ok(json!({"commitArtifact": {"artifact": {"id": logged.version.id, "digest": logged.version.digest}}}))
+        }
+        Err(e) => {
             state.pending.lock().expect("pending lock").insert(id, pending);
             Err(e)
         }

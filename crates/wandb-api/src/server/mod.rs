@@ -133,6 +133,16 @@ pub(crate) struct ServerState {
     pub(crate) pending: Mutex<HashMap<String, PendingArtifact>>,
     /// Multipart uploads in flight, by upload id.
     pub(crate) multipart: Mutex<HashMap<String, MultipartUpload>>,
+    /// Distributed artifacts: the pending id of each `(project, collection, distributedID)`, and those already
+    /// committed (an upsert to one is refused rather than silently lost).
+    pub(crate) distributed: Mutex<DistributedArtifacts>,
+}
+
+/// Distributed artifacts by `(entity/project, collection, distributedID)`.
+#[derive(Default)]
+pub(crate) struct DistributedArtifacts {
+    pub(crate) pending: HashMap<(String, String, String), String>,
+    pub(crate) committed: HashMap<(String, String, String), String>,
 }
 
 /// An artifact between `CreateArtifact` and `CommitArtifact`.
@@ -143,6 +153,10 @@ pub(crate) struct PendingArtifact {
     pub(crate) files: HashMap<String, FileSpec>,
     /// The uploaded manifest.
     pub(crate) manifest: Option<Vec<u8>>,
+    /// For a distributed artifact: its key, and each writer's PATCH manifest in creation order (`None` until
+    /// uploaded), merged at commit.
+    pub(crate) distributed: Option<(String, String, String)>,
+    pub(crate) patches: Vec<Option<Vec<u8>>>,
 }
 
 /// What an uploaded file must be.
@@ -185,6 +199,7 @@ impl WandbServer {
             requests: RequestLog::default(),
             pending: Mutex::new(HashMap::new()),
             multipart: Mutex::new(HashMap::new()),
+            distributed: Mutex::new(DistributedArtifacts::default()),
         });
         Ok(WandbServer { listener, state })
     }

@@ -219,13 +219,19 @@ pub(crate) async fn upload_manifest(
     if let Err(e) = Manifest::from_json(&bytes) {
         return error(StatusCode::BAD_REQUEST, format!("the manifest does not parse: {e}"));
     }
+    let (id, slot) = super::graphql::split_manifest_key(&id);
     let mut pending = state.pending.lock().expect("pending lock");
-    match pending.get_mut(&id) {
-        Some(artifact) => {
+    match (pending.get_mut(&id), slot) {
+        (Some(artifact), None) => {
             artifact.manifest = Some(bytes.to_vec());
             StatusCode::OK.into_response()
         }
-        None => error(StatusCode::NOT_FOUND, format!("artifact {id} is not pending")),
+        (Some(artifact), Some(n)) if n < artifact.patches.len() => {
+            artifact.patches[n] = Some(bytes.to_vec());
+            StatusCode::OK.into_response()
+        }
+        (Some(_), Some(n)) => error(StatusCode::NOT_FOUND, format!("artifact {id} has no patch {n}")),
+        (None, _) => error(StatusCode::NOT_FOUND, format!("artifact {id} is not pending")),
     }
 }
 

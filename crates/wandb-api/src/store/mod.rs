@@ -444,6 +444,16 @@ impl EmbeddedStore {
         Ok(logged)
     }
 
+    /// Reserves an id for a new version of `name` without the dedup check: a distributed artifact, whose
+    /// content is known only when its parts are merged at commit.
+    ///
+    /// # Errors
+    /// Name errors, I/O errors.
+    pub fn reserve_id(&self, project: &ProjectRef, name: &str) -> Result<String> {
+        artifact_core::validate_artifact_name(name)?;
+        self.allocate_id(project, name, None)
+    }
+
     /// The first half of logging, as a W&B server's `CreateArtifact` does it: when `draft.digest` equals the
     /// latest version's, that version gets the draft's aliases and the run's output edge, and is returned
     /// (dedup); otherwise a store-wide id is reserved for the version [`EmbeddedStore::commit_version`] will
