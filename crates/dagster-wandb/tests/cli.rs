@@ -697,3 +697,108 @@ fn run_ls_and_history_show_what_a_run_logged() {
     let error = env.error(&["run", "history", "ent/proj/nope"]);
     assert_eq!(error, "error: run 'nope' not found in 'ent/proj'");
 }
+
+/// N writer processes upsert their parts of one artifact at the same time, then one finishes it: the committed
+/// version holds every part, and a part upserted after the finish is refused (the SDK silently loses it).
+#[test]
+fn parallel_writers_build_one_distributed_artifact_on_the_store_and_through_the_server() {
+    const WRITERS: usize = 4;
+    let env = Env::new();
+    let server = start_server(&env, "dist-key");
+    for (label, base_url) in [("store", None), ("server", Some(server.url.clone()))] {
+        let command = |args: &[&str]| {
+            let mut cmd = env.command();
+            if let Some(url) = &base_url {
+                cmd.env("WANDB_BASE_URL", url).env("WANDB_API_KEY", "dist-key");
+            }
+            cmd.args(args);
+            cmd
+        };
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let part = env
+                    .write(&format!("{label}-data/part{i}/table_{i}.json"), format!("{{\"rows\": [{i}]}}").as_bytes());
+                let dir = part.parent().unwrap().to_string_lossy().into_owned();
+                command(&[
+                    "artifact",
+                    "put",
+                    &dir,
+                    "--name",
+                    "dist-ds",
+                    "--type",
+                    "dataset",
+                    "--prefix",
+                    "parts",
+                    "--distributed-id",
+                    "grp-1",
+                    "--json",
+                ])
+                .output_async()
+            })
+            .collect();
+        for writer in writers {
+            let out = writer.wait_with_output().unwrap();
+            assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+            let part: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!((part["finished"].as_bool(), part["part_files"].as_u64()), (Some(false), Some(1)));
+        }
+        let merged = env.write(
+            &format!("{label}-data/merged.partitioned-table.json"),
+            br#"{"_type": "partitioned-table", "parts_path": "parts"}"#,
+        );
+        let out = command(&[
+            "artifact",
+            "put",
+            &merged.to_string_lossy(),
+            "--name",
+            "dist-ds",
+            "--type",
+            "dataset",
+            "--distributed-id",
+            "grp-1",
+            "--finish",
+            "--alias",
+            "merged",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        let finished: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut paths: Vec<String> = finished["manifest"]["contents"].as_object().unwrap().keys().cloned().collect();
+        paths.sort();
+        let mut expected: Vec<String> = (0..WRITERS).map(|i| format!("parts/table_{i}.json")).collect();
+        expected.push("merged.partitioned-table.json".to_owned());
+        expected.sort();
+        assert_eq!(paths, expected, "{label}");
+        assert_eq!(finished["version"], "v0", "{label}");
+
+        let late = env.write(&format!("{label}-data/late/table_9.json"), b"{}");
+        let out = command(&[
+            "artifact",
+            "put",
+            &late.parent().unwrap().to_string_lossy(),
+            "--name",
+            "dist-ds",
+            "--type",
+            "dataset",
+            "--distributed-id",
+            "grp-1",
+        ])
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{label}: a late upsert must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("grp-1") && stderr.contains("finished"), "{label}: {stderr}");
+    }
+}
+
+trait OutputAsync {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl OutputAsync for Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    }
+}

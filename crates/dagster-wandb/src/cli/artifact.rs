@@ -49,6 +49,13 @@ pub(crate) enum ArtifactCommand {
         /// Compute the manifest and digest without logging anything.
         #[arg(long)]
         dry_run: bool,
+        /// Upload this as one part of a distributed artifact written by several processes
+        /// (`run.upsert_artifact`); nothing is committed until one of them runs with --finish.
+        #[arg(long, value_name = "ID")]
+        distributed_id: Option<String>,
+        /// With --distributed-id: add this part and commit the artifact, every part merged (`run.finish_artifact`).
+        #[arg(long, requires = "distributed_id")]
+        finish: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -101,6 +108,8 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
             prefix,
             digest,
             dry_run,
+            distributed_id,
+            finish,
             json,
         } => {
             let request = PutRequest {
@@ -114,6 +123,7 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
                 prefix: prefix.as_deref(),
                 digest: *digest,
                 dry_run: *dry_run,
+                distributed: distributed_id.as_deref().map(|id| (id, *finish)),
                 json: *json,
             };
             put(backend, &request)
@@ -135,6 +145,8 @@ struct PutRequest<'a> {
     prefix: Option<&'a str>,
     digest: DigestAlgorithm,
     dry_run: bool,
+    /// `(distributed id, finish)`.
+    distributed: Option<(&'a str, bool)>,
     json: bool,
 }
 
@@ -231,17 +243,51 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
                 progress,
                 ..Default::default()
             };
-            remote.client.log_artifact(&project, &artifact, &options).await
+            match request.distributed {
+                Some((id, false)) => {
+                    remote.client.upsert_artifact(&project, &artifact, &options, id).await?;
+                    Ok(None)
+                }
+                Some((id, true)) => remote.client.finish_artifact(&project, &artifact, &options, id).await.map(Some),
+                None => remote.client.log_artifact(&project, &artifact, &options).await.map(Some),
+            }
         })?;
-        return report_put(&logged.version, &logged.manifest, logged.created, request.json, url);
+        return match logged {
+            Some(logged) => report_put(&logged.version, &logged.manifest, logged.created, request.json, url),
+            None => report_part(&artifact, request),
+        };
     }
     let store = settings.open_store()?;
     store.check_type(&project, artifact.name(), artifact.artifact_type())?;
     let run = store.create_run(&project, RunOptions { job_type: Some("cli_put".to_owned()), ..Default::default() })?;
     let options =
         LogOptions { aliases: request.aliases.to_vec(), tags: request.tags.to_vec(), run_id: Some(run.id), progress };
-    let logged = store.log_artifact(&project, &artifact, &options)?;
+    let logged = match request.distributed {
+        Some((id, false)) => {
+            store.upsert_artifact(&project, &artifact, id)?;
+            return report_part(&artifact, request);
+        }
+        Some((id, true)) => store.finish_artifact(&project, &artifact, id, &options)?,
+        None => store.log_artifact(&project, &artifact, &options)?,
+    };
     report_put(&logged.version, &logged.manifest, logged.created, request.json, &store.root().display().to_string())
+}
+
+/// What `put --distributed-id` without `--finish` prints: the part uploaded, nothing committed yet.
+fn report_part(artifact: &Artifact, request: &PutRequest<'_>) -> CliResult {
+    let distributed_id = request.distributed.map(|(id, _)| id).unwrap_or_default();
+    if request.json {
+        return print_json(&serde_json::json!({
+            "name": artifact.name(), "type": artifact.artifact_type(), "distributed_id": distributed_id,
+            "part_files": artifact.manifest().len(), "part_size": artifact.size(), "finished": false,
+        }));
+    }
+    print_line(&format!(
+        "Upserted {} files ({}) into {} (distributed id {distributed_id}); it is committed by `--finish`",
+        artifact.manifest().len(),
+        human_size(artifact.size()),
+        artifact.name()
+    ))
 }
 
 /// What `put` prints: the version, or the existing one when the content was already the latest.

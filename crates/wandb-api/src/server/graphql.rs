@@ -298,8 +298,9 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
     let project = project_of(input, "entityName", "projectName")?;
     let name = str_var(input, "artifactCollectionName")?.to_owned();
     let distributed_key = opt_str(input, "distributedID").map(|d| (project.to_string(), name.clone(), d.to_owned()));
-    if let Some(key) = &distributed_key {
-        let distributed = state.distributed.lock().expect("distributed lock");
+    // Held until the pending artifact is registered, so that concurrent writers all get the same one.
+    let mut distributed_guard = distributed_key.as_ref().map(|_| state.distributed.lock().expect("distributed lock"));
+    if let (Some(key), Some(distributed)) = (&distributed_key, &distributed_guard) {
         if let Some(id) = distributed.committed.get(key) {
             return Err(GqlError(format!(
                 "artifact {name:?} with distributedID {:?} was already finished (id {id}); parts upserted after finish_artifact would be lost, so they are refused",
@@ -365,8 +366,8 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
             "id": version.id, "state": "COMMITTED", "artifactSequence": {"latestArtifact": latest},
         }}})),
         Reservation::Reserved { id } => {
-            if let Some(key) = &distributed_key {
-                state.distributed.lock().expect("distributed lock").pending.insert(key.clone(), id.clone());
+            if let (Some(key), Some(distributed)) = (&distributed_key, distributed_guard.as_mut()) {
+                distributed.pending.insert(key.clone(), id.clone());
             }
             let pending = PendingArtifact {
                 project,

@@ -23,6 +23,7 @@
 //! into place, so readers never see half a version and two writers never take the same number. `latest` is
 //! not stored: it is always the highest committed version.
 
+mod distributed;
 mod records;
 mod run_logs;
 
