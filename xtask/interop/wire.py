@@ -7,6 +7,8 @@
   runlog <run id>                           the SDK capture's first process: config, tags, rows (commit=False,
                                             step=5), summary and config updates, finish(exit_code=3)
   resume <run id> <allow|must>              wandb.init(id, resume=...), one row, finish(); prints resumed and step
+  dist-write <name> <distributed id> <i>    one writer of the distributed capture: parts/table_<i> upserted
+  dist-finish <name> <distributed id>       the finisher: merged = PartitionedTable("parts"), finish_artifact
 """
 import hashlib
 import json
@@ -79,6 +81,23 @@ def main():
         run = wandb.init(entity="ent", project="proj", id=run_id, resume=mode, settings=wandb.Settings(**SETTINGS))
         result = {"resumed": run.resumed, "config": dict(run.config)}
         run.log({"loss": 0.1})
+        run.finish()
+    elif command == "dist-write":
+        name, distributed_id, i = args[0], args[1], int(args[2])
+        run = wandb.init(entity="ent", project="proj", group=distributed_id, settings=wandb.Settings(**SETTINGS))
+        artifact = wandb.Artifact(name, type="dataset")
+        artifact.add(wandb.Table(columns=["a", "b"], data=[[i, f"row{i}"], [i + 10, f"row{i + 10}"]]), f"parts/table_{i}")
+        run.upsert_artifact(artifact, distributed_id=distributed_id)
+        run.finish()
+        result = {"upserted": i}
+    elif command == "dist-finish":
+        name, distributed_id = args
+        run = wandb.init(entity="ent", project="proj", group=distributed_id, settings=wandb.Settings(**SETTINGS))
+        artifact = wandb.Artifact(name, type="dataset")
+        artifact.add(wandb.data_types.PartitionedTable("parts"), "merged")
+        run.finish_artifact(artifact, distributed_id=distributed_id)
+        artifact.wait()
+        result = {"digest": artifact.digest, "version": artifact.version}
         run.finish()
     else:
         raise SystemExit(f"unknown command {command}")

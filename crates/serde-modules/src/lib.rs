@@ -62,5 +62,5 @@ pub use error::{Error, Result};
 pub use modules::{INTEGRATION_NAME, INTEGRATION_VERSION, Module, Options, read_output, read_output_value};
 pub use pickle::{HIGHEST_PROTOCOL, MAX_DEPTH};
 pub use ser::to_value;
-pub use table::{TABLE_FILE_SUFFIX, Table};
+pub use table::{PARTITIONED_TABLE_FILE_SUFFIX, PartitionedTable, TABLE_FILE_SUFFIX, Table};
 pub use value::Value;

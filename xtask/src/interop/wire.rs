@@ -209,6 +209,7 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
         format!("got {ours:?}")
     });
     runs(&sides, &work.join("store"), results)?;
+    distributed(&sides, &work, &expected_parts(), results)?;
     drop(server);
     Ok(())
 }
@@ -280,6 +281,129 @@ fn runs(sides: &Sides<'_>, store_dir: &Path, results: &mut Comparisons) -> Resul
         "runs: our Run logs through the server, Python resumes it (must) at step 3 with its config",
         resumed["resumed"] == true && steps("rsrun")? == [0, 1, 2, 3] && resumed["config"]["lr"] == 0.5,
         || format!("resume answer {resumed}, steps {:?}", steps("rsrun")),
+    );
+    Ok(())
+}
+
+/// The parts of the distributed capture, as both sides write them: `parts/table_<i>.table.json` and the
+/// finisher's `merged.partitioned-table.json`.
+fn expected_parts() -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    for i in 0..2 {
+        let table = serde_modules::Table::with_rows(
+            ["a", "b"],
+            vec![
+                vec![serde_json::json!(i), serde_json::json!(format!("row{i}"))],
+                vec![serde_json::json!(i + 10), serde_json::json!(format!("row{}", i + 10))],
+            ],
+        )
+        .expect("a valid table");
+        files.insert(format!("parts/table_{i}.table.json"), md5_hex(&table.to_wandb_json()));
+    }
+    files.insert(
+        "merged.partitioned-table.json".to_owned(),
+        md5_hex(&serde_modules::PartitionedTable::new("parts").to_wandb_json()),
+    );
+    files
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    artifact_core::b64_to_hex(&artifact_core::md5_b64(bytes)).expect("an MD5")
+}
+
+/// Python writers with our finisher, and ours with Python's: one artifact, which both download identically.
+fn distributed(
+    sides: &Sides<'_>,
+    work: &Path,
+    expected: &BTreeMap<String, String>,
+    results: &mut Comparisons,
+) -> Result<()> {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let write_part = |dir: &Path, i: usize| -> Result<()> {
+        let table = serde_modules::Table::with_rows(
+            ["a", "b"],
+            vec![
+                vec![serde_json::json!(i), serde_json::json!(format!("row{i}"))],
+                vec![serde_json::json!(i + 10), serde_json::json!(format!("row{}", i + 10))],
+            ],
+        )?;
+        fs::create_dir_all(dir)?;
+        fs::write(dir.join(format!("table_{i}.table.json")), table.to_wandb_json())?;
+        Ok(())
+    };
+    let merged = work.join("dist-merged/merged.partitioned-table.json");
+    fs::create_dir_all(merged.parent().expect("a parent"))?;
+    fs::write(&merged, serde_modules::PartitionedTable::new("parts").to_wandb_json())?;
+
+    // Python writes both parts; our CLI finishes.
+    for i in 0..2 {
+        sides.python(&["dist-write", "py-dist", "grp-py", &i.to_string()], "cache-py")?;
+    }
+    let ours = sides.cli(
+        &["put", &path(&merged), "--name", "py-dist", "--type", "dataset", "--distributed-id", "grp-py", "--finish"],
+        "cache-cli",
+    )?;
+    // Our CLI writes both parts; Python finishes.
+    for i in 0..2 {
+        let dir = work.join(format!("dist-part-{i}"));
+        write_part(&dir, i)?;
+        sides.cli(
+            &[
+                "put",
+                &path(&dir),
+                "--name",
+                "rs-dist",
+                "--type",
+                "dataset",
+                "--prefix",
+                "parts",
+                "--distributed-id",
+                "grp-rs",
+            ],
+            "cache-cli",
+        )?;
+    }
+    let theirs = sides.python(&["dist-finish", "rs-dist", "grp-rs"], "cache-py")?;
+
+    for (name, finished_digest) in [("py-dist", &ours["digest"]), ("rs-dist", &theirs["digest"])] {
+        let py = sides.python(
+            &["get", &format!("ent/proj/{name}:latest"), &path(&work.join(format!("py-get-{name}")))],
+            &format!("cache-py-{name}"),
+        )?;
+        let root = work.join(format!("cli-get-{name}"));
+        let rs = sides
+            .cli(&["get", &format!("ent/proj/{name}:latest"), "--root", &path(&root)], &format!("cache-cli-{name}"))?;
+        let ours_tree = tree(&root)?;
+        results.record(
+            &format!("distributed: {name} holds every part, and Python and our CLI download it identically"),
+            json_tree(&py) == *expected
+                && ours_tree == *expected
+                && py["digest"] == rs["digest"]
+                && &py["digest"] == finished_digest,
+            || format!("python {py}\n  ours {ours_tree:?}\n  expected {expected:?}"),
+        );
+    }
+    results.record(
+        "distributed: Python's parts finished by us and ours finished by Python make the same artifact digest",
+        ours["digest"] == theirs["digest"],
+        || format!("ours {} python {}", ours["digest"], theirs["digest"]),
+    );
+    // A part upserted after the finish is refused by our server (the SDK would lose it silently).
+    let late = work.join("dist-late");
+    write_part(&late, 7)?;
+    let refused = Command::new(sides.cli)
+        .args(["artifact", "put"])
+        .arg(&late)
+        .args(["--name", "rs-dist", "--type", "dataset", "--distributed-id", "grp-rs"])
+        .env("WANDB_BASE_URL", &sides.url)
+        .env("WANDB_API_KEY", API_KEY)
+        .env("WANDB_ENTITY", "ent")
+        .env("WANDB_PROJECT", "proj")
+        .output()?;
+    results.record(
+        "distributed: our CLI's upsert after Python's finish is refused with an error naming it",
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("already finished"),
+        || format!("stderr {}", String::from_utf8_lossy(&refused.stderr)),
     );
     Ok(())
 }

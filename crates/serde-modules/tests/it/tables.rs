@@ -51,3 +51,33 @@ fn tables_refuse_what_wandb_refuses() {
     assert!(Table::from_wandb_json(br#"{"_type": "not-table"}"#).is_err());
     assert!(Table::from_wandb_json(br#"{"_type": "table", "columns": ["x"], "data": [[NaN]]}"#).is_err());
 }
+
+/// The distributed capture (`shared/spec/wandb-artifacts.md` §9.3): writer 0's part and the finisher's
+/// partitioned table, byte for byte (their MD5s are in the manifests wandb-core uploaded).
+#[test]
+fn distributed_parts_and_the_partitioned_table_are_the_sdk_bytes() {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let md5_b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes));
+    let part =
+        Table::with_rows(["a", "b"], vec![vec![json!(0), json!("row0")], vec![json!(10), json!("row10")]]).unwrap();
+    let bytes = part.to_wandb_json();
+    assert_eq!((bytes.len(), md5_b64(&bytes).as_str()), (400, "LXQ1HtpTxUTgRblOLJtwyg=="));
+    let merged = serde_modules::PartitionedTable::new("parts");
+    let bytes = merged.to_wandb_json();
+    assert_eq!((bytes.len(), md5_b64(&bytes).as_str()), (53, "3FsVTLRmcx4P1kvNdgj1Qw=="));
+    assert_eq!(serde_modules::PartitionedTable::from_wandb_json(&bytes).unwrap(), merged);
+    assert_eq!(serde_modules::PartitionedTable::file_name("merged"), "merged.partitioned-table.json");
+
+    let paths = [
+        "parts/table_1.table.json",
+        "merged.partitioned-table.json",
+        "parts/table_0.table.json",
+        "partsx/t.table.json",
+    ];
+    assert_eq!(merged.part_paths(paths), ["parts/table_0.table.json", "parts/table_1.table.json"]);
+    let other = Table::with_rows(["a", "c"], vec![]).unwrap();
+    let error = serde_modules::PartitionedTable::concat(vec![part.clone(), other]).unwrap_err().to_string();
+    assert!(error.contains("Table parts have non-matching columns."), "{error}");
+    assert_eq!(serde_modules::PartitionedTable::concat(vec![part.clone(), part]).unwrap().rows().len(), 4);
+}
