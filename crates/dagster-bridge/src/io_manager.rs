@@ -128,7 +128,7 @@ pub enum Loaded {
         /// The value.
         value: serde_modules::Value,
     },
-    /// A W&B Table (`get` of a `*.table.json` object).
+    /// A W&B Table (`get` of a `*.table.json` object, or of a `*.partitioned-table.json` one: its parts in one).
     Table(serde_modules::Table),
     /// Another W&B object (`get` of a `*.<type>.json` object), as JSON.
     Object(Value),
@@ -627,6 +627,25 @@ impl WandbArtifactsIoManager {
             let bytes = std::fs::read(root.join(path)).map_err(|e| Error::io("read", root.join(path), e))?;
             return Ok(match kind {
                 Some("table") => Loaded::Table(serde_modules::Table::from_wandb_json(&bytes)?),
+                Some("partitioned-table") => {
+                    // The parts of a distributed dataset, read as one table.
+                    let partitioned = serde_modules::PartitionedTable::from_wandb_json(&bytes)?;
+                    let parts: Vec<String> = partitioned
+                        .part_paths(manifest.entries().map(|(p, _)| p))
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                    self.backend.download(version, &subset(&manifest, |p| parts.iter().any(|q| q == p))?, &root)?;
+                    let tables = parts
+                        .iter()
+                        .map(|part| {
+                            let bytes =
+                                std::fs::read(root.join(part)).map_err(|e| Error::io("read", root.join(part), e))?;
+                            Ok(serde_modules::Table::from_wandb_json(&bytes)?)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Loaded::Table(serde_modules::PartitionedTable::concat(tables)?)
+                }
                 _ => Loaded::Object(serde_json::from_slice(&bytes).map_err(|e| Error::InvalidConfig {
                     key: format!("get {name:?}"),
                     reason: format!("{path} of {} is not JSON: {e}", uri()),

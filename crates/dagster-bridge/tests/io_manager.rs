@@ -768,3 +768,28 @@ fn a_step_logs_metrics_to_the_run_its_artifacts_belong_to() {
     assert_eq!(record.tags, ["dagster_wandb"]);
     assert_eq!(record.outputs.len(), 1);
 }
+
+#[test]
+fn get_of_a_partitioned_table_reads_its_parts_as_one_table() {
+    let f = Fixture::new();
+    let store = f.store();
+    let project = Fixture::project();
+    for i in 0..3 {
+        let mut part = Artifact::new("dist-ds", "dataset").unwrap();
+        let table = Table::with_rows(["a", "b"], vec![vec![json!(i), json!(format!("row{i}"))]]).unwrap();
+        let mut file = part.new_file(&format!("parts/table_{i}.table.json"), NewFileOptions::default()).unwrap();
+        std::io::Write::write_all(&mut file, &table.to_wandb_json()).unwrap();
+        file.close().unwrap();
+        store.upsert_artifact(&project, &part, "grp").unwrap();
+    }
+    let mut finisher = Artifact::new("dist-ds", "dataset").unwrap();
+    let mut file = finisher.new_file("merged.partitioned-table.json", NewFileOptions::default()).unwrap();
+    std::io::Write::write_all(&mut file, &serde_modules::PartitionedTable::new("parts").to_wandb_json()).unwrap();
+    file.close().unwrap();
+    store.finish_artifact(&project, &finisher, "grp", &wandb_api::LogOptions::default()).unwrap();
+
+    let input = op_input(json!({"name": "dist-ds", "get": "merged"}));
+    let Loaded::Table(table) = read(&f, input).unwrap() else { panic!() };
+    let a: Vec<i64> = table.rows().iter().map(|r| r[0].as_i64().unwrap()).collect();
+    assert_eq!(a, [0, 1, 2]);
+}
