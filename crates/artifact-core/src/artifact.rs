@@ -136,6 +136,18 @@ impl Artifact {
         })
     }
 
+    /// Starts a draft of one of the SDK's own kinds — a launch job (`job`), its code (`code`, named
+    /// `source-…`), a run table — which [`Artifact::new`] refuses to users, as the SDK does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NameTooLong`], [`Error::InvalidType`].
+    pub fn new_sdk_kind(name: &str, artifact_type: &str) -> Result<Self> {
+        crate::validate::validate_type_form(artifact_type)?;
+        let mut artifact = Artifact::new(name, "placeholder")?;
+        artifact_type.clone_into(&mut artifact.artifact_type);
+        Ok(artifact)
+    }
+
     /// The collection name.
     pub fn name(&self) -> &str {
         &self.name

@@ -56,6 +56,11 @@ pub fn validate_artifact_type(artifact_type: &str, name: &str) -> Result<()> {
     if reserved {
         return Err(Error::ReservedType { artifact_type: artifact_type.to_owned() });
     }
+    validate_type_form(artifact_type)
+}
+
+/// The form rules of a type, without the reservation of the SDK's own types (`job`, `code`, `wandb-*`, …).
+pub(crate) fn validate_type_form(artifact_type: &str) -> Result<()> {
     let invalid =
         |reason: &str| Error::InvalidType { artifact_type: artifact_type.to_owned(), reason: reason.to_owned() };
     if artifact_type.contains('/') || artifact_type.contains(':') {

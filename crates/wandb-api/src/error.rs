@@ -138,6 +138,34 @@ pub enum Error {
         /// The distributed id.
         distributed_id: String,
     },
+    /// A launch request or spec breaks the SDK's rules.
+    #[error("invalid launch spec: {reason}")]
+    LaunchSpec {
+        /// The rule (the SDK's words).
+        reason: String,
+    },
+    /// A run queue is missing, ambiguous or refused the item.
+    #[error("{reason}")]
+    LaunchQueue {
+        /// What went wrong (the SDK's words).
+        reason: String,
+    },
+    /// A launched item failed (or was removed) before its run finished.
+    #[error("run queue item {item_id} ended in state {state} without a finished run")]
+    LaunchFailed {
+        /// The item.
+        item_id: String,
+        /// Its state.
+        state: String,
+    },
+    /// Waiting for a launched run took longer than allowed.
+    #[error("the run of queue item {item_id} did not finish within {waited:.0?}")]
+    LaunchTimeout {
+        /// The item.
+        item_id: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
     /// A run's logging data (a `file_stream` request, a history row) is malformed.
     #[error("invalid run stream: {reason}")]
     InvalidRunStream {

@@ -47,6 +47,8 @@ mod download;
 mod error;
 #[cfg(feature = "http-references")]
 mod http_reference;
+pub mod launch;
+pub mod launch_agent;
 pub mod run;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]

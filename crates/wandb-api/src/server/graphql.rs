@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::store::{ProjectRef, Reservation, RunOptions, VersionDraft};
 
 /// A GraphQL error the client sees in `errors` (status 200, as W&B answers resolver errors).
-struct GqlError(String);
+pub(crate) struct GqlError(pub(crate) String);
 
 impl<E: std::fmt::Display> From<E> for GqlError {
     fn from(e: E) -> Self {
@@ -25,7 +25,7 @@ impl<E: std::fmt::Display> From<E> for GqlError {
     }
 }
 
-type GqlResult = std::result::Result<Value, GqlError>;
+pub(crate) type GqlResult = std::result::Result<Value, GqlError>;
 
 pub(crate) async fn handle(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
     let request: Value = match serde_json::from_slice(&body) {
@@ -72,6 +72,9 @@ fn operation_name(query: &str) -> Option<String> {
 }
 
 fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResult {
+    if let Some(answer) = super::launch::dispatch(state, name, v) {
+        return answer;
+    }
     match name {
         "Viewer" | "GetDefaultEntity" => Ok(viewer(state)),
         "ServerFeaturesQuery" | "ServerInfo" => Ok(json!({"serverInfo": {"features": [

@@ -23,6 +23,7 @@
 
 mod faults;
 mod graphql;
+mod launch;
 mod storage;
 mod views;
 
@@ -136,6 +137,8 @@ pub(crate) struct ServerState {
     /// Distributed artifacts: the pending id of each `(project, collection, distributedID)`, and those already
     /// committed (an upsert to one is refused rather than silently lost).
     pub(crate) distributed: Mutex<DistributedArtifacts>,
+    /// Run queues, their items and launch agents.
+    pub(crate) launch: Mutex<launch::LaunchState>,
 }
 
 /// Distributed artifacts by `(entity/project, collection, distributedID)`.
@@ -200,6 +203,7 @@ impl WandbServer {
             pending: Mutex::new(HashMap::new()),
             multipart: Mutex::new(HashMap::new()),
             distributed: Mutex::new(DistributedArtifacts::default()),
+            launch: Mutex::new(launch::LaunchState::default()),
         });
         Ok(WandbServer { listener, state })
     }

@@ -13,6 +13,15 @@ pub(crate) fn global_id(kind: &str, key: &str) -> String {
     B64.encode(format!("{kind}:{key}"))
 }
 
+/// The key of a [`global_id`] of type `kind`.
+pub(crate) fn decode_global_id(id: &str, kind: &str) -> std::result::Result<String, super::graphql::GqlError> {
+    B64.decode(id)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(&format!("{kind}:")).map(str::to_owned))
+        .ok_or_else(|| super::graphql::GqlError(format!("{id:?} is not a {kind} id")))
+}
+
 /// `ProjectInfoFragment`.
 pub(crate) fn project_info(entity: &str, project: &str) -> Value {
     json!({

@@ -3,6 +3,7 @@
 mod download;
 #[cfg(feature = "http-references")]
 mod http_reference;
+mod launch;
 #[cfg(feature = "server")]
 mod runs;
 mod server;
