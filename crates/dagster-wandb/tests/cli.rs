@@ -802,3 +802,78 @@ impl OutputAsync for Command {
         self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
     }
 }
+
+/// `launch create-job`, `launch add` and `launch agent` through `dagster-wandb server`: the agent runs the job
+/// with the run's `WANDB_*` environment, and SIGTERM stops it cleanly.
+#[cfg(unix)]
+#[test]
+fn launch_add_and_an_agent_run_a_local_process_job_and_sigterm_stops_it() {
+    let env = Env::new();
+    let server = start_server(&env, "launch-key");
+    let seen = env.path("job-saw.txt");
+    env.write(
+        "job-code/run.sh",
+        format!("echo \"$WANDB_RUN_ID $WANDB_LAUNCH_QUEUE_NAME $WANDB_CONFIG $*\" > '{}'\n", seen.display()).as_bytes(),
+    );
+    let remote = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.env("WANDB_BASE_URL", &server.url).env("WANDB_API_KEY", "launch-key").env("WANDB_ENTITY", "ent").args(args);
+        cmd
+    };
+    let out = remote(&[
+        "launch",
+        "create-job",
+        &env.path("job-code").to_string_lossy(),
+        "--name",
+        "job-sh",
+        "--project",
+        "proj",
+        "--entry-point",
+        "sh",
+        "--entry-point",
+        "run.sh",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(job, "ent/proj/job-sh:v0");
+
+    // No queue yet: `default` is created on the first launch, as the SDK does.
+    let out = remote(&[
+        "launch",
+        "add",
+        "--job",
+        &job,
+        "--resource",
+        "local-process",
+        "--config",
+        r#"{"overrides": {"run_config": {"lr": 0.1}, "args": ["--epochs", "2"]}}"#,
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let queued: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(queued["queue"], "default");
+
+    let agent = remote(&["launch", "agent", "--queue", "default", "--poll-interval", "0.1"]).output_async();
+    let started = std::time::Instant::now();
+    while !seen.exists() && started.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let saw = fs::read_to_string(&seen).expect("the job ran");
+    let words: Vec<&str> = saw.split_whitespace().collect();
+    assert_eq!(words[0].len(), 8, "the run id the agent picked: {saw}");
+    assert_eq!(&words[1..], ["default", "{\"lr\":0.1}", "--epochs", "2"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = agent.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped: 1 succeeded, 0 failed, 0 stopped"), "{stderr}");
+
+    let error = env.error(&["launch", "agent", "--queue", "q1"]);
+    assert!(error.contains("launch needs a W&B server"), "{error}");
+}

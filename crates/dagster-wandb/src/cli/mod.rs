@@ -2,6 +2,7 @@
 
 mod artifact;
 mod cache_cmd;
+mod launch_cmd;
 mod output;
 mod progress;
 mod run_cmd;
@@ -39,6 +40,16 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// List runs and print what they logged (embedded store).
     Run(RunArgs),
+    /// W&B Launch: enqueue jobs, run a launch agent, create jobs (against a W&B server).
+    Launch(LaunchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LaunchArgs {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: launch_cmd::LaunchCommand,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,6 +119,7 @@ pub(crate) fn run() -> ExitCode {
             Command::Cache(command) => cache_cmd::run(command),
             Command::Server(args) => server_cmd::run(args),
             Command::Run(args) => run_cmd::run(&args.backend, &args.command),
+            Command::Launch(args) => launch_cmd::run(&args.backend, &args.command),
         })
         .map_err(|e| CliError::Usage(format!("cannot start the command: {e}")))
         .and_then(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
@@ -125,6 +137,11 @@ pub(crate) fn run() -> ExitCode {
 }
 
 impl Backend {
+    /// Whether a project was given (flag or `WANDB_PROJECT`) rather than defaulted.
+    fn project_given(&self) -> bool {
+        self.project != artifact_core::DEFAULT_PROJECT
+    }
+
     /// Backend, entity and project from the options (which clap fills from the environment).
     fn settings(&self) -> CliResult<Settings> {
         let base_url = match &self.base_url {
