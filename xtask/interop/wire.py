@@ -9,6 +9,7 @@
   resume <run id> <allow|must>              wandb.init(id, resume=...), one row, finish(); prints resumed and step
   dist-write <name> <distributed id> <i>    one writer of the distributed capture: parts/table_<i> upserted
   dist-finish <name> <distributed id>       the finisher: merged = PartitionedTable("parts"), finish_artifact
+  launch-add <job> <queue>                  launch_add(job, queue_name, resource="local-process", run_config lr=0.1)
 """
 import hashlib
 import json
@@ -99,6 +100,12 @@ def main():
         artifact.wait()
         result = {"digest": artifact.digest, "version": artifact.version}
         run.finish()
+    elif command == "launch-add":
+        from wandb.sdk.launch import launch_add
+        job, queue = args
+        queued = launch_add(job=job, queue_name=queue, entity="ent", project="proj", resource="local-process",
+                            config={"overrides": {"run_config": {"lr": 0.1}}})
+        result = {"item_id": queued.id, "queue": queued.queue_name}
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

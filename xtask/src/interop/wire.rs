@@ -210,6 +210,7 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
     });
     runs(&sides, &work.join("store"), results)?;
     distributed(&sides, &work, &expected_parts(), results)?;
+    launch(&sides, &work, &work.join("store"), results)?;
     drop(server);
     Ok(())
 }
@@ -404,6 +405,125 @@ fn distributed(
         "distributed: our CLI's upsert after Python's finish is refused with an error naming it",
         !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("already finished"),
         || format!("stderr {}", String::from_utf8_lossy(&refused.stderr)),
+    );
+    Ok(())
+}
+
+/// W&B Launch both ways: the real `launch_add` enqueues and our agent runs the job; our `launch add` enqueues
+/// and the real `wandb launch-agent` runs it. The job (created by our CLI) is a Python script calling
+/// `wandb.init()`, so each launched run must reach our store finished, with the queued config.
+fn launch(sides: &Sides<'_>, work: &Path, store_dir: &Path, results: &mut Comparisons) -> Result<()> {
+    let code = work.join("launch-code");
+    fs::create_dir_all(&code)?;
+    fs::write(
+        code.join("main.py"),
+        "import wandb\nrun = wandb.init(settings=wandb.Settings(x_disable_stats=True, x_disable_meta=True, disable_git=True, disable_code=True, console=\"off\", silent=True))\nrun.log({\"lr_seen\": run.config.get(\"lr\")})\nrun.finish()\n",
+    )?;
+    let venv_bin = sides.python.parent().expect("the venv's bin").to_path_buf();
+    let path_env = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut create = Command::new(sides.cli);
+    create.args(["launch", "create-job"]).arg(&code).args([
+        "--name",
+        "job-main",
+        "--entry-point",
+        "python",
+        "--entry-point",
+        "main.py",
+    ]);
+    sides.env(&mut create, "cache-cli");
+    let out = create.output()?;
+    ensure!(out.status.success(), "launch create-job failed: {}", String::from_utf8_lossy(&out.stderr));
+    let job = String::from_utf8(out.stdout)?.trim().to_owned();
+
+    let store = wandb_api::EmbeddedStore::open(store_dir)?;
+    let project = wandb_api::ProjectRef::new("ent", "proj")?;
+    let finished_runs = || -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        for run in store.runs(&project)? {
+            let status = store.run_status(&project, &run.id)?;
+            let saw_lr =
+                store.run_history(&project, &run.id)?.iter().any(|r| r.get("lr_seen") == Some(&serde_json::json!(0.1)));
+            if status.state == wandb_api::RunState::Finished && saw_lr {
+                done.push(run.id);
+            }
+        }
+        Ok(done)
+    };
+    let wait_for = |count: usize| -> Result<Vec<String>> {
+        let started = std::time::Instant::now();
+        loop {
+            let done = finished_runs()?;
+            if done.len() >= count || started.elapsed() > std::time::Duration::from_secs(180) {
+                return Ok(done);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    };
+
+    // Python enqueues (creating the default queue through its fallback); our agent runs the job.
+    let queued = sides.python(&["launch-add", &job, "default"], "cache-py")?;
+    let mut agent = Command::new(sides.cli);
+    agent
+        .args(["launch", "agent", "--queue", "default", "--poll-interval", "0.2"])
+        .env("PATH", &path_env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    sides.env(&mut agent, "cache-agent");
+    let agent = agent.spawn()?;
+    let done = wait_for(1)?;
+    let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
+    let stopped = agent.wait_with_output()?;
+    results.record(
+        "launch: Python's launch_add enqueues, our agent runs the job, its run finishes with the queued config",
+        queued["queue"] == "default" && done.len() == 1 && stopped.status.success(),
+        || format!("queued {queued}, finished runs {done:?}, agent: {}", String::from_utf8_lossy(&stopped.stderr)),
+    );
+
+    // Our CLI enqueues and waits; the real Python agent runs the job.
+    let mut python_agent = Command::new(&venv_bin.join("wandb"));
+    python_agent
+        .args(["launch-agent", "-q", "default", "-e", "ent"])
+        .env("PATH", &path_env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    sides.env(&mut python_agent, "cache-py-agent");
+    let python_agent = python_agent.spawn()?;
+    let mut add = Command::new(sides.cli);
+    add.args([
+        "launch",
+        "add",
+        "--job",
+        &job,
+        "--queue",
+        "default",
+        "--resource",
+        "local-process",
+        "--config",
+        r#"{"overrides": {"run_config": {"lr": 0.1}}}"#,
+        "--wait",
+        "--timeout",
+        "180",
+        "--json",
+    ]);
+    sides.env(&mut add, "cache-cli");
+    let out = add.output();
+    let _ = Command::new("kill").args(["-INT", &python_agent.id().to_string()]).status();
+    let mut python_agent = python_agent;
+    let stopped_in_time = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        python_agent.try_wait().ok().flatten().is_some()
+    });
+    if !stopped_in_time {
+        let _ = python_agent.kill();
+        let _ = python_agent.wait();
+    }
+    let out = out?;
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let done = finished_runs()?;
+    results.record(
+        "launch: our launch add enqueues and waits, the real wandb launch-agent runs the job, the run finishes",
+        out.status.success() && answer["state"] == "finished" && done.len() == 2,
+        || format!("answer {answer}, stderr {}, finished runs {done:?}", String::from_utf8_lossy(&out.stderr)),
     );
     Ok(())
 }
