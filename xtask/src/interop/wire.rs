@@ -480,7 +480,7 @@ fn launch(sides: &Sides<'_>, work: &Path, store_dir: &Path, results: &mut Compar
     );
 
     // Our CLI enqueues and waits; the real Python agent runs the job.
-    let mut python_agent = Command::new(&venv_bin.join("wandb"));
+    let mut python_agent = Command::new(venv_bin.join("wandb"));
     python_agent
         .args(["launch-agent", "-q", "default", "-e", "ent"])
         .env("PATH", &path_env)
