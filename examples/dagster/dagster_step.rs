@@ -9,7 +9,11 @@
 //! - `fail`: loads an artifact that does not exist, so Dagster shows a failed step with the IO manager's error;
 //! - `stress`: sends as many custom messages as the `messages` extra says, then materializes their count (for
 //!   `cargo xtask dagster-e2e`, which checks that Dagster received every one);
-//! - `panic`: panics, so Dagster shows a failed step with the panic's message.
+//! - `panic`: panics, so Dagster shows a failed step with the panic's message;
+//! - `launch-training`: dagster-wandb's `run_launch_job` (op config in the `op_config` extra): enqueues the
+//!   training job on a W&B Launch queue and waits for its run (`wandb_launch` group);
+//! - `train` (not a Dagster step): the training job a launch agent runs, logging to the run the agent named in
+//!   `WANDB_RUN_ID`.
 //!
 //! The configuration (W&B entity and project, each output's and input's `wandb_artifact_configuration`) comes
 //! from the Pipes extras that `definitions.py` passes; the backend from `WANDB_BASE_URL` (an embedded store
@@ -32,6 +36,16 @@ fn main() -> ExitCode {
     // The subcommand is the first argument that is not a Pipes flag (those may come first or last).
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--dagster-pipes"));
     let command = args.next().unwrap_or_default();
+    if command == "train" {
+        // Not a Dagster step: the job a launch agent runs (see `launch-training`).
+        return match train() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("error: {e}\n").as_bytes());
+                ExitCode::FAILURE
+            }
+        };
+    }
     run_step(|step| {
         match command.as_str() {
         "raw-numbers" => raw_numbers(step),
@@ -40,8 +54,9 @@ fn main() -> ExitCode {
         "readings-summary" => readings_summary(step),
         "fail" => fail(step),
         "stress" => stress(step),
+        "launch-training" => launch_training(step),
         "panic" => panic!("the model diverged at epoch 3"),
-        other => Err(format!("unknown step {other:?}; expected raw-numbers, number-stats, daily-readings, readings-summary, fail, stress or panic").into()),
+        other => Err(format!("unknown step {other:?}; expected raw-numbers, number-stats, daily-readings, readings-summary, launch-training, train, fail, stress or panic").into()),
     }
     })
 }
@@ -132,5 +147,39 @@ fn stress(step: &DagsterStep) -> StepResult {
         step.session().report_custom_message(json!({"n": n}))?;
     }
     step.materialize(None, Output::serialize(&count)?)?;
+    Ok(())
+}
+
+/// dagster-wandb's `run_launch_job`, synchronous: the materialization carries the launched run.
+fn launch_training(step: &DagsterStep) -> StepResult {
+    let outcome = step.launch_job(None, std::time::Duration::from_secs(600))?;
+    match outcome.finished {
+        Some((run_id, state)) if state == "finished" => {
+            step.session().log_info(&format!("launched run {run_id} finished"))?;
+            Ok(())
+        }
+        Some((run_id, state)) => Err(format!("the launched run {run_id} ended {state}").into()),
+        None => Ok(()),
+    }
+}
+
+/// The launched job: three epochs of a made-up loss, logged to the run `WANDB_RUN_ID` names.
+fn train() -> StepResult {
+    use dagster_wandb::api::run::{Run, RunSettings};
+    let env = |key: &str| std::env::var(key).map_err(|_| format!("{key} is not set (run me from a launch agent)"));
+    let runtime = std::sync::Arc::new(tokio::runtime::Runtime::new()?);
+    let client =
+        dagster_wandb::api::client::WandbClient::new(&env("WANDB_BASE_URL")?, std::env::var("WANDB_API_KEY").ok())?;
+    let project = dagster_wandb::ProjectRef::new(&env("WANDB_ENTITY")?, &env("WANDB_PROJECT")?)?;
+    let config: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&env("WANDB_CONFIG").unwrap_or_else(|_| "{}".into()))?;
+    let epochs = config.get("epochs").and_then(serde_json::Value::as_u64).unwrap_or(3);
+    let settings =
+        RunSettings { id: Some(env("WANDB_RUN_ID")?), job_type: Some("train".into()), config, ..Default::default() };
+    let mut run = Run::init_remote(&client, runtime, &project, settings)?;
+    for epoch in 0..epochs {
+        run.log(json!({"epoch": epoch, "loss": 1.0 / (epoch as f64 + 1.0)}).as_object().cloned().unwrap_or_default())?;
+    }
+    run.finish(0)?;
     Ok(())
 }

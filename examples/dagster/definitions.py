@@ -94,7 +94,26 @@ def readings_summary(context: dg.AssetExecutionContext, pipes_subprocess_client:
         command=step_command("readings-summary"), context=context, extras=extras).get_materialize_result()
 
 
+@dg.asset(group_name="wandb_launch", kinds={"rust", "wandb"})
+def launched_training(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+    """dagster-wandb's run_launch_job, synchronous: the training job goes to a W&B Launch queue, an agent runs it
+    (`dagster-wandb launch agent --queue default`), and the asset waits for its run. Needs a W&B server:
+    DAGSTER_WANDB_LAUNCH_URL (e.g. `dagster-wandb server`) and the job DAGSTER_WANDB_LAUNCH_JOB."""
+    extras = wandb_extras(
+        wandb_resource={"host": os.environ["DAGSTER_WANDB_LAUNCH_URL"], "api_key": {"env": "WANDB_API_KEY"}},
+        op_config={
+            "job": os.environ.get("DAGSTER_WANDB_LAUNCH_JOB", "dagster/dagster-wandb-example/train-job:latest"),
+            "queue": "default",
+            "resource": "local-process",
+            "config": {"overrides": {"run_config": {"epochs": 3}}},
+            "synchronous": True,
+        },
+    )
+    return pipes_subprocess_client.run(
+        command=step_command("launch-training"), context=context, extras=extras).get_materialize_result()
+
+
 defs = dg.Definitions(
-    assets=[raw_numbers, number_stats, daily_readings, readings_summary],
+    assets=[raw_numbers, number_stats, daily_readings, readings_summary, launched_training],
     resources={"pipes_subprocess_client": dg.PipesSubprocessClient(message_reader=LineSafeFileMessageReader())},
 )

@@ -43,8 +43,19 @@ pub(crate) fn run() -> Result<()> {
     let python = crate::venv::python("target/dagster-e2e/venv", PACKAGES)?;
     let dagster = python.with_file_name("dagster");
     let mut build = cargo();
-    build.args(["build", "--quiet", "-p", "examples", "--example", "dagster_step"]);
-    ensure!(build.status()?.success(), "building the dagster_step example failed");
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "examples",
+        "--example",
+        "dagster_step",
+        "-p",
+        "dagster-wandb",
+        "--bin",
+        "dagster-wandb",
+    ]);
+    ensure!(build.status()?.success(), "building the dagster_step example and the CLI failed");
 
     let work = project_root().join("target/dagster-e2e/run");
     let _ = std::fs::remove_dir_all(&work);
@@ -69,6 +80,8 @@ pub(crate) fn run() -> Result<()> {
     }
     say("dagster asset materialize --select readings_summary");
     materialize(&dagster, &env, &definitions, &["--select", "readings_summary"], true)?;
+    say("dagster asset materialize --select launched_training (W&B Launch through dagster-wandb server and our agent)");
+    launch_through_dagster(&dagster, &env, &definitions, &store_dir)?;
     let e2e_definitions = project_root().join("xtask/dagster/e2e_definitions.py");
     say("dagster asset materialize --select failing_step (must fail)");
     materialize(&dagster, &env, &e2e_definitions, &["--select", "failing_step"], false)?;
@@ -137,6 +150,11 @@ fn check_materializations(
     let mut checks = 0;
     for m in materializations {
         let asset = m["asset"].as_str().unwrap_or_default();
+        if asset == "launched_training" {
+            // A launch, not an artifact: checked below.
+            *seen.entry(asset.to_owned()).or_default() += 1;
+            continue;
+        }
         let partition = m["partition"].as_str();
         *seen.entry(asset.to_owned()).or_default() += 1;
         let metadata = &m["metadata"];
@@ -176,8 +194,28 @@ fn check_materializations(
     let received = stress["metadata"]["custom_messages_received"]["value"].as_u64();
     ensure!(received == Some(STRESS_MESSAGES), "Dagster received {received:?} of {STRESS_MESSAGES} messages");
     ensure!(stress["metadata"]["custom_messages_in_order"]["value"] == true, "messages arrived out of order");
-    let expected =
-        [("daily_readings", 3), ("number_stats", 1), ("pipes_stress", 1), ("raw_numbers", 1), ("readings_summary", 1)];
+    let launched =
+        materializations.iter().find(|m| m["asset"] == "launched_training").context("no launched_training")?;
+    ensure!(
+        launched["metadata"]["wandb_run_state"]["value"] == "finished",
+        "the launched run did not finish: {}",
+        launched["metadata"]
+    );
+    let launched_run = launched["metadata"]["wandb_run_id"]["value"].as_str().unwrap_or_default();
+    let steps: Vec<u64> = store
+        .run_history(project, launched_run)?
+        .iter()
+        .filter_map(|r| r.get("_step").and_then(Value::as_u64))
+        .collect();
+    ensure!(steps == [0, 1, 2], "the launched run's history steps {steps:?}");
+    let expected = [
+        ("daily_readings", 3),
+        ("launched_training", 1),
+        ("number_stats", 1),
+        ("pipes_stress", 1),
+        ("raw_numbers", 1),
+        ("readings_summary", 1),
+    ];
     let expected: BTreeMap<String, usize> = expected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
     ensure!(seen == expected, "materializations {seen:?}, expected {expected:?}");
     let checks_passed = events["checks"].as_array().is_some_and(|c| {
@@ -244,6 +282,77 @@ fn check_failure(events: &Value) -> Result<usize> {
     })?;
     failed_step("panicking_step", &|chain| chain.iter().any(|m| m.contains("the model diverged at epoch 3")))?;
     let ok_runs = runs.iter().filter(|r| r["status"] == "SUCCESS").count();
-    ensure!(ok_runs == 6, "expected 6 successful runs, found {ok_runs}");
+    ensure!(ok_runs == 7, "expected 7 successful runs, found {ok_runs}");
     Ok(5)
+}
+
+/// `launched_training`: dagster-wandb's `run_launch_job` (synchronous) in a Rust step. `dagster-wandb server`
+/// serves the store; the training job (the example's `train`) is created with `launch create-job`, and our
+/// agent runs it from the `default` queue while Dagster waits for the run.
+fn launch_through_dagster(dagster: &Path, env: &Env, definitions: &Path, store_dir: &Path) -> Result<()> {
+    const KEY: &str = "e2e-launch-key";
+    let cli = project_root().join("target/debug/dagster-wandb");
+    let server =
+        crate::served_store::ServedStore::start(&cli, store_dir, &["--api-key", KEY], std::process::Stdio::null())?;
+    let code = env.home.parent().context("a work dir")?.join("train-job");
+    std::fs::create_dir_all(&code)?;
+    std::fs::write(code.join("README.md"), "The training job is the dagster_step example's `train`.\n")?;
+    let with_server = |command: &mut Command| {
+        command
+            .env("WANDB_BASE_URL", &server.url)
+            .env("WANDB_API_KEY", KEY)
+            .env("WANDB_ENTITY", ENTITY)
+            .env("WANDB_PROJECT", PROJECT)
+            .env("WANDB_CACHE_DIR", &env.cache);
+    };
+    let mut create = Command::new(&cli);
+    create
+        .args(["launch", "create-job"])
+        .arg(&code)
+        .args(["--name", "train-job", "--entry-point"])
+        .arg(&env.step)
+        .args(["--entry-point", "train"]);
+    with_server(&mut create);
+    let out = create.output()?;
+    ensure!(out.status.success(), "launch create-job failed: {}", String::from_utf8_lossy(&out.stderr));
+    let job = String::from_utf8(out.stdout)?.trim().to_owned();
+
+    let mut agent = Command::new(&cli);
+    agent
+        .args(["launch", "agent", "--queue", "default", "--poll-interval", "0.2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    with_server(&mut agent);
+    let agent = agent.spawn()?;
+    let materialized = Command::new(dagster)
+        .args(["asset", "materialize", "-f"])
+        .arg(definitions)
+        .args(["--select", "launched_training"])
+        .env("DAGSTER_HOME", &env.home)
+        .env("WANDB_BASE_URL", &env.store_url)
+        .env("WANDB_CACHE_DIR", &env.cache)
+        .env("WANDB_ENTITY", ENTITY)
+        .env("WANDB_PROJECT", PROJECT)
+        .env("WANDB_API_KEY", KEY)
+        .env("DAGSTER_WANDB_STEP_BIN", &env.step)
+        .env("DAGSTER_WANDB_LAUNCH_URL", &server.url)
+        .env("DAGSTER_WANDB_LAUNCH_JOB", job.split(':').next().map(|j| format!("{j}:latest")).unwrap_or_default())
+        .env("PYTHONWARNINGS", "ignore")
+        .current_dir(project_root())
+        .output()
+        .context("cannot run dagster")?;
+    let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
+    let stopped = agent.wait_with_output()?;
+    ensure!(
+        materialized.status.success(),
+        "dagster asset materialize --select launched_training failed:\n{}",
+        String::from_utf8_lossy(&materialized.stderr)
+    );
+    ensure!(
+        stopped.status.success(),
+        "the launch agent did not stop cleanly: {}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    drop(server);
+    Ok(())
 }

@@ -60,6 +60,14 @@ impl Backend {
         Ok(())
     }
 
+    /// The W&B client and its runtime, for a server backend.
+    pub(crate) fn remote(&self) -> Option<(&WandbClient, &Arc<tokio::runtime::Runtime>)> {
+        match self {
+            Backend::Server(remote) => Some((&remote.client, &remote.runtime)),
+            Backend::Embedded(_) => None,
+        }
+    }
+
     /// Starts (or resumes) a run to log metrics to.
     pub(crate) fn start_run(&self, project: &ProjectRef, settings: RunSettings) -> Result<Run> {
         Ok(match self {

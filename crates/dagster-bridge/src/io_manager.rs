@@ -311,6 +311,11 @@ impl WandbArtifactsIoManager {
         &self.storage_root
     }
 
+    /// The web page of run `run_id` of `entity/project`, on this IO manager's host.
+    pub fn run_url(&self, entity: &str, project: &str, run_id: &str) -> String {
+        format!("{}/{entity}/{project}/runs/{run_id}", self.app_url)
+    }
+
     /// The W&B run every operation resumes.
     pub fn run(&self) -> RunInfo {
         let (entity, project) = (self.project.entity(), self.project.project());
@@ -320,7 +325,7 @@ impl WandbArtifactsIoManager {
             entity: entity.to_owned(),
             project: project.to_owned(),
             path: format!("{entity}/{project}/{}", self.run_id),
-            url: format!("{}/{entity}/{project}/runs/{}", self.app_url, self.run_id),
+            url: self.run_url(entity, project, &self.run_id),
         }
     }
 
@@ -337,6 +342,27 @@ impl WandbArtifactsIoManager {
             ..Default::default()
         };
         self.backend.start_run(&self.project, settings)
+    }
+
+    /// dagster-wandb's `run_launch_job` op on this IO manager's W&B server and entity/project (see
+    /// [`crate::launch`]); `log` receives the op's messages.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] on an embedded store (launch needs a server) or without a queue; launch errors.
+    pub fn launch_job(
+        &self,
+        config: &crate::launch::LaunchJobConfig,
+        timeout: std::time::Duration,
+    ) -> Result<crate::launch::LaunchOutcome> {
+        let Some((client, runtime)) = self.backend.remote() else {
+            return Err(Error::InvalidConfig {
+                key: "wandb_resource.host".to_owned(),
+                reason: "names an embedded store; W&B Launch needs a W&B server (`dagster-wandb server` serves one over a store)".to_owned(),
+            });
+        };
+        let wandb_config =
+            WandbConfig { entity: self.project.entity().to_owned(), project: self.project.project().to_owned() };
+        crate::launch::run_launch_job(client, runtime, &wandb_config, config, timeout, &|m| self.log(LogLevel::Info, m))
     }
 
     /// Logs `output` as an artifact version (dagster-wandb's `handle_output`). `Output::None` logs nothing and

@@ -20,6 +20,7 @@ mod backend;
 pub mod config;
 mod error;
 pub mod io_manager;
+pub mod launch;
 pub mod pipes;
 pub mod step;
 

@@ -126,6 +126,38 @@ impl DagsterStep {
         Ok(materialization)
     }
 
+    /// dagster-wandb's `run_launch_job` with the op config in extra `op_config` (or `config` when given), then a
+    /// materialization of the asset in scope carrying the launched run (with `synchronous`).
+    ///
+    /// # Errors
+    /// Configuration and launch errors; Pipes errors.
+    pub fn launch_job(
+        &self,
+        config: Option<&Value>,
+        timeout: std::time::Duration,
+    ) -> Result<crate::launch::LaunchOutcome> {
+        let config = match config {
+            Some(config) => config.clone(),
+            None => self.context().extra("op_config")?.clone(),
+        };
+        let config = crate::launch::LaunchJobConfig::from_json(&config)?;
+        let outcome = self.io.launch_job(&config, timeout)?;
+        if self.context().asset_keys.is_some() {
+            let mut metadata = vec![
+                ("run_queue_item_id".to_owned(), crate::pipes::MetadataValue::Text(outcome.queued.item_id.clone())),
+                ("queue".to_owned(), crate::pipes::MetadataValue::Text(outcome.queued.queue.clone())),
+            ];
+            if let Some((run_id, state)) = &outcome.finished {
+                let url = self.io.run_url(&outcome.queued.entity, &outcome.queued.project, run_id);
+                metadata.push(("wandb_run_id".to_owned(), crate::pipes::MetadataValue::Text(run_id.clone())));
+                metadata.push(("wandb_run_state".to_owned(), crate::pipes::MetadataValue::Text(state.clone())));
+                metadata.push(("wandb_run_url".to_owned(), crate::pipes::MetadataValue::Url(url)));
+            }
+            self.session.report_asset_materialization(None, metadata, None)?;
+        }
+        Ok(outcome)
+    }
+
     /// Logs `output` of an op's output `name` (named by its `wandb_artifact_configuration`); the metadata goes to
     /// Dagster as a custom message `{"output": name, "metadata": {...}}`, as ops have no materialization.
     ///

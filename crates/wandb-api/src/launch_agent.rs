@@ -197,7 +197,12 @@ impl LaunchAgent {
                         .to_owned(),
             });
         }
-        let available = runtime.block_on(client.run_queues(&config.entity))?;
+        let mut available = runtime.block_on(client.run_queues(&config.entity))?;
+        if available.is_empty() {
+            // As the SDK's agent does: an entity without queues gets its `default` one.
+            runtime.block_on(client.create_run_queue(&config.entity, "default"))?;
+            available = runtime.block_on(client.run_queues(&config.entity))?;
+        }
         let ids: Vec<String> =
             available.iter().filter(|(_, name)| config.queues.contains(name)).map(|(id, _)| id.clone()).collect();
         if ids.len() != config.queues.len() {
@@ -627,5 +632,51 @@ pub async fn create_job(
         handle.close()?;
     }
     let logged = client.log_artifact(project, &job, &RemoteLogOptions::default()).await?;
+    Ok(format!("{project}/{}", logged.version.qualified_name()))
+}
+
+/// Creates a job from a container image (`wandb job create image …`): a `job` artifact whose `wandb-job.json`
+/// names the image. Named `job-<image without its tag>` (made name-safe) unless `name` is given; the tag becomes
+/// an alias. Returns the job's address, `entity/project/name:vN`. Image jobs need a container runner.
+///
+/// # Errors
+/// Name errors and the errors of [`WandbClient::log_artifact`].
+pub async fn create_image_job(
+    client: &WandbClient,
+    project: &ProjectRef,
+    image: &str,
+    name: Option<&str>,
+) -> Result<String> {
+    let (repository, tag) = match image.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
+        Some((repository, tag)) => (repository, Some(tag)),
+        None => (image, None),
+    };
+    let name = match name {
+        Some(name) => name.to_owned(),
+        None => {
+            let safe: String = format!("job-{repository}")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+                .take(artifact_core::NAME_MAX_LEN)
+                .collect();
+            safe
+        }
+    };
+    let info = json!({
+        "_version": "v0",
+        "source_type": "image",
+        "source": {"image": image},
+        "input_types": {"wb_type": "typedDict", "params": {"type_map": {}}},
+        "output_types": {"wb_type": "typedDict", "params": {"type_map": {}}},
+        "runtime": "",
+    });
+    let mut job = Artifact::new_sdk_kind(&name, "job")?;
+    let mut handle = job.new_file("wandb-job.json", NewFileOptions::default())?;
+    std::io::Write::write_all(&mut handle, serde_json::to_string_pretty(&info).expect("JSON serialises").as_bytes())
+        .map_err(|e| Error::io("write", "wandb-job.json", e))?;
+    handle.close()?;
+    let options =
+        RemoteLogOptions { aliases: tag.map(|t| vec![t.to_owned()]).unwrap_or_default(), ..Default::default() };
+    let logged = client.log_artifact(project, &job, &options).await?;
     Ok(format!("{project}/{}", logged.version.qualified_name()))
 }

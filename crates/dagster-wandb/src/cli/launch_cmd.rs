@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::{Map, Value};
 use wandb_api::BaseUrl;
 use wandb_api::launch::LaunchRequest;
-use wandb_api::launch_agent::{AgentConfig, LaunchAgent, create_job};
+use wandb_api::launch_agent::{AgentConfig, LaunchAgent, create_image_job, create_job};
 
 use super::output::{print_json, print_line};
 use super::{Backend, CliError, CliResult};
@@ -63,15 +63,20 @@ pub(crate) enum LaunchCommand {
         #[arg(long, default_value_t = 10.0)]
         poll_interval: f64,
     },
-    /// Create a job from a code directory: the code as a `code` artifact, and a `job` artifact pointing at it.
+    /// Create a job: from a code directory (the code as a `code` artifact, and a `job` artifact pointing at it),
+    /// or from a container image (--image).
     CreateJob {
         /// The code directory.
-        path: std::path::PathBuf,
-        /// The job's name.
+        #[arg(required_unless_present = "image", conflicts_with = "image")]
+        path: Option<std::path::PathBuf>,
+        /// A container image instead of code (its tag becomes an alias of the job).
         #[arg(long)]
-        name: String,
-        /// The command that runs it (repeat for each word), e.g. --entry-point python --entry-point main.py.
-        #[arg(long = "entry-point", value_name = "WORD", required = true)]
+        image: Option<String>,
+        /// The job's name (required for a code directory; default `job-<image>` for an image).
+        #[arg(long, required_unless_present = "image")]
+        name: Option<String>,
+        /// The command that runs the code (repeat for each word), e.g. --entry-point python --entry-point main.py.
+        #[arg(long = "entry-point", value_name = "WORD", required_unless_present = "image")]
         entry_point: Vec<String>,
     },
 }
@@ -183,9 +188,18 @@ pub(crate) fn run(backend: &Backend, command: &LaunchCommand) -> CliResult {
             ));
             Ok(())
         }
-        LaunchCommand::CreateJob { path, name, entry_point } => {
+        LaunchCommand::CreateJob { path, image, name, entry_point } => {
             let project = wandb_api::ProjectRef::new(&settings.entity, &settings.project)?;
-            let job = remote.block_on(create_job(&remote.client, &project, name, path, entry_point))?;
+            let job = match (path, image) {
+                (Some(path), None) => {
+                    let name = name.as_deref().unwrap_or_default();
+                    remote.block_on(create_job(&remote.client, &project, name, path, entry_point))?
+                }
+                (None, Some(image)) => {
+                    remote.block_on(create_image_job(&remote.client, &project, image, name.as_deref()))?
+                }
+                _ => return Err(CliError::Usage("give a code directory or --image".to_owned())),
+            };
             print_line(&job)
         }
     }

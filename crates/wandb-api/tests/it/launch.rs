@@ -234,4 +234,14 @@ fn bad_requests_and_missing_queues_are_refused_by_name() {
     let default = LaunchRequest { job: Some(launch.job.clone()), entity: "ent".into(), ..Default::default() };
     let queued = launch.runtime.block_on(launch.client.launch_add(&default)).unwrap();
     assert_eq!(queued.queue, "default");
+
+    // An image job: named after the image, its tag an alias.
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let job = launch
+        .runtime
+        .block_on(wandb_api::launch_agent::create_image_job(&launch.client, &project, "ghcr.io/acme/train:release", None))
+        .unwrap();
+    assert_eq!(job, "ent/proj/job-ghcr.io_acme_train:v0");
+    let version = launch.store.artifact(&project, "job-ghcr.io_acme_train", "release").unwrap();
+    assert_eq!(version.artifact_type, "job");
 }
