@@ -37,7 +37,8 @@ commands:
   interop [manifests|outputs|wandb]
         compare with the real Python packages (PyPI, pinned, in target/interop/venv): manifests and digests
         with wandb 0.31.0; step outputs with pickle, dill, cloudpickle, joblib, msgpack; and the wire protocol,
-        the real wandb client and our CLI each downloading what the other logged through `dagster-wandb server`
+        the real wandb client and our CLI each downloading what the other logged through `dagster-wandb server`,
+        runs logged and resumed, distributed artifacts, and W&B Launch both ways
   dagster-e2e
         materialize examples/dagster with the real `dagster` CLI (PyPI, pinned, in target/dagster-e2e/venv) on a
         fresh embedded store; check Dagster's event log (W&B metadata, checks, a failing Rust step) and the store
