@@ -365,6 +365,36 @@ impl WandbArtifactsIoManager {
         crate::launch::run_launch_job(client, runtime, &wandb_config, config, timeout, &|m| self.log(LogLevel::Info, m))
     }
 
+    /// dagster-wandb's `run_launch_agent` op on this IO manager's W&B server and entity: runs until `shutdown` is
+    /// set or the server asks the agent to stop.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] on an embedded store; launch errors.
+    pub fn launch_agent(
+        &self,
+        config: &crate::launch::LaunchAgentConfig,
+        api_key: Option<String>,
+        shutdown: &std::sync::atomic::AtomicBool,
+    ) -> Result<wandb_api::launch_agent::AgentReport> {
+        let Some((client, runtime)) = self.backend.remote() else {
+            return Err(Error::InvalidConfig {
+                key: "wandb_resource.host".to_owned(),
+                reason: "names an embedded store; W&B Launch needs a W&B server (`dagster-wandb server` serves one over a store)".to_owned(),
+            });
+        };
+        let wandb_config =
+            WandbConfig { entity: self.project.entity().to_owned(), project: self.project.project().to_owned() };
+        crate::launch::run_launch_agent(
+            client,
+            Arc::clone(runtime),
+            &wandb_config,
+            config,
+            client.base_url(),
+            api_key,
+            shutdown,
+        )
+    }
+
     /// Logs `output` as an artifact version (dagster-wandb's `handle_output`). `Output::None` logs nothing and
     /// returns `None`.
     ///

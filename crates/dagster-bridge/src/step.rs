@@ -158,6 +158,29 @@ impl DagsterStep {
         Ok(outcome)
     }
 
+    /// dagster-wandb's `run_launch_agent` with the op config in extra `op_config` (`queues`, `max_jobs`): runs an
+    /// agent until `shutdown` is set (a step wires it to SIGINT/SIGTERM, which Dagster sends on termination) or the
+    /// server stops it; the counts are logged to Dagster.
+    ///
+    /// # Errors
+    /// Configuration and launch errors; Pipes errors.
+    pub fn launch_agent(
+        &self,
+        shutdown: &std::sync::atomic::AtomicBool,
+    ) -> Result<wandb_api::launch_agent::AgentReport> {
+        let config = match self.context().extras.get("op_config") {
+            Some(config) => crate::launch::LaunchAgentConfig::from_json(config)?,
+            None => crate::launch::LaunchAgentConfig::default(),
+        };
+        let api_key = std::env::var("WANDB_API_KEY").ok();
+        let report = self.io.launch_agent(&config, api_key, shutdown)?;
+        self.session.log_info(&format!(
+            "launch agent stopped: {} succeeded, {} failed, {} stopped",
+            report.succeeded, report.failed, report.stopped
+        ))?;
+        Ok(report)
+    }
+
     /// Logs `output` of an op's output `name` (named by its `wandb_artifact_configuration`); the metadata goes to
     /// Dagster as a custom message `{"output": name, "metadata": {...}}`, as ops have no materialization.
     ///

@@ -239,7 +239,12 @@ fn bad_requests_and_missing_queues_are_refused_by_name() {
     let project = ProjectRef::new("ent", "proj").unwrap();
     let job = launch
         .runtime
-        .block_on(wandb_api::launch_agent::create_image_job(&launch.client, &project, "ghcr.io/acme/train:release", None))
+        .block_on(wandb_api::launch_agent::create_image_job(
+            &launch.client,
+            &project,
+            "ghcr.io/acme/train:release",
+            None,
+        ))
         .unwrap();
     assert_eq!(job, "ent/proj/job-ghcr.io_acme_train:v0");
     let version = launch.store.artifact(&project, "job-ghcr.io_acme_train", "release").unwrap();
