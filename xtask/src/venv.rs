@@ -12,8 +12,14 @@ use crate::{project_root, say};
 pub(crate) fn python(relative_dir: &str, packages: &[(&str, &str)]) -> Result<PathBuf> {
     let venv = project_root().join(relative_dir);
     let python = venv.join(if cfg!(windows) { "Scripts/python.exe" } else { "bin/python" });
-    let checks: Vec<String> =
-        packages.iter().map(|(name, version)| format!("importlib.metadata.version({name:?}) == {version:?}")).collect();
+    // `moto[server]` installs extras; its distribution is `moto`.
+    let checks: Vec<String> = packages
+        .iter()
+        .map(|(name, version)| {
+            let distribution = name.split('[').next().unwrap_or(name);
+            format!("importlib.metadata.version({distribution:?}) == {version:?}")
+        })
+        .collect();
     let probe_code = format!("import importlib.metadata, sys; sys.exit(not ({}))", checks.join(" and "));
     let probe = |python: &Path| {
         Command::new(python).args(["-c", &probe_code]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())

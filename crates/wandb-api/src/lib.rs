@@ -49,6 +49,8 @@ mod error;
 mod http_reference;
 pub mod launch;
 pub mod launch_agent;
+#[cfg(feature = "object-references")]
+mod object_reference;
 pub mod run;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
@@ -62,6 +64,9 @@ pub use error::{Error, Result};
 #[cfg(feature = "http-references")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http-references")))]
 pub use http_reference::HttpReferenceResolver;
+#[cfg(feature = "object-references")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object-references")))]
+pub use object_reference::S3ReferenceResolver;
 pub use settings::{BaseUrl, DEFAULT_ENTITY, Settings, default_download_root, default_store_dir};
 pub use store::{
     ArtifactEdge, ArtifactVersion, Collection, EmbeddedStore, Lineage, LogOptions, LoggedArtifact, ProjectRef,

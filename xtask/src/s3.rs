@@ -1,0 +1,216 @@
+//! `cargo xtask s3`: `s3://` references against a real S3 emulator — moto (PyPI, pinned, in `target/s3/venv`)
+//! started on loopback and filled as the vectors' setup was — reproducing every vector of
+//! `testdata/wandb-0.31.0/s3-references` (the vendored `shared/vectors/s3-references`), and our four deliberate fixes of the SDK's bugs where the vectors record them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use artifact_core::{Artifact, ReferenceOptions};
+use serde_json::{Map, Value, json};
+use wandb_api::S3ReferenceResolver;
+
+use crate::{project_root, say};
+
+/// The emulator and its client, pinned (the versions the vectors were recorded with).
+const PACKAGES: &[(&str, &str)] = &[("moto[server]", "5.2.5"), ("boto3", "1.44.5")];
+
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto(python: &Path) -> Result<Moto> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let moto_server = python.with_file_name("moto_server");
+    let child = Command::new(moto_server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start moto_server")?;
+    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        ensure!(started.elapsed() < Duration::from_secs(30), "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(moto)
+}
+
+pub(crate) fn run() -> Result<()> {
+    let python = crate::venv::python("target/s3/venv", PACKAGES)?;
+    let moto = start_moto(&python)?;
+    let seeded = Command::new(&python).arg(project_root().join("xtask/s3/seed.py")).arg(&moto.endpoint).output()?;
+    ensure!(seeded.status.success(), "seeding moto failed: {}", String::from_utf8_lossy(&seeded.stderr));
+    let versions: Value = serde_json::from_slice(&seeded.stdout).context("seed.py printed no version ids")?;
+    // moto accepts any credentials.
+    let resolver = S3ReferenceResolver::new(Some(moto.endpoint.clone()), "us-east-1".to_owned())?
+        .with_static_credentials("x", "x");
+
+    let dir = project_root().join("testdata/wandb-0.31.0/s3-references");
+    let listing: Value = read(&dir.join("_object_listing.json"))?;
+    let theirs = version_ids(&listing);
+    let ours = |key: &str, latest: bool| -> String {
+        let ids = versions[key].as_array().cloned().unwrap_or_default();
+        let id = if latest { ids.last() } else { ids.first() };
+        id.and_then(Value::as_str).unwrap_or_default().to_owned()
+    };
+    let map_version = |id: &str| -> String {
+        match theirs.get(id) {
+            Some((key, latest)) => ours(key, *latest),
+            None => id.to_owned(),
+        }
+    };
+
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('_'))
+        })
+        .collect();
+    names.sort();
+    for path in names {
+        let vector: Value = read(&path)?;
+        let case = vector["case"].as_str().unwrap_or_default().to_owned();
+        let call = &vector["call"];
+        let uri = call["uri"].as_str().unwrap_or_default().to_owned();
+        let uri = match uri.split_once("?versionId=") {
+            Some((base, id)) => format!("{base}?versionId={}", map_version(id)),
+            None => uri,
+        };
+        let options = ReferenceOptions {
+            name: call.get("name").and_then(Value::as_str).map(str::to_owned),
+            checksum: call.get("checksum").and_then(Value::as_bool).unwrap_or(true),
+            max_objects: call.get("max_objects").and_then(Value::as_u64),
+        };
+        let mut artifact = Artifact::new("s3-refs", "dataset")?;
+        let outcome = artifact
+            .add_reference_with(&uri, options.clone(), Some(&resolver))
+            .map(|_| artifact.manifest().to_python_json());
+        let expected = expected_outcome(&case, &vector, &options, &map_version);
+        let same = match (&expected, &outcome) {
+            (Expected::Contents(contents), Ok(manifest)) => manifest["contents"] == Value::Object(contents.clone()),
+            (Expected::Error(needle), Err(e)) => e.to_string().contains(needle.as_str()),
+            _ => false,
+        };
+        checked += 1;
+        if same {
+            say(&format!("same: {case}"));
+        } else {
+            say(&format!("DIFFERENT: {case}"));
+            failures.push(format!(
+                "{case}: expected {expected:?}\n  got {:?}",
+                outcome.map(|m| m["contents"].clone()).map_err(|e| e.to_string())
+            ));
+        }
+    }
+    ensure!(failures.is_empty(), "{} of {checked} S3 vectors differ:\n{}", failures.len(), failures.join("\n"));
+    say(&format!("s3: all {checked} vectors reproduced against moto (with the four documented fixes)"));
+    Ok(())
+}
+
+#[derive(Debug)]
+enum Expected {
+    Contents(Map<String, Value>),
+    Error(String),
+}
+
+/// What we must produce: Python's entries (version ids mapped to this emulator's), except where we fix one of
+/// the SDK's bugs on purpose.
+fn expected_outcome(
+    case: &str,
+    vector: &Value,
+    options: &ReferenceOptions,
+    map_version: &dyn Fn(&str) -> String,
+) -> Expected {
+    let zero = |key: &str| {
+        json!({"digest": "d41d8cd98f00b204e9800998ecf8427e", "ref": format!("s3://wb-plain/{key}"), "size": 0,
+               "extra": {"etag": "d41d8cd98f00b204e9800998ecf8427e"}})
+    };
+    let named = |path: &str| match &options.name {
+        Some(name) => format!("{name}/{path}"),
+        None => path.to_owned(),
+    };
+    let mut contents: Map<String, Value> = vector["manifest"]["contents"].as_object().cloned().unwrap_or_default();
+    for entry in contents.values_mut() {
+        if let Some(id) = entry.pointer("/extra/versionID").and_then(Value::as_str).map(str::to_owned) {
+            entry["extra"]["versionID"] = json!(map_version(&id));
+        }
+    }
+    match case {
+        // Fix: more objects than max_objects is an error, not a silent truncation.
+        "prefix_max_objects_2" | "whole_bucket_max_objects_3" => Expected::Error("max_objects".to_owned()),
+        // Fix: zero-byte objects are entries.
+        "zero_byte_object" => Expected::Contents(Map::from_iter([("empty.txt".to_owned(), zero("empty.txt"))])),
+        "prefix_trailing_slash" | "prefix_named" => {
+            contents.insert(named("zero.bin"), zero("images/zero.bin"));
+            Expected::Contents(contents)
+        }
+        "whole_bucket" => {
+            contents.insert("empty.txt".to_owned(), zero("empty.txt"));
+            contents.insert("images/zero.bin".to_owned(), zero("images/zero.bin"));
+            Expected::Contents(contents)
+        }
+        // Fix: a prefix without its slash lists that directory, not its siblings too.
+        "prefix_no_slash_with_sibling" | "prefix_named_no_slash_with_sibling" => {
+            let mut listed = Map::new();
+            for (key, size, etag) in [
+                ("a.jpg", 13, "ac7e7644b4915387ff24e940f0cc03ab"),
+                ("sub/b.jpg", 13, "cf8faed653455449aab76f16afb26815"),
+                ("sub/deep/c.txt", 7, "29b6762dff0de6442291db07cfa1b8ba"),
+            ] {
+                listed.insert(
+                    named(key),
+                    json!({"digest": etag, "ref": format!("s3://wb-plain/images/{key}"), "size": size, "extra": {"etag": etag}}),
+                );
+            }
+            listed.insert(named("zero.bin"), zero("images/zero.bin"));
+            Expected::Contents(listed)
+        }
+        // Fix: ?versionId= pins that version.
+        "versioned_explicit_old" => {
+            let etag = "dd8f100298ff923592ab35dc15788abc";
+            Expected::Contents(Map::from_iter([(
+                "v.txt".to_owned(),
+                json!({"digest": etag, "ref": "s3://wb-ver/data/v.txt", "size": 12, "extra": {"etag": etag, "versionID": map_version(OLD_VERSION)}}),
+            )]))
+        }
+        _ => Expected::Contents(contents),
+    }
+}
+
+/// The version id the vectors recorded for the old `data/v.txt` (`_object_listing.json`).
+const OLD_VERSION: &str = "256f0dbd-c714-4e51-8a42-fd30dae82a6d";
+
+/// The vectors' version ids: id → (key, is latest).
+fn version_ids(listing: &Value) -> BTreeMap<String, (String, bool)> {
+    listing["wb-ver-versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            Some((
+                v["VersionId"].as_str()?.to_owned(),
+                (v["Key"].as_str()?.to_owned(), v["IsLatest"].as_bool().unwrap_or(false)),
+            ))
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
