@@ -280,10 +280,7 @@ impl WandbArtifactsIoManager {
         };
         let api_key = resource.api_key.as_ref().map(|k| k.resolve("wandb_resource.api_key")).transpose()?;
         let backend = Backend::connect(&resource.host, api_key)?;
-        #[cfg(feature = "http-references")]
-        let resolver: Option<Box<dyn ReferenceResolver>> = Some(Box::new(wandb_api::HttpReferenceResolver::new()?));
-        #[cfg(not(feature = "http-references"))]
-        let resolver: Option<Box<dyn ReferenceResolver>> = None;
+        let resolver: Option<Box<dyn ReferenceResolver>> = Some(Box::new(wandb_api::ReferenceResolvers::from_env()?));
         Ok(WandbArtifactsIoManager {
             backend,
             project: ProjectRef::new(&wandb_config.entity, &wandb_config.project)?,

@@ -877,3 +877,45 @@ fn launch_add_and_an_agent_run_a_local_process_job_and_sigterm_stops_it() {
     let error = env.error(&["launch", "agent", "--queue", "q1"]);
     assert!(error.contains("launch needs a W&B server"), "{error}");
 }
+
+#[test]
+fn put_takes_a_uri_in_place_of_a_path_and_logs_it_by_reference() {
+    let env = Env::new();
+    env.write("refs/a.txt", b"alpha\n");
+    env.write("refs/sub/b.txt", b"beta\n");
+    let uri = format!("file://{}", env.path("refs").display());
+    let dry = env.json(&["artifact", "put", &uri, "--name", "refs", "--type", "dataset", "--dry-run", "--json"]);
+    let contents = dry["manifest"]["contents"].as_object().unwrap();
+    assert_eq!(contents.keys().collect::<Vec<_>>(), ["a.txt", "sub/b.txt"]);
+    assert_eq!(contents["a.txt"]["ref"], format!("{uri}/a.txt"));
+    let unchecked = env.json(&[
+        "artifact",
+        "put",
+        &uri,
+        "--name",
+        "refs",
+        "--type",
+        "dataset",
+        "--no-checksum",
+        "--dry-run",
+        "--json",
+    ]);
+    // As the SDK: a file:// directory still expands, each entry's digest then being the MD5 of its URI.
+    let unchecked = unchecked["manifest"]["contents"].as_object().unwrap();
+    assert_eq!(unchecked.len(), 2);
+    assert_ne!(unchecked["a.txt"]["digest"], contents["a.txt"]["digest"]);
+    let limited =
+        env.error(&["artifact", "put", &uri, "--name", "refs", "--type", "dataset", "--max-objects", "1", "--dry-run"]);
+    assert!(limited.contains('1'), "{limited}");
+    let local = env.error(&[
+        "artifact",
+        "put",
+        &env.path("refs").to_string_lossy(),
+        "--name",
+        "refs",
+        "--type",
+        "dataset",
+        "--no-checksum",
+    ]);
+    assert!(local.contains("--no-checksum and --max-objects apply to references"), "{local}");
+}

@@ -51,6 +51,7 @@ pub mod launch;
 pub mod launch_agent;
 #[cfg(feature = "object-references")]
 mod object_reference;
+mod resolvers;
 pub mod run;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
@@ -67,6 +68,7 @@ pub use http_reference::HttpReferenceResolver;
 #[cfg(feature = "object-references")]
 #[cfg_attr(docsrs, doc(cfg(feature = "object-references")))]
 pub use object_reference::S3ReferenceResolver;
+pub use resolvers::ReferenceResolvers;
 pub use settings::{BaseUrl, DEFAULT_ENTITY, Settings, default_download_root, default_store_dir};
 pub use store::{
     ArtifactEdge, ArtifactVersion, Collection, EmbeddedStore, Lineage, LogOptions, LoggedArtifact, ProjectRef,

@@ -20,7 +20,7 @@ use super::{Backend, CliError, CliResult, Remote, absolute, content_cache};
 pub(crate) enum ArtifactCommand {
     /// Log a file or a directory as a new artifact version.
     Put {
-        /// The file or directory to log.
+        /// The file or directory to log, or a URI to log by reference (s3://, file://, http(s)://, …).
         path: PathBuf,
         /// Artifact name: NAME, PROJECT/NAME or ENTITY/PROJECT/NAME.
         #[arg(long, short = 'n')]
@@ -49,6 +49,12 @@ pub(crate) enum ArtifactCommand {
         /// Compute the manifest and digest without logging anything.
         #[arg(long)]
         dry_run: bool,
+        /// For a URI: record it without checksumming what it points to (no request is made).
+        #[arg(long)]
+        no_checksum: bool,
+        /// For a URI naming a prefix or directory: the most entries it may expand to (default 10,000,000).
+        #[arg(long, value_name = "N")]
+        max_objects: Option<u64>,
         /// Upload this as one part of a distributed artifact written by several processes
         /// (`run.upsert_artifact`); nothing is committed until one of them runs with --finish.
         #[arg(long, value_name = "ID")]
@@ -108,6 +114,8 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
             prefix,
             digest,
             dry_run,
+            no_checksum,
+            max_objects,
             distributed_id,
             finish,
             json,
@@ -123,6 +131,8 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
                 prefix: prefix.as_deref(),
                 digest: *digest,
                 dry_run: *dry_run,
+                no_checksum: *no_checksum,
+                max_objects: *max_objects,
                 distributed: distributed_id.as_deref().map(|id| (id, *finish)),
                 json: *json,
             };
@@ -145,6 +155,8 @@ struct PutRequest<'a> {
     prefix: Option<&'a str>,
     digest: DigestAlgorithm,
     dry_run: bool,
+    no_checksum: bool,
+    max_objects: Option<u64>,
     /// `(distributed id, finish)`.
     distributed: Option<(&'a str, bool)>,
     json: bool,
@@ -187,18 +199,23 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
         artifact.set_progress(progress.clone());
     }
 
-    let local = absolute(request.path)?;
-    let metadata = std::fs::metadata(&local)
-        .map_err(|e| CliError::Usage(format!("cannot log {}: {e}", request.path.display())))?;
-    if metadata.is_dir() {
-        let options = AddDirOptions { name: request.prefix.map(str::to_owned), ..Default::default() };
-        artifact.add_dir(&local, options)?;
-    } else {
-        let name = match (request.prefix, local.file_name().and_then(|n| n.to_str())) {
-            (Some(prefix), Some(file_name)) => Some(format!("{prefix}/{file_name}")),
-            _ => None,
+    let path_text = request.path.to_string_lossy();
+    if path_text.contains("://") {
+        // A URI: logged by reference, as `wandb artifact put URI` does.
+        let resolvers = wandb_api::ReferenceResolvers::from_env()?;
+        let options = artifact_core::ReferenceOptions {
+            name: request.prefix.map(str::to_owned),
+            checksum: !request.no_checksum,
+            max_objects: request.max_objects,
         };
-        artifact.add_file(&local, AddFileOptions { name, ..Default::default() })?;
+        artifact.add_reference_with(&path_text, options, Some(&resolvers))?;
+    } else if request.no_checksum || request.max_objects.is_some() {
+        return Err(CliError::Usage(format!(
+            "--no-checksum and --max-objects apply to references; {:?} is a local path (give a URI such as file://…)",
+            request.path.display().to_string()
+        )));
+    } else {
+        add_local(&mut artifact, request)?;
     }
     artifact.flush_digest_memo();
 
@@ -271,6 +288,24 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
         None => store.log_artifact(&project, &artifact, &options)?,
     };
     report_put(&logged.version, &logged.manifest, logged.created, request.json, &store.root().display().to_string())
+}
+
+/// Adds a local file or directory to the draft.
+fn add_local(artifact: &mut Artifact, request: &PutRequest<'_>) -> CliResult {
+    let local = absolute(request.path)?;
+    let metadata = std::fs::metadata(&local)
+        .map_err(|e| CliError::Usage(format!("cannot log {}: {e}", request.path.display())))?;
+    if metadata.is_dir() {
+        let options = AddDirOptions { name: request.prefix.map(str::to_owned), ..Default::default() };
+        artifact.add_dir(&local, options)?;
+    } else {
+        let name = match (request.prefix, local.file_name().and_then(|n| n.to_str())) {
+            (Some(prefix), Some(file_name)) => Some(format!("{prefix}/{file_name}")),
+            _ => None,
+        };
+        artifact.add_file(&local, AddFileOptions { name, ..Default::default() })?;
+    }
+    Ok(())
 }
 
 /// What `put --distributed-id` without `--finish` prints: the part uploaded, nothing committed yet.
