@@ -22,7 +22,7 @@ impl ReferenceResolvers {
     /// # Errors
     /// A resolver that cannot start (its HTTP client or runtime).
     pub fn from_env() -> crate::Result<Self> {
-        #[allow(unused_mut, reason = "empty when no resolver feature is enabled")]
+        #[allow(unused_mut, clippy::vec_init_then_push, reason = "each push depends on a feature; none may be enabled")]
         let mut resolvers: Vec<Box<dyn ReferenceResolver>> = Vec::new();
         #[cfg(feature = "http-references")]
         resolvers.push(Box::new(crate::HttpReferenceResolver::new()?));
