@@ -21,8 +21,8 @@ impl ReferenceResolvers {
     ///
     /// # Errors
     /// A resolver that cannot start (its HTTP client or runtime).
+    #[allow(unused_mut, clippy::vec_init_then_push, reason = "each push depends on a feature; none may be enabled")]
     pub fn from_env() -> crate::Result<Self> {
-        #[allow(unused_mut, clippy::vec_init_then_push, reason = "each push depends on a feature; none may be enabled")]
         let mut resolvers: Vec<Box<dyn ReferenceResolver>> = Vec::new();
         #[cfg(feature = "http-references")]
         resolvers.push(Box::new(crate::HttpReferenceResolver::new()?));
