@@ -164,20 +164,21 @@ async fn find(store: &AmazonS3, key: &str, version: Option<String>, max_objects:
     }
     let dir = if key.is_empty() { String::new() } else { format!("{}/", key.trim_end_matches('/')) };
     let prefix = (!dir.is_empty()).then(|| ObjectPath::from(dir.trim_end_matches('/')));
-    let mut listed = Vec::new();
-    let mut stream = store.list(prefix.as_ref());
-    while let Some(meta) = stream.try_next().await.map_err(|e| e.to_string())? {
-        listed.push(meta.location.to_string());
-        if listed.len() as u64 > max_objects {
-            return Err(format!(
-                "the prefix s3://…/{dir} holds more than max_objects = {max_objects} objects; raise max_objects or reference a narrower prefix"
-            ));
-        }
-    }
-    // One HEAD per object, as the SDK does, for its version and content type; a few at a time.
-    let found: Vec<Found> = futures_util::stream::iter(listed)
-        .map(|key| async move { head(store, &key, None).await.map_err(|e| e.to_string()) })
-        .buffered(HEADS_IN_FLIGHT)
+    // The listing streams into the HEADs (one per object, as the SDK does, for its version and content type),
+    // a few at a time: only the entries themselves accumulate, never the whole listing.
+    let found: Vec<Found> = store
+        .list(prefix.as_ref())
+        .enumerate()
+        .map(|(index, meta)| {
+            if index as u64 >= max_objects {
+                return Err(format!(
+                    "the prefix s3://…/{dir} holds more than max_objects = {max_objects} objects; raise max_objects or reference a narrower prefix"
+                ));
+            }
+            meta.map(|m| m.location.to_string()).map_err(|e| e.to_string())
+        })
+        .map_ok(|key| async move { head(store, &key, None).await.map_err(|e| e.to_string()) })
+        .try_buffered(HEADS_IN_FLIGHT)
         .try_collect()
         .await?;
     Ok(Lookup::Prefix(dir, found))
