@@ -148,13 +148,12 @@ impl WandbClient {
     /// resume="allow")`); returns whether it was created.
     ///
     /// # Errors
-    /// [`Error::InvalidRunId`] without an id, [`InvalidTag`](artifact_core::Error::InvalidTag); see
-    /// [`WandbClient::graphql`].
+    /// [`Error::InvalidRunId`] without an id; see [`WandbClient::graphql`].
     pub async fn resume_run(&self, project: &ProjectRef, options: &crate::RunOptions) -> Result<bool> {
         let Some(run_id) = options.id.as_deref() else {
             return Err(Error::InvalidRunId { run_id: String::new() });
         };
-        let tags = artifact_core::validate_tags(&options.tags)?;
+        let tags = crate::store::run_tags(&options.tags);
         let variables = json!({
             "name": run_id, "project": project.project(), "entity": project.entity(),
             "jobType": options.job_type, "displayName": options.name, "tags": if tags.is_empty() { None } else { Some(tags) },

@@ -125,7 +125,7 @@ pub struct RunOptions {
     pub name: Option<String>,
     /// The kind of step (`load-data`, `train`, …).
     pub job_type: Option<String>,
-    /// Tags (see [`artifact_core::validate_tag`]; duplicates dropped).
+    /// Tags: any non-empty text (duplicates dropped).
     pub tags: Vec<String>,
 }
 
@@ -302,7 +302,7 @@ impl EmbeddedStore {
             }
             None => std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect(),
         };
-        let tags = artifact_core::validate_tags(&options.tags)?;
+        let tags = run_tags(&options.tags);
         let _lock = self.lock_project(project)?;
         let path = self.run_path(project, &id);
         if path.exists() {
@@ -330,14 +330,13 @@ impl EmbeddedStore {
     /// whether it was created.
     ///
     /// # Errors
-    /// [`Error::InvalidRunId`] (an id is required), [`Error::InvalidTag`](artifact_core::Error::InvalidTag),
-    /// I/O errors.
+    /// [`Error::InvalidRunId`] (an id is required), I/O errors.
     pub fn resume_run(&self, project: &ProjectRef, options: RunOptions) -> Result<(RunRecord, bool)> {
         let Some(id) = options.id.clone() else {
             return Err(Error::InvalidRunId { run_id: String::new() });
         };
         validate_run_id(&id)?;
-        let tags = artifact_core::validate_tags(&options.tags)?;
+        let tags = run_tags(&options.tags);
         {
             let _lock = self.lock_project(project)?;
             let path = self.run_path(project, &id);
@@ -1120,6 +1119,18 @@ fn validate_run_id(id: &str) -> Result<()> {
         && id != "."
         && id != "..";
     if ok { Ok(()) } else { Err(Error::InvalidRunId { run_id: id.to_owned() }) }
+}
+
+/// Run tags as W&B keeps them: any non-empty text (the artifact tag rules do not apply to runs), first
+/// occurrence kept.
+pub(crate) fn run_tags(tags: &[String]) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags.iter().filter(|t| !t.is_empty()) {
+        if !unique.contains(tag) {
+            unique.push(tag.clone());
+        }
+    }
+    unique
 }
 
 /// Validates and de-duplicates requested aliases, dropping `latest` (which is implicit).

@@ -174,3 +174,17 @@ fn a_run_logs_and_resumes_through_the_server() {
     runtime.block_on(server.shutdown());
     drop(runtime);
 }
+
+#[test]
+fn run_tags_are_any_text_unlike_artifact_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let options = wandb_api::RunOptions {
+        id: Some("tagged".into()),
+        tags: vec!["needs review!".into(), "".into(), "needs review!".into(), "ünïcode".into()],
+        ..Default::default()
+    };
+    let (record, created) = store.resume_run(&project(), options).unwrap();
+    assert!(created);
+    assert_eq!(record.tags, ["needs review!", "ünïcode"]);
+}
