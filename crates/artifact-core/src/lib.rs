@@ -64,6 +64,7 @@ pub use hashing::{
 };
 pub use manifest::{Manifest, ManifestEntry, STORAGE_POLICY_V1};
 pub use path::LogicalPath;
+pub use pyrepr::py_repr;
 pub use reference::{
     DEFAULT_MAX_OBJECTS, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri, http_reference_entry,
     path_to_file_uri, unchecksummed_file_digest,

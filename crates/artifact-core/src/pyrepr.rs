@@ -2,7 +2,12 @@
 
 /// Formats `s` as Python's `repr(str)` does: single quotes unless the text has a single quote and no
 /// double quote, backslash escapes for the quote, backslash and control characters.
-pub(crate) fn py_repr(s: &str) -> String {
+///
+/// ```
+/// assert_eq!(artifact_core::py_repr("it's"), r#""it's""#);
+/// assert_eq!(artifact_core::py_repr("a\nb"), r"'a\nb'");
+/// ```
+pub fn py_repr(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);

@@ -664,29 +664,6 @@ fn invalid(key: &str, value: &Value, expected: &str) -> Error {
 
 /// A list of strings as Python's `repr` prints it: `['a', 'b']`.
 pub(crate) fn py_str_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| py_str_repr(s)).collect();
+    let quoted: Vec<String> = items.iter().map(|s| artifact_core::py_repr(s)).collect();
     format!("[{}]", quoted.join(", "))
-}
-
-/// Python's `repr` of a string: single quotes unless it holds a single quote and no double quote.
-pub(crate) fn py_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }

@@ -341,6 +341,19 @@ impl WandbArtifactsIoManager {
         self.backend.start_run(&self.project, settings)
     }
 
+    /// The W&B server launches go through, with this IO manager's entity and project.
+    fn launch_target(&self) -> Result<(&wandb_api::client::WandbClient, &Arc<tokio::runtime::Runtime>, WandbConfig)> {
+        let Some((client, runtime)) = self.backend.remote() else {
+            return Err(Error::InvalidConfig {
+                key: "wandb_resource.host".to_owned(),
+                reason: "names an embedded store; W&B Launch needs a W&B server (`dagster-wandb server` serves one over a store)".to_owned(),
+            });
+        };
+        let wandb_config =
+            WandbConfig { entity: self.project.entity().to_owned(), project: self.project.project().to_owned() };
+        Ok((client, runtime, wandb_config))
+    }
+
     /// dagster-wandb's `run_launch_job` op on this IO manager's W&B server and entity/project (see
     /// [`crate::launch`]); `log` receives the op's messages.
     ///
@@ -351,14 +364,7 @@ impl WandbArtifactsIoManager {
         config: &crate::launch::LaunchJobConfig,
         timeout: std::time::Duration,
     ) -> Result<crate::launch::LaunchOutcome> {
-        let Some((client, runtime)) = self.backend.remote() else {
-            return Err(Error::InvalidConfig {
-                key: "wandb_resource.host".to_owned(),
-                reason: "names an embedded store; W&B Launch needs a W&B server (`dagster-wandb server` serves one over a store)".to_owned(),
-            });
-        };
-        let wandb_config =
-            WandbConfig { entity: self.project.entity().to_owned(), project: self.project.project().to_owned() };
+        let (client, runtime, wandb_config) = self.launch_target()?;
         crate::launch::run_launch_job(client, runtime, &wandb_config, config, timeout, &|m| self.log(LogLevel::Info, m))
     }
 
@@ -373,14 +379,7 @@ impl WandbArtifactsIoManager {
         api_key: Option<String>,
         shutdown: &std::sync::atomic::AtomicBool,
     ) -> Result<wandb_api::launch_agent::AgentReport> {
-        let Some((client, runtime)) = self.backend.remote() else {
-            return Err(Error::InvalidConfig {
-                key: "wandb_resource.host".to_owned(),
-                reason: "names an embedded store; W&B Launch needs a W&B server (`dagster-wandb server` serves one over a store)".to_owned(),
-            });
-        };
-        let wandb_config =
-            WandbConfig { entity: self.project.entity().to_owned(), project: self.project.project().to_owned() };
+        let (client, runtime, wandb_config) = self.launch_target()?;
         crate::launch::run_launch_agent(
             client,
             Arc::clone(runtime),
@@ -826,7 +825,7 @@ fn py_dict(map: &Map<String, Value>) -> String {
             Value::Bool(true) => "True".into(),
             Value::Bool(false) => "False".into(),
             Value::Number(n) => n.to_string(),
-            Value::String(s) => crate::config::py_str_repr(s),
+            Value::String(s) => artifact_core::py_repr(s),
             Value::Array(items) => format!("[{}]", items.iter().map(py).collect::<Vec<_>>().join(", ")),
             Value::Object(map) => py_dict(map),
         }

@@ -346,7 +346,8 @@ impl LaunchAgent {
                 .map_err(|e| fail(Error::LaunchSpec { reason: format!("runSpec is not a JSON object: {e}") }))?,
             _ => return Err(fail(Error::LaunchSpec { reason: "the item has no runSpec".to_owned() })),
         };
-        let run_id = spec.get("run_id").and_then(Value::as_str).map_or_else(random_run_id, str::to_owned);
+        let run_id =
+            spec.get("run_id").and_then(Value::as_str).map_or_else(crate::store::generate_run_id, str::to_owned);
         tracing::info!("launch: Launch agent received job {item_id} from {queue}");
         let acked = self
             .runtime
@@ -587,10 +588,6 @@ async fn agent_info(client: &WandbClient, id: &str) -> Result<Value> {
         )
         .await?;
     Ok(data.get("launchAgent").cloned().unwrap_or(Value::Null))
-}
-
-fn random_run_id() -> String {
-    std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect()
 }
 
 fn sanitize(id: &str) -> String {

@@ -72,7 +72,7 @@ pub use resolvers::ReferenceResolvers;
 pub use settings::{BaseUrl, DEFAULT_ENTITY, Settings, default_download_root, default_store_dir};
 pub use store::{
     ArtifactEdge, ArtifactVersion, Collection, EmbeddedStore, Lineage, LogOptions, LoggedArtifact, ProjectRef,
-    Reservation, RunOptions, RunRecord, VersionDraft, link_target,
+    Reservation, RunOptions, RunRecord, VersionDraft, generate_run_id, link_target,
 };
 pub use store::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, SUMMARY_FILE, StreamChunk};
 pub use time::utc_isoformat;

@@ -57,6 +57,18 @@ pub struct RunSettings {
     pub max_request_bytes: usize,
 }
 
+impl RunSettings {
+    /// The run record's options for run `id`.
+    fn run_options(&self, id: &str) -> RunOptions {
+        RunOptions {
+            id: Some(id.to_owned()),
+            name: self.name.clone(),
+            job_type: self.job_type.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
@@ -210,7 +222,7 @@ impl Run {
     /// # Errors
     /// [`Error::ResumeRefused`] with the SDK's messages, invalid ids or tags, I/O errors.
     pub fn init_embedded(store: &EmbeddedStore, project: &ProjectRef, settings: RunSettings) -> Result<Self> {
-        let id = settings.id.clone().unwrap_or_else(random_id);
+        let id = settings.id.clone().unwrap_or_else(crate::store::generate_run_id);
         let existing = match store.run(project, &id) {
             Ok(_) => {
                 let status = store.run_status(project, &id)?;
@@ -233,12 +245,7 @@ impl Run {
             Err(e) => return Err(e),
         };
         check_resume(settings.resume, &id, existing.is_some())?;
-        let options = RunOptions {
-            id: Some(id.clone()),
-            name: settings.name.clone(),
-            job_type: settings.job_type.clone(),
-            tags: settings.tags.clone(),
-        };
+        let options = settings.run_options(&id);
         store.resume_run(project, options)?;
         let point = existing.unwrap_or_default();
         let mut config = point.config.clone();
@@ -260,15 +267,10 @@ impl Run {
         project: &ProjectRef,
         settings: RunSettings,
     ) -> Result<Self> {
-        let id = settings.id.clone().unwrap_or_else(random_id);
+        let id = settings.id.clone().unwrap_or_else(crate::store::generate_run_id);
         let existing = runtime.block_on(client.run_resume_status(project, &id))?;
         check_resume(settings.resume, &id, existing.is_some())?;
-        let options = RunOptions {
-            id: Some(id.clone()),
-            name: settings.name.clone(),
-            job_type: settings.job_type.clone(),
-            tags: settings.tags.clone(),
-        };
+        let options = settings.run_options(&id);
         runtime.block_on(client.resume_run(project, &options))?;
         let point = existing.unwrap_or_default();
         let mut config = point.config.clone();
@@ -530,10 +532,6 @@ fn check_resume(resume: Resume, id: &str, exists: bool) -> Result<()> {
         }),
         _ => Ok(()),
     }
-}
-
-fn random_id() -> String {
-    std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect()
 }
 
 enum Sink {

@@ -250,7 +250,7 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
     let settings = backend.settings()?;
     if let BaseUrl::Server(url) = &settings.base_url {
         let remote = Remote::connect(url)?;
-        let run_id = random_run_id();
+        let run_id = wandb_api::generate_run_id();
         let logged = remote.block_on(async {
             remote.client.upsert_run(&project, &run_id, Some("cli_put")).await?;
             let options = RemoteLogOptions {
@@ -355,11 +355,6 @@ fn report_put(
         version.aliases.join(", "),
         backend
     ))
-}
-
-/// Eight lowercase letters and digits, as the SDK's run ids.
-fn random_run_id() -> String {
-    std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect()
 }
 
 fn get(backend: &Backend, name: &str, root: Option<&std::path::Path>, json: bool) -> CliResult {

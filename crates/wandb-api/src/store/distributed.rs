@@ -11,8 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use artifact_core::{Artifact, LogicalPath, Manifest, NoProgress};
 
 use super::{
-    EmbeddedStore, LogOptions, LoggedArtifact, ProjectRef, Reservation, VersionDraft, open_lock, random_suffix,
-    write_file,
+    EmbeddedStore, LogOptions, LoggedArtifact, ProjectRef, VersionDraft, open_lock, random_suffix, write_file,
 };
 use crate::error::{Error, Result};
 
@@ -64,7 +63,7 @@ impl EmbeddedStore {
             self.run(project, run_id)?;
         }
         let dir = self.distributed_dir(project, artifact.name(), distributed_id)?;
-        let (stored_objects, reused_objects, stored_bytes) = self.store_objects(artifact.manifest(), &NoProgress)?;
+        let stored = self.store_objects(artifact.manifest(), &NoProgress)?;
         let _lock = open_lock(&dir.join("lock"))?;
         if dir.join("finished").exists() {
             return Err(Error::DistributedArtifactFinished {
@@ -76,35 +75,9 @@ impl EmbeddedStore {
             write_part(&dir, artifact.manifest())?;
         }
         let merged = merged_parts(&dir)?;
-        let draft = VersionDraft {
-            name: artifact.name().to_owned(),
-            artifact_type: artifact.artifact_type().to_owned(),
-            digest: merged.digest_with(artifact.digest_algorithm()),
-            digest_algorithm: artifact.digest_algorithm(),
-            description: artifact.description().map(str::to_owned),
-            metadata: artifact.metadata().clone(),
-            aliases: options.aliases.clone(),
-            tags: options.tags.clone(),
-            run_id: options.run_id.clone(),
-        };
-        let mut logged = match self.reserve_version(project, &draft)? {
-            Reservation::Existing(version) => {
-                let manifest = self.manifest(&version)?;
-                LoggedArtifact {
-                    version: *version,
-                    created: false,
-                    manifest,
-                    stored_objects: 0,
-                    reused_objects: 0,
-                    stored_bytes: 0,
-                }
-            }
-            Reservation::Reserved { id } => self.commit_version(project, &id, &draft, &merged)?,
-        };
+        let draft = VersionDraft::of(artifact, merged.digest_with(artifact.digest_algorithm()), options);
+        let logged = self.log_draft(project, &draft, &merged, stored)?;
         write_file(&dir.join("finished"), format!("{}\n", logged.version.id).as_bytes())?;
-        logged.stored_objects = stored_objects;
-        logged.reused_objects = reused_objects;
-        logged.stored_bytes = stored_bytes;
         Ok(logged)
     }
 }

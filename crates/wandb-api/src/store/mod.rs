@@ -193,6 +193,23 @@ pub struct VersionDraft {
     pub run_id: Option<String>,
 }
 
+impl VersionDraft {
+    /// The draft of `artifact` with `digest` (the artifact's own, or a merged manifest's) and `options`.
+    pub(crate) fn of(artifact: &Artifact, digest: String, options: &LogOptions) -> Self {
+        VersionDraft {
+            name: artifact.name().to_owned(),
+            artifact_type: artifact.artifact_type().to_owned(),
+            digest,
+            digest_algorithm: artifact.digest_algorithm(),
+            description: artifact.description().map(str::to_owned),
+            metadata: artifact.metadata().clone(),
+            aliases: options.aliases.clone(),
+            tags: options.tags.clone(),
+            run_id: options.run_id.clone(),
+        }
+    }
+}
+
 /// The outcome of [`EmbeddedStore::reserve_version`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reservation {
@@ -300,7 +317,7 @@ impl EmbeddedStore {
                 validate_run_id(&id)?;
                 id
             }
-            None => std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect(),
+            None => generate_run_id(),
         };
         let tags = run_tags(&options.tags);
         let _lock = self.lock_project(project)?;
@@ -412,19 +429,22 @@ impl EmbeddedStore {
         if let Some(run_id) = &options.run_id {
             self.run(project, run_id)?;
         }
-        let (stored_objects, reused_objects, stored_bytes) = self.store_objects(artifact.manifest(), &*progress)?;
-        let draft = VersionDraft {
-            name: artifact.name().to_owned(),
-            artifact_type: artifact.artifact_type().to_owned(),
-            digest: artifact.digest(),
-            digest_algorithm: artifact.digest_algorithm(),
-            description: artifact.description().map(str::to_owned),
-            metadata: artifact.metadata().clone(),
-            aliases: options.aliases.clone(),
-            tags: options.tags.clone(),
-            run_id: options.run_id.clone(),
-        };
-        let mut logged = match self.reserve_version(project, &draft)? {
+        let stored = self.store_objects(artifact.manifest(), &*progress)?;
+        let draft = VersionDraft::of(artifact, artifact.digest(), options);
+        self.log_draft(project, &draft, artifact.manifest(), stored)
+    }
+
+    /// The second half of logging, shared by [`EmbeddedStore::log_artifact`] and the finish of a distributed
+    /// artifact: the latest version when `draft`'s digest equals it (dedup), else a new version of `manifest`,
+    /// whose bodies `stored` (objects stored, reused, bytes) reports.
+    pub(crate) fn log_draft(
+        &self,
+        project: &ProjectRef,
+        draft: &VersionDraft,
+        manifest: &Manifest,
+        stored: (usize, usize, u64),
+    ) -> Result<LoggedArtifact> {
+        let mut logged = match self.reserve_version(project, draft)? {
             Reservation::Existing(version) => {
                 let manifest = self.manifest(&version)?;
                 LoggedArtifact {
@@ -436,11 +456,9 @@ impl EmbeddedStore {
                     stored_bytes: 0,
                 }
             }
-            Reservation::Reserved { id } => self.commit_version(project, &id, &draft, artifact.manifest())?,
+            Reservation::Reserved { id } => self.commit_version(project, &id, draft, manifest)?,
         };
-        logged.stored_objects = stored_objects;
-        logged.reused_objects = reused_objects;
-        logged.stored_bytes = stored_bytes;
+        (logged.stored_objects, logged.reused_objects, logged.stored_bytes) = stored;
         Ok(logged)
     }
 
@@ -1119,6 +1137,11 @@ fn validate_run_id(id: &str) -> Result<()> {
         && id != "."
         && id != "..";
     if ok { Ok(()) } else { Err(Error::InvalidRunId { run_id: id.to_owned() }) }
+}
+
+/// A new run id as the SDK generates them: 8 characters from `[a-z0-9]`.
+pub fn generate_run_id() -> String {
+    std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(8).collect()
 }
 
 /// Run tags as W&B keeps them: any non-empty text (the artifact tag rules do not apply to runs), first
