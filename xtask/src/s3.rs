@@ -163,7 +163,162 @@ pub(crate) fn run() -> Result<()> {
     }
     ensure!(failures.is_empty(), "{} of {checked} S3 vectors differ:\n{}", failures.len(), failures.join("\n"));
     say(&format!("s3: all {checked} vectors reproduced against moto (with the four documented fixes)"));
+    let downloads = check_downloads(&python, &moto)?;
+    say(&format!("s3: all {downloads} download checks passed against moto"));
     Ok(())
+}
+
+/// A scratch directory under target/, kept after a failure for inspection.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    artifact_core::b64_to_hex(&artifact_core::md5_b64(bytes)).expect("an MD5 digest")
+}
+
+/// The CLI against one embedded store and one W&B cache, with the AWS variables pointing at moto.
+struct Cli<'a> {
+    dir: &'a Path,
+    moto: &'a Moto,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str]) -> Result<std::process::Output> {
+        Ok(Command::new(project_root().join("target/debug/dagster-wandb"))
+            .args(args)
+            .env("WANDB_BASE_URL", format!("file://{}", self.dir.join("store").display()))
+            .env("WANDB_CACHE_DIR", self.dir.join("cache"))
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env_remove("AWS_S3_ENDPOINT_URL")
+            .output()?)
+    }
+
+    /// `artifact get NAME --root ROOT --json`, which must succeed: its download report.
+    fn get(&self, name: &str, root: &str, extra: &[&str]) -> Result<Value> {
+        let root = self.dir.join(root);
+        let mut args = vec!["artifact", "get", name, "--json", "--root"];
+        let root = root.to_string_lossy().into_owned();
+        args.push(&root);
+        args.extend_from_slice(extra);
+        let out = self.run(&args)?;
+        ensure!(out.status.success(), "artifact get {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let printed: Value = serde_json::from_slice(&out.stdout)?;
+        Ok(printed["download"].clone())
+    }
+
+    /// `artifact get NAME`, which must fail; returns its error output.
+    fn get_fails(&self, name: &str, root: &str) -> Result<String> {
+        let root = self.dir.join(root).to_string_lossy().into_owned();
+        let out = self.run(&["artifact", "get", name, "--root", &root])?;
+        ensure!(!out.status.success(), "artifact get {name} succeeded where it must fail");
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Downloads of s3:// references through the CLI: bytes equal to the objects, the SDK's `obj/etag/…` cache
+/// (the path is the SDK's hash of URL and ETag), a second download from that cache, a pinned version still
+/// served after the object was overwritten, a changed object refused (naming path, old and new ETags), a deleted
+/// one refused or skipped with --allow-missing-references, and nothing half-written on failure.
+fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
+    let tmp = project_root().join("target/s3/downloads");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    let tmp = Scratch(tmp);
+    let cli = Cli { dir: tmp.path(), moto };
+    let mut checks = 0;
+    for (name, uri) in
+        [("imgs", "s3://wb-plain/images/"), ("ver", "s3://wb-ver/data/"), ("big", "s3://wb-plain/big.bin")]
+    {
+        let out = cli.run(&["artifact", "put", uri, "--name", name, "--type", "dataset"])?;
+        ensure!(out.status.success(), "artifact put {uri}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let objects = |bucket: &str, keys: &[&str]| -> Result<Vec<Vec<u8>>> {
+        keys.iter()
+            .map(|key| {
+                let script = format!(
+                    "import boto3,sys; s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='x',aws_secret_access_key='x'); sys.stdout.buffer.write(s3.get_object(Bucket='{bucket}',Key='{key}')['Body'].read())",
+                    moto.endpoint
+                );
+                let out = Command::new(python).args(["-c", &script]).output()?;
+                ensure!(out.status.success(), "reading s3://{bucket}/{key}: {}", String::from_utf8_lossy(&out.stderr));
+                Ok(out.stdout)
+            })
+            .collect()
+    };
+    let s3 = |code: &str| -> Result<()> {
+        let script = format!(
+            "import boto3; s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='x',aws_secret_access_key='x'); {code}",
+            moto.endpoint
+        );
+        let out = Command::new(python).args(["-c", &script]).output()?;
+        ensure!(out.status.success(), "{code}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+
+    // 1. Every file equals its object; each went through the cache under the SDK's etag path.
+    let keys = ["images/a.jpg", "images/sub/b.jpg", "images/sub/deep/c.txt", "images/zero.bin"];
+    let report = cli.get("imgs:latest", "imgs-1", &[])?;
+    ensure!(report["references"] == 4, "first download: {report}");
+    for (key, body) in keys.iter().zip(objects("wb-plain", &keys)?) {
+        let file = tmp.path().join("imgs-1").join(key.trim_start_matches("images/"));
+        ensure!(std::fs::read(&file)? == body, "{} differs from s3://wb-plain/{key}", file.display());
+        let cached = io_cache::ContentCache::new(tmp.path().join("cache"))
+            .etag_path(&format!("s3://wb-plain/{key}"), &md5_hex(&body));
+        ensure!(std::fs::read(&cached)? == body, "s3://wb-plain/{key} is not cached at {}", cached.display());
+    }
+    let big = objects("wb-plain", &["big.bin"])?.remove(0);
+    cli.get("big:latest", "big-1", &[])?;
+    ensure!(std::fs::read(tmp.path().join("big-1/big.bin"))? == big, "the multipart object differs");
+    checks += 3;
+
+    // 2. A second root is served from the cache.
+    let report = cli.get("imgs:latest", "imgs-2", &[])?;
+    ensure!(report["from_cache"] == 4 && report["references"] == 0, "second download: {report}");
+    checks += 1;
+
+    // 3. A versioned object overwritten since: the recorded version is still what comes down.
+    let before = objects("wb-ver", &["data/v.txt"])?.remove(0);
+    s3("s3.put_object(Bucket='wb-ver', Key='data/v.txt', Body=b'version three\\n')")?;
+    cli.get("ver:latest", "ver-1", &[])?;
+    ensure!(std::fs::read(tmp.path().join("ver-1/v.txt"))? == before, "the pinned version was not downloaded");
+    checks += 1;
+
+    // 4. An unversioned object overwritten: refused with both ETags, and nothing written (fresh cache).
+    std::fs::remove_dir_all(tmp.path().join("cache"))?;
+    s3("s3.put_object(Bucket='wb-plain', Key='images/a.jpg', Body=b'changed!')")?;
+    let err = cli.get_fails("imgs:latest", "imgs-3")?;
+    let new_etag = md5_hex(b"changed!");
+    ensure!(
+        err.contains("\"a.jpg\"") && err.contains("ac7e7644b4915387ff24e940f0cc03ab") && err.contains(&new_etag),
+        "the changed object's error: {err}"
+    );
+    ensure!(!tmp.path().join("imgs-3/a.jpg").exists(), "a changed object was written");
+    checks += 1;
+
+    // 5. A deleted object (and no cached copy, which would still serve it): an error naming it, or skipped
+    //    when allowed.
+    std::fs::remove_dir_all(tmp.path().join("cache"))?;
+    s3(
+        "s3.delete_object(Bucket='wb-plain', Key='images/sub/b.jpg'); s3.put_object(Bucket='wb-plain', Key='images/a.jpg', Body=b'AAAA image a\\n')",
+    )?;
+    let err = cli.get_fails("imgs:latest", "imgs-4")?;
+    ensure!(err.contains("sub/b.jpg") && err.contains("does not exist"), "the missing object's error: {err}");
+    let report = cli.get("imgs:latest", "imgs-5", &["--allow-missing-references"])?;
+    let served = report["references"].as_u64().unwrap_or(0) + report["from_cache"].as_u64().unwrap_or(0);
+    ensure!(report["missing_references"] == 1 && served == 3, "allowed missing: {report}");
+    ensure!(!tmp.path().join("imgs-5/sub/b.jpg").exists(), "a missing object was written");
+    checks += 2;
+    Ok(checks)
 }
 
 #[derive(Debug)]

@@ -150,8 +150,10 @@ pub(crate) fn classify(uri: &str, options: &ReferenceOptions) -> Result<Builtin>
         let stripped = format!("gs://{}/{}", split.netloc, key);
         uri_entry(LogicalPath::new(name.unwrap_or(key))?, &stripped, &stripped)
     } else if split.is_azure_blob() {
+        // The SDK drops the query (`?versionId=`) from the URI it records.
         let blob = split.path.trim_start_matches('/').split_once('/').map_or("", |(_, blob)| blob);
-        uri_entry(LogicalPath::new(name.unwrap_or(blob))?, uri, uri)
+        let stripped = format!("https://{}{}", split.netloc, split.path);
+        uri_entry(LogicalPath::new(name.unwrap_or(blob))?, &stripped, &stripped)
     } else {
         // `os.path.basename(url)` on the whole URL string, query included, as the SDK does.
         let basename = uri.rsplit('/').next().unwrap_or(uri);

@@ -133,7 +133,8 @@ impl Backend {
     pub(crate) fn download(&self, version: &ArtifactVersion, entries: &Manifest, root: &Path) -> Result<()> {
         let cache = io_cache::ContentCache::from_env().ok();
         let memo = cache.as_ref().map(|c| Arc::new(c.digest_memo()) as Arc<dyn DigestMemo>);
-        let options = DownloadOptions { cache, memo, ..Default::default() };
+        let references: Arc<dyn wandb_api::ReferenceFetcher> = Arc::new(wandb_api::ReferenceResolvers::from_env()?);
+        let options = DownloadOptions { cache, memo, references: Some(references), ..Default::default() };
         match self {
             Backend::Embedded(store) => {
                 wandb_api::download(store, entries, root, &options)?;

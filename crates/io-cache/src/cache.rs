@@ -250,18 +250,29 @@ impl ContentCache {
         open_locked(self.etag_path(url, etag), size)
     }
 
-    /// Streams `source` into the reference cache under `url`/`etag` without verification (an ETag is not a
-    /// content hash in general); the write is still atomic.
+    /// Streams `source` into the reference cache under `url`/`etag` and returns it open for reading, locked as
+    /// [`ContentCache::insert_and_open`] does. An ETag is not a content hash in general, so the bytes are not
+    /// hashed (the caller fetched them conditionally on the ETag); their count must be `size`, so a cut body
+    /// never becomes a cache object. The write is atomic.
     ///
     /// # Errors
-    /// I/O errors.
-    pub fn insert_etag(&self, url: &str, etag: &str, source: &mut dyn Read) -> Result<PathBuf> {
+    /// [`Error::SizeMismatch`] and I/O errors.
+    pub fn insert_etag_and_open(
+        &self,
+        url: &str,
+        etag: &str,
+        size: u64,
+        source: &mut dyn Read,
+    ) -> Result<CachedObject> {
         let destination = self.etag_path(url, etag);
-        write_atomically(self.objects.tmp_dir(), &destination, |file, tmp_path| {
-            io::copy(source, file).map_err(|e| Error::io("write", tmp_path, e))?;
+        let file = write_atomically(self.objects.tmp_dir(), &destination, |file, tmp_path| {
+            let written = io::copy(source, file).map_err(|e| Error::io("write", tmp_path, e))?;
+            if written != size {
+                return Err(Error::SizeMismatch { object: url.to_owned(), expected: size, actual: written });
+            }
             Ok(())
         })?;
-        Ok(destination)
+        CachedObject::from_written(file, destination)
     }
 
     /// See [`ObjectDir::remove`].

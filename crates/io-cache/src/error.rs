@@ -33,6 +33,16 @@ pub enum Error {
         /// The algorithm.
         algorithm: artifact_core::DigestAlgorithm,
     },
+    /// A body offered to the cache is not as long as announced (a cut transfer, or an object that changed).
+    #[error("size mismatch for {object}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// What the body is of (a URL).
+        object: String,
+        /// The size announced.
+        expected: u64,
+        /// The bytes received.
+        actual: u64,
+    },
     /// A size such as `10GB` could not be parsed.
     #[error("invalid size {text:?}: expected a number with an optional unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
     InvalidSize {

@@ -25,6 +25,22 @@ pub trait ObjectSource: Sync {
     fn open_object(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>>;
 }
 
+/// Opens the objects that reference entries point at, for [`download`]: [`crate::ReferenceResolvers`] does for
+/// every enabled scheme. (`file://` references are read directly.)
+pub trait ReferenceFetcher: Send + Sync {
+    /// True when this fetcher opens references like `uri`.
+    fn fetches(&self, uri: &SplitUri<'_>) -> bool;
+
+    /// Opens the object that the reference entry at logical `path` recorded: the version in its `extra`, or
+    /// the current object provided it still has the entry's digest (ETag). An entry added without a checksum
+    /// (its digest is its URI) opens the current object.
+    ///
+    /// # Errors
+    /// [`Error::ReferenceMissing`] when the object is gone, [`Error::ReferenceChanged`] when it is not the one
+    /// recorded, transport errors.
+    fn open_reference(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>>;
+}
+
 /// Options of [`download`].
 #[derive(Clone, Default)]
 pub struct DownloadOptions {
@@ -34,6 +50,9 @@ pub struct DownloadOptions {
     pub memo: Option<Arc<dyn DigestMemo>>,
     /// Skip references whose target is gone instead of failing (the SDK's `allow_missing_references`).
     pub allow_missing_references: bool,
+    /// Opens references other than `file://` ones; without it, such an entry is
+    /// [`Error::UnsupportedReference`] before anything is written.
+    pub references: Option<Arc<dyn ReferenceFetcher>>,
     /// Receives progress.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -43,6 +62,7 @@ impl std::fmt::Debug for DownloadOptions {
         f.debug_struct("DownloadOptions")
             .field("cache", &self.cache)
             .field("allow_missing_references", &self.allow_missing_references)
+            .field("references", &self.references.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +125,7 @@ pub fn download(
     root: &Path,
     options: &DownloadOptions,
 ) -> Result<DownloadReport> {
-    let planned = plan(manifest, root)?;
+    let planned = plan(manifest, root, options.references.as_deref())?;
     io_cache::create_dir_all_racing(root).map_err(|e| Error::io("create directory", root, e))?;
     let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
     let total: u64 = planned.iter().map(|p| p.entry.size.unwrap_or(0)).sum();
@@ -164,7 +184,7 @@ pub fn download(
 }
 
 /// Checks every path and the filesystem under `root` before anything is written.
-fn plan<'a>(manifest: &'a Manifest, root: &Path) -> Result<Vec<Planned<'a>>> {
+fn plan<'a>(manifest: &'a Manifest, root: &Path, fetcher: Option<&dyn ReferenceFetcher>) -> Result<Vec<Planned<'a>>> {
     let mut files: HashSet<&str> = HashSet::new();
     let mut dirs: BTreeSet<&str> = BTreeSet::new();
     let mut planned = Vec::with_capacity(manifest.len());
@@ -174,8 +194,9 @@ fn plan<'a>(manifest: &'a Manifest, root: &Path) -> Result<Vec<Planned<'a>>> {
             reason: "manifest paths must be relative, without '..', '.', empty components or NUL".to_owned(),
         })?;
         if let Some(reference) = &entry.reference {
-            let is_file = SplitUri::parse(reference).is_some_and(|u| u.scheme.eq_ignore_ascii_case("file"));
-            if !is_file {
+            let fetchable = SplitUri::parse(reference)
+                .is_some_and(|u| u.scheme.eq_ignore_ascii_case("file") || fetcher.is_some_and(|f| f.fetches(&u)));
+            if !fetchable {
                 return Err(Error::UnsupportedReference { path: path.to_owned(), reference: reference.clone() });
             }
         }
@@ -242,8 +263,14 @@ fn materialise(
 ) -> Result<Outcome> {
     let entry = p.entry;
     let algorithm = entry.digest_algorithm();
-    if let Some(stamp) = already_present(p, tables.get(&algorithm), started)? {
+    let object_reference = entry.reference.as_deref().filter(|r| !is_file_uri(r));
+    // An object reference's digest is an ETag, which the destination's bytes cannot be checked against: only
+    // the memo can tell it is already there.
+    if let Some(stamp) = already_present(p, tables.get(&algorithm), started, object_reference.is_none())? {
         return Ok(Outcome::AlreadyPresent(stamp));
+    }
+    if let Some(reference) = object_reference {
+        return download_object_reference(p, reference, options);
     }
     if let Some(reference) = &entry.reference {
         return download_file_reference(p, reference, options.allow_missing_references);
@@ -293,6 +320,7 @@ fn already_present(
     p: &Planned<'_>,
     table: Option<&MemoTable>,
     started: SystemTime,
+    rehash: bool,
 ) -> Result<Option<Option<FileStamp>>> {
     let metadata = match fs::symlink_metadata(&p.destination) {
         Ok(m) if m.is_file() => m,
@@ -310,11 +338,12 @@ fn already_present(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", &p.destination, e)),
     };
-    let matches = table.and_then(|t| t.lookup(p.path, &stamp)) == Some(p.entry.digest.as_str()) || {
-        let (digest, _) = artifact_core::digest_reader_b64(p.entry.digest_algorithm(), &mut file)
-            .map_err(|e| Error::io("read", &p.destination, e))?;
-        digest == p.entry.digest
-    };
+    let matches = table.and_then(|t| t.lookup(p.path, &stamp)) == Some(p.entry.digest.as_str())
+        || rehash && {
+            let (digest, _) = artifact_core::digest_reader_b64(p.entry.digest_algorithm(), &mut file)
+                .map_err(|e| Error::io("read", &p.destination, e))?;
+            digest == p.entry.digest
+        };
     if !matches {
         return Ok(None);
     }
@@ -326,6 +355,69 @@ fn already_present(
         unchanged && stamp.is_content_settled(started) && FileStamp { changed_ns: stamp.changed_ns, ..*after } == stamp
     });
     Ok(Some(refreshed))
+}
+
+fn is_file_uri(reference: &str) -> bool {
+    SplitUri::parse(reference).is_some_and(|u| u.scheme.eq_ignore_ascii_case("file"))
+}
+
+/// An object-store (or http) reference: from the `obj/etag/…` cache when it is there, else fetched through
+/// the cache, as the SDK does. An entry added without a checksum is copied as the object is now, unverified.
+fn download_object_reference(p: &Planned<'_>, reference: &str, options: &DownloadOptions) -> Result<Outcome> {
+    let entry = p.entry;
+    let fetcher = options.references.as_deref().expect("checked in plan");
+    let open = || match fetcher.open_reference(p.path, entry) {
+        Err(Error::ReferenceMissing { .. }) if options.allow_missing_references => {
+            tracing::warn!(path = p.path, reference, "skipping a missing reference");
+            Ok(None)
+        }
+        other => other.map(Some),
+    };
+    let cache = options.cache.as_ref().filter(|_| !entry.skip_cache);
+    match (entry.digest != reference, entry.size, cache) {
+        (true, Some(size), Some(cache)) => {
+            if let Some(cached) = cache.open_etag(reference, &entry.digest, size)? {
+                write_destination(p, cached, None)?;
+                return Ok(Outcome::FromCache);
+            }
+            let Some(mut body) = open()? else { return Ok(Outcome::MissingReference) };
+            let cached = cache.insert_etag_and_open(reference, &entry.digest, size, &mut body)?;
+            write_destination(p, cached, None)?;
+        }
+        (checked, size, _) => {
+            if !checked {
+                tracing::warn!(
+                    path = p.path,
+                    reference,
+                    "reference was added without a checksum; copying it unverified"
+                );
+            }
+            let Some(body) = open()? else { return Ok(Outcome::MissingReference) };
+            write_destination(p, ExactSize { inner: body, expected: size, read: 0, what: reference }, None)?;
+        }
+    }
+    Ok(Outcome::Reference)
+}
+
+/// Fails the read at the end of a body that is not `expected` bytes long (when that is known).
+struct ExactSize<'a, R> {
+    inner: R,
+    expected: Option<u64>,
+    read: u64,
+    what: &'a str,
+}
+
+impl<R: Read> Read for ExactSize<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        match self.expected {
+            Some(expected) if (n == 0 && self.read != expected) || self.read > expected => {
+                Err(io::Error::other(format!("{} should be {expected} bytes, got {} or more", self.what, self.read)))
+            }
+            _ => Ok(n),
+        }
+    }
 }
 
 fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool) -> Result<Outcome> {

@@ -238,9 +238,9 @@ pub enum Error {
         /// What the bytes hash to.
         actual: String,
     },
-    /// A reference cannot be downloaded by this version.
+    /// A reference whose scheme no configured fetcher handles.
     #[error(
-        "cannot download reference {path:?} ({reference}): only file:// references can be downloaded by this version"
+        "cannot download reference {path:?} ({reference}): no reference fetcher handles its scheme (file://, s3://, gs://, Azure blob and http(s):// URLs can be downloaded with the object-references and http-references features)"
     )]
     UnsupportedReference {
         /// The logical path.
@@ -257,6 +257,20 @@ pub enum Error {
         path: String,
         /// The referenced URI.
         reference: String,
+    },
+    /// A referenced object is no longer the one the artifact recorded.
+    #[error(
+        "reference {path:?} points to {reference}, which changed since it was added: the artifact recorded ETag {expected}, the object now has {found}"
+    )]
+    ReferenceChanged {
+        /// The logical path.
+        path: String,
+        /// The referenced URI.
+        reference: String,
+        /// The digest (ETag) the manifest recorded.
+        expected: String,
+        /// The ETag the object has now.
+        found: String,
     },
     /// The server answered a GraphQL operation with errors.
     #[error("W&B operation {operation} failed: {message}")]

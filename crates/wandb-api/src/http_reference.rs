@@ -1,8 +1,11 @@
 //! Checksummed `http(s)://` references.
 
+use std::io::Read;
 use std::time::Duration;
 
-use artifact_core::{ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri, http_reference_entry};
+use artifact_core::{
+    ManifestEntry, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri, http_reference_entry,
+};
 
 /// Resolves `http://` and `https://` references as the SDK's `HTTPHandler` does: one GET per reference,
 /// whose `ETag` becomes the digest and `Content-Length` the size. The body is not read.
@@ -47,6 +50,40 @@ impl ReferenceResolver for HttpReferenceResolver {
         let length = response.content_length();
         drop(response);
         Ok(vec![http_reference_entry(uri, options.name.as_deref(), etag.as_deref(), length)?])
+    }
+}
+
+impl crate::ReferenceFetcher for HttpReferenceResolver {
+    fn fetches(&self, uri: &SplitUri<'_>) -> bool {
+        self.handles(uri)
+    }
+
+    /// A GET whose `ETag` must still be the digest (the SDK's check); a reference recorded without an ETag (its
+    /// digest is its URL) is taken as it comes.
+    fn open_reference(&self, path: &str, entry: &ManifestEntry) -> crate::Result<Box<dyn Read + Send>> {
+        let reference = entry.reference.as_deref().unwrap_or_default();
+        let failed = |reason: String| crate::Error::Http { url: redact(reference), reason };
+        let response = self.client.get(reference).send().map_err(|e| failed(e.without_url().to_string()))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+            return Err(crate::Error::ReferenceMissing { path: path.to_owned(), reference: redact(reference) });
+        }
+        if !status.is_success() {
+            return Err(failed(format!("the server answered {status}")));
+        }
+        if entry.digest != reference {
+            let etag = response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let etag = etag.trim_matches('"');
+            if etag != entry.digest {
+                return Err(crate::Error::ReferenceChanged {
+                    path: path.to_owned(),
+                    reference: redact(reference),
+                    expected: entry.digest.clone(),
+                    found: if etag.is_empty() { "no ETag".to_owned() } else { etag.to_owned() },
+                });
+            }
+        }
+        Ok(Box::new(response))
     }
 }
 

@@ -60,14 +60,14 @@ mod settings;
 mod store;
 mod time;
 
-pub use download::{DownloadOptions, DownloadReport, ObjectSource, download};
+pub use download::{DownloadOptions, DownloadReport, ObjectSource, ReferenceFetcher, download};
 pub use error::{Error, Result};
 #[cfg(feature = "http-references")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http-references")))]
 pub use http_reference::HttpReferenceResolver;
 #[cfg(feature = "object-references")]
 #[cfg_attr(docsrs, doc(cfg(feature = "object-references")))]
-pub use object_reference::S3ReferenceResolver;
+pub use object_reference::{AzureReferenceResolver, GcsReferenceResolver, S3ReferenceResolver};
 pub use resolvers::ReferenceResolvers;
 pub use settings::{BaseUrl, DEFAULT_ENTITY, Settings, default_download_root, default_store_dir};
 pub use store::{

@@ -1,54 +1,85 @@
-//! Every reference resolver this crate has, as one: what `artifact put URI` and the IO manager's
-//! `add_references` use.
+//! Every reference resolver this crate has, as one: what `artifact put URI`, `artifact get` and the IO manager
+//! use to add references and to download them.
 
-use artifact_core::{ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri};
+use std::io::Read;
 
-/// The resolvers of the enabled features — `http(s)://` (`http-references`) and `s3://`
-/// (`object-references`) — asked in turn.
+use artifact_core::{ManifestEntry, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri};
+
+use crate::ReferenceFetcher;
+
+/// A scheme's resolver, which also opens what it resolved.
+trait SchemeHandler: ReferenceResolver + ReferenceFetcher {}
+impl<T: ReferenceResolver + ReferenceFetcher> SchemeHandler for T {}
+
+/// The resolvers of the enabled features, asked in the SDK's order — `s3://`, `gs://`, Azure blob URLs
+/// (`object-references`), then `http(s)://` (`http-references`) — for adding references and for downloading
+/// them.
 #[derive(Default)]
 pub struct ReferenceResolvers {
-    resolvers: Vec<Box<dyn ReferenceResolver>>,
+    handlers: Vec<Box<dyn SchemeHandler>>,
 }
 
 impl std::fmt::Debug for ReferenceResolvers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReferenceResolvers").field("count", &self.resolvers.len()).finish()
+        f.debug_struct("ReferenceResolvers").field("count", &self.handlers.len()).finish()
     }
 }
 
 impl ReferenceResolvers {
-    /// The resolvers of the enabled features, configured from the environment.
+    /// The resolvers of the enabled features, configured from the environment. Nothing connects, and no
+    /// runtime starts, until a reference of their scheme comes.
     ///
     /// # Errors
-    /// A resolver that cannot start (its HTTP client or runtime).
+    /// A resolver whose HTTP client cannot be built.
     #[allow(unused_mut, clippy::vec_init_then_push, reason = "each push depends on a feature; none may be enabled")]
     pub fn from_env() -> crate::Result<Self> {
-        let mut resolvers: Vec<Box<dyn ReferenceResolver>> = Vec::new();
-        #[cfg(feature = "http-references")]
-        resolvers.push(Box::new(crate::HttpReferenceResolver::new()?));
+        let mut resolvers = ReferenceResolvers::default();
         #[cfg(feature = "object-references")]
-        resolvers.push(Box::new(crate::S3ReferenceResolver::from_env()?));
-        Ok(ReferenceResolvers { resolvers })
+        {
+            resolvers.push(crate::S3ReferenceResolver::from_env()?);
+            resolvers.push(crate::GcsReferenceResolver::from_env()?);
+            resolvers.push(crate::AzureReferenceResolver::from_env());
+        }
+        #[cfg(feature = "http-references")]
+        resolvers.push(crate::HttpReferenceResolver::new()?);
+        Ok(resolvers)
     }
 
     /// Adds a resolver, asked after those already present.
-    pub fn push(&mut self, resolver: Box<dyn ReferenceResolver>) {
-        self.resolvers.push(resolver);
+    pub fn push(&mut self, resolver: impl ReferenceResolver + ReferenceFetcher + 'static) {
+        self.handlers.push(Box::new(resolver));
     }
 }
 
 impl ReferenceResolver for ReferenceResolvers {
     fn handles(&self, uri: &SplitUri<'_>) -> bool {
-        self.resolvers.iter().any(|r| r.handles(uri))
+        self.handlers.iter().any(|r| r.handles(uri))
     }
 
     fn resolve(&self, uri: &str, options: &ReferenceOptions) -> artifact_core::Result<Vec<ResolvedReference>> {
         let split = SplitUri::parse(uri).ok_or_else(|| artifact_core::Error::NotAUri { uri: uri.to_owned() })?;
-        match self.resolvers.iter().find(|r| r.handles(&split)) {
+        match self.handlers.iter().find(|r| r.handles(&split)) {
             Some(resolver) => resolver.resolve(uri, options),
             None => {
                 Err(artifact_core::Error::ResolverRequired { scheme: split.scheme.to_owned(), uri: uri.to_owned() })
             }
+        }
+    }
+}
+
+impl ReferenceFetcher for ReferenceResolvers {
+    fn fetches(&self, uri: &SplitUri<'_>) -> bool {
+        self.handlers.iter().any(|r| r.fetches(uri))
+    }
+
+    fn open_reference(&self, path: &str, entry: &ManifestEntry) -> crate::Result<Box<dyn Read + Send>> {
+        let reference = entry.reference.as_deref().unwrap_or_default();
+        let unsupported =
+            || crate::Error::UnsupportedReference { path: path.to_owned(), reference: reference.to_owned() };
+        let split = SplitUri::parse(reference).ok_or_else(unsupported)?;
+        match self.handlers.iter().find(|r| r.fetches(&split)) {
+            Some(fetcher) => fetcher.open_reference(path, entry),
+            None => Err(unsupported()),
         }
     }
 }

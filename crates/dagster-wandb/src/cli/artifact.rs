@@ -73,6 +73,10 @@ pub(crate) enum ArtifactCommand {
         /// Where to put the files (default: ./artifacts/NAME:vN, or $WANDB_ARTIFACT_DIR/NAME:vN).
         #[arg(long)]
         root: Option<PathBuf>,
+        /// Skip referenced objects that no longer exist instead of failing (the SDK's
+        /// allow_missing_references); a reference that changed is still an error.
+        #[arg(long)]
+        allow_missing_references: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -138,7 +142,9 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
             };
             put(backend, &request)
         }
-        ArtifactCommand::Get { name, root, json } => get(backend, name, root.as_deref(), *json),
+        ArtifactCommand::Get { name, root, allow_missing_references, json } => {
+            get(backend, name, root.as_deref(), *allow_missing_references, *json)
+        }
         ArtifactCommand::Link { name, target, aliases, json } => link(backend, name, target, aliases, *json),
         ArtifactCommand::Ls { artifact_type, json } => ls(backend, artifact_type.as_deref(), *json),
     }
@@ -357,7 +363,13 @@ fn report_put(
     ))
 }
 
-fn get(backend: &Backend, name: &str, root: Option<&std::path::Path>, json: bool) -> CliResult {
+fn get(
+    backend: &Backend,
+    name: &str,
+    root: Option<&std::path::Path>,
+    allow_missing_references: bool,
+    json: bool,
+) -> CliResult {
     let address = ArtifactAddress::parse(name)?;
     let project = project_of(backend, &address)?;
     let selector = address.alias.as_deref().unwrap_or("latest");
@@ -368,7 +380,13 @@ fn get(backend: &Backend, name: &str, root: Option<&std::path::Path>, json: bool
     };
     let cache = content_cache();
     let memo = cache.as_ref().map(|c| Arc::new(c.digest_memo()) as Arc<dyn DigestMemo>);
-    let options = DownloadOptions { cache, memo, progress: stderr_progress(), ..Default::default() };
+    let options = DownloadOptions {
+        cache,
+        memo,
+        progress: stderr_progress(),
+        allow_missing_references,
+        references: Some(Arc::new(wandb_api::ReferenceResolvers::from_env()?)),
+    };
     let (version, manifest, report) = match &settings.base_url {
         BaseUrl::Server(url) => {
             let remote = Remote::connect(url)?;
