@@ -129,7 +129,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 }
 
 /// Runs `command` to completion: its wall time, peak resident memory and standard output.
-fn measure(command: &mut Command) -> Result<(Duration, u64, String)> {
+pub(crate) fn measure(command: &mut Command) -> Result<(Duration, u64, String)> {
     let start = Instant::now();
     let mut child = command.stdout(Stdio::piped()).spawn().context("cannot start the CLI")?;
     let mut out = String::new();

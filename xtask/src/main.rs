@@ -1,6 +1,7 @@
 //! `cargo xtask`: benchmarks, tidy checks and the CI recipe, runnable on a clean clone.
 
 mod bench;
+mod bench_s3_prefix;
 mod bench_serde;
 mod bench_sweep;
 mod bench_transfer;

@@ -15,7 +15,27 @@ use wandb_api::S3ReferenceResolver;
 use crate::{project_root, say};
 
 /// The emulator and its client, pinned (the versions the vectors were recorded with).
-const PACKAGES: &[(&str, &str)] = &[("moto[server]", "5.2.5"), ("boto3", "1.44.5")];
+pub(crate) const PACKAGES: &[(&str, &str)] = &[("moto[server]", "5.2.5"), ("boto3", "1.44.5")];
+
+/// moto's request log.
+const MOTO_LOG: &str = "target/s3/moto.log";
+
+/// The request lines moto logged since `from` bytes into its log that start with `prefix` (`"HEAD /wb-plain/`).
+fn logged_requests(from: usize, prefix: &str) -> Result<Vec<String>> {
+    let log = std::fs::read_to_string(project_root().join(MOTO_LOG))?;
+    Ok(log
+        .get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('"'))
+        .map(|(_, r)| r.to_owned())
+        .filter(|r| r.starts_with(prefix))
+        .collect())
+}
+
+fn log_len() -> Result<usize> {
+    Ok(std::fs::metadata(project_root().join(MOTO_LOG))?.len() as usize)
+}
 
 struct Moto {
     child: Child,
@@ -32,10 +52,12 @@ impl Drop for Moto {
 fn start_moto(python: &Path) -> Result<Moto> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let moto_server = python.with_file_name("moto_server");
+    // Its request log (werkzeug's, on stderr) shows which requests our resolver sent.
+    let log = std::fs::File::create(project_root().join(MOTO_LOG))?;
     let child = Command::new(moto_server)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .context("cannot start moto_server")?;
     let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
@@ -164,7 +186,7 @@ pub(crate) fn run() -> Result<()> {
     ensure!(failures.is_empty(), "{} of {checked} S3 vectors differ:\n{}", failures.len(), failures.join("\n"));
     say(&format!("s3: all {checked} vectors reproduced against moto (with the four documented fixes)"));
     let downloads = check_downloads(&python, &moto)?;
-    say(&format!("s3: all {downloads} download checks passed against moto"));
+    say(&format!("s3: all {downloads} download and listing checks passed against moto"));
     Ok(())
 }
 
@@ -226,7 +248,8 @@ impl Cli<'_> {
 /// Downloads of s3:// references through the CLI: bytes equal to the objects, the SDK's `obj/etag/…` cache
 /// (the path is the SDK's hash of URL and ETag), a second download from that cache, a pinned version still
 /// served after the object was overwritten, a changed object refused (naming path, old and new ETags), a deleted
-/// one refused or skipped with --allow-missing-references, and nothing half-written on failure.
+/// one refused or skipped with --allow-missing-references, and nothing half-written on failure. Also which
+/// objects a prefix listing HEADs.
 fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
     let tmp = project_root().join("target/s3/downloads");
     if tmp.exists() {
@@ -242,6 +265,25 @@ fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
         let out = cli.run(&["artifact", "put", uri, "--name", name, "--type", "dataset"])?;
         ensure!(out.status.success(), "artifact put {uri}: {}", String::from_utf8_lossy(&out.stderr));
     }
+    // In a bucket that never had versioning only zero-byte objects are HEADed (the listing gives the rest);
+    // in a versioned one every object is, for its version id.
+    let mark = log_len()?;
+    let out =
+        cli.run(&["artifact", "put", "s3://wb-plain/images/", "--name", "heads", "--type", "dataset", "--dry-run"])?;
+    ensure!(out.status.success(), "put --dry-run: {}", String::from_utf8_lossy(&out.stderr));
+    let heads = logged_requests(mark, "HEAD /wb-plain/")?;
+    ensure!(
+        heads.len() == 1 && heads[0].starts_with("HEAD /wb-plain/images/zero.bin "),
+        "HEADs on wb-plain: {heads:?}"
+    );
+    let mark = log_len()?;
+    let out =
+        cli.run(&["artifact", "put", "s3://wb-ver/data/", "--name", "heads", "--type", "dataset", "--dry-run"])?;
+    ensure!(out.status.success(), "put --dry-run: {}", String::from_utf8_lossy(&out.stderr));
+    let heads = logged_requests(mark, "HEAD /wb-ver/data/")?;
+    ensure!(heads.len() == 2, "HEADs on wb-ver: {heads:?}");
+    checks += 2;
+
     let objects = |bucket: &str, keys: &[&str]| -> Result<Vec<Vec<u8>>> {
         keys.iter()
             .map(|key| {

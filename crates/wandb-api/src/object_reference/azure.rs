@@ -9,14 +9,16 @@
 //! `AZURE_STORAGE_ENDPOINT` sends the requests elsewhere (an emulator or a proxy) while the references keep
 //! their `blob.core.windows.net` form.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::sync::Arc;
 
 use artifact_core::{ManifestEntry, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::{Attribute, Attributes, ObjectStore};
+use percent_encoding::percent_decode_str;
 
-use super::{LazyRuntime, StoreCache, entries, find, open_object, reference_error};
+use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error};
 
 /// Resolves Azure Blob Storage references and opens them for downloads (see the module docs).
 pub struct AzureReferenceResolver {
@@ -38,7 +40,8 @@ struct BlobUrl<'a> {
     account: &'a str,
     container: &'a str,
     blob: &'a str,
-    version: Option<&'a str>,
+    /// Percent-decoded, as the SDK (`parse_qsl`) reads it: `2024-05-01T12%3A00…` is `2024-05-01T12:00…`.
+    version: Option<Cow<'a, str>>,
 }
 
 impl<'a> BlobUrl<'a> {
@@ -48,6 +51,7 @@ impl<'a> BlobUrl<'a> {
         let (container, blob) = split.path.trim_start_matches('/').split_once('/').unwrap_or((split.path, ""));
         let container = container.trim_start_matches('/');
         let version = split.query.split('&').find_map(|pair| pair.strip_prefix("versionId=")).filter(|v| !v.is_empty());
+        let version = version.map(|v| percent_decode_str(v).decode_utf8_lossy());
         (!account.is_empty() && !container.is_empty()).then_some(BlobUrl {
             host: split.netloc,
             account,
@@ -108,9 +112,9 @@ impl ReferenceResolver for AzureReferenceResolver {
             .ok_or_else(|| fail("expected https://<account>.blob.core.windows.net/<container>[/<blob>]".to_owned()))?;
         let store = self.container(&url).map_err(fail)?;
         let runtime = self.runtime.get().map_err(fail)?;
-        let version = url.version.map(str::to_owned);
+        let version = url.version.map(Cow::into_owned);
         let lookup = runtime
-            .block_on(find(store.as_ref(), uri, url.blob, version, options.max_objects(), is_marker))
+            .block_on(find(store.as_ref(), uri, url.blob, version, options.max_objects(), is_marker, Heads::All))
             .map_err(fail)?;
         entries(&format!("https://{}/{}", url.host, url.container), lookup, options)
     }

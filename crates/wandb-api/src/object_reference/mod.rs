@@ -103,6 +103,16 @@ enum Lookup {
 /// Tells directory markers apart, from an object's key and attributes.
 type MarkerRule = fn(&str, &Attributes) -> bool;
 
+/// Which listed objects need a HEAD of their own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Heads {
+    /// Every one: the listing lacks the version id (and, on Azure, the metadata telling stubs).
+    All,
+    /// Only zero-byte objects, whose content type tells directory markers: in a bucket that never had
+    /// versioning the listing says everything else (key, size, ETag).
+    ZeroByteOnly,
+}
+
 /// The entries for what `lookup` found, with references under `base` (`s3://bucket`, `https://acct…/container`).
 fn entries(base: &str, lookup: Lookup, options: &ReferenceOptions) -> artifact_core::Result<Vec<ResolvedReference>> {
     let (objects, prefix) = match lookup {
@@ -149,6 +159,7 @@ async fn find(
     version: Option<String>,
     max_objects: u64,
     is_marker: MarkerRule,
+    heads: Heads,
 ) -> Result<Lookup, String> {
     if !key.is_empty() && !key.ends_with('/') {
         match head(store, key, version.clone(), is_marker).await {
@@ -168,9 +179,16 @@ async fn find(
             if index as u64 >= max_objects {
                 return Err(too_many(uri, max_objects));
             }
-            meta.map(|m| m.location.to_string()).map_err(|e| e.to_string())
+            meta.map_err(|e| e.to_string())
         })
-        .map_ok(|key| async move { head(store, &key, None, is_marker).await.map_err(|e| e.to_string()) })
+        .map_ok(|meta| async move {
+            let key = meta.location.to_string();
+            if heads == Heads::ZeroByteOnly && meta.size > 0 {
+                let etag = meta.e_tag.unwrap_or_default().trim_matches('"').to_owned();
+                return Ok(Found { directory_marker: key.ends_with('/'), key, size: meta.size, etag, version: None });
+            }
+            head(store, &key, None, is_marker).await.map_err(|e| e.to_string())
+        })
         .try_buffered(HEADS_IN_FLIGHT)
         .try_collect()
         .await?;
@@ -246,6 +264,10 @@ fn open_object(
         }
         Err(object_store::Error::Precondition { .. }) => {
             let now = runtime.block_on(store.as_ref().head(&location));
+            // An object that does not exist fails If-Match too (HTTP/1.1; Azure answers 412): missing, not changed.
+            if let Err(object_store::Error::NotFound { .. }) = now {
+                return Err(crate::Error::ReferenceMissing { path: path.to_owned(), reference: reference.clone() });
+            }
             let found = now.ok().and_then(|m| m.e_tag).map(|t| t.trim_matches('"').to_owned());
             return Err(changed(found.unwrap_or_else(|| "unknown".to_owned())));
         }

@@ -5,6 +5,11 @@
 //!   (`application/x-directory`, or a key ending in `/`) are not;
 //! - `?versionId=` pins that version (the SDK records the latest one instead).
 //!
+//! The SDK HEADs every listed object for its version id. That is only needed in a bucket that has (or had)
+//! versioning, which one `GetBucketVersioning` tells; elsewhere the listing gives key, size and ETag, and only
+//! zero-byte objects are HEADed (their content type tells directory markers). When the bucket's versioning
+//! cannot be read (no `s3:GetBucketVersioning` permission, say), every object is HEADed as the SDK does.
+//!
 //! Endpoint, region and credentials come from the standard variables: `AWS_S3_ENDPOINT_URL` or
 //! `AWS_ENDPOINT_URL`, `AWS_REGION` or `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
 //! (and the others `object_store` reads).
@@ -13,15 +18,18 @@ use std::io::Read;
 use std::sync::Arc;
 
 use artifact_core::{ManifestEntry, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer};
 use object_store::{Attribute, Attributes, ObjectStore};
 
-use super::{LazyRuntime, StoreCache, entries, find, open_object, reference_error};
+use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error};
 
 /// Resolves `s3://bucket/key` references and opens them for downloads (see the module docs).
 pub struct S3ReferenceResolver {
     runtime: LazyRuntime,
     stores: StoreCache,
+    /// The same clients, typed, for their credentials (signing GetBucketVersioning).
+    typed: std::sync::Mutex<std::collections::HashMap<String, Arc<AmazonS3>>>,
+    http: reqwest::Client,
     endpoint: Option<String>,
     region: String,
     credentials: Option<(String, String)>,
@@ -37,7 +45,7 @@ impl S3ReferenceResolver {
     /// A resolver configured from the environment.
     ///
     /// # Errors
-    /// None today; kept fallible so configuration checks can be added.
+    /// [`crate::Error::Http`] when the HTTP client cannot be built.
     pub fn from_env() -> crate::Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let endpoint = var("AWS_S3_ENDPOINT_URL").or_else(|| var("AWS_ENDPOINT_URL"));
@@ -49,11 +57,17 @@ impl S3ReferenceResolver {
     /// starts on first use.
     ///
     /// # Errors
-    /// None today; kept fallible so configuration checks can be added.
+    /// [`crate::Error::Http`] when the HTTP client cannot be built.
     pub fn new(endpoint: Option<String>, region: String) -> crate::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("wandb-api/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| crate::Error::Http { url: endpoint.clone().unwrap_or_default(), reason: e.to_string() })?;
         Ok(S3ReferenceResolver {
             runtime: LazyRuntime::new(),
             stores: StoreCache::new(),
+            typed: std::sync::Mutex::default(),
+            http,
             endpoint,
             region,
             credentials: None,
@@ -68,15 +82,68 @@ impl S3ReferenceResolver {
 
     fn bucket(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
         self.stores.get_or_build(bucket, || {
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_region(&self.region);
-            if let Some(endpoint) = &self.endpoint {
-                builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
-            }
-            if let Some((key, secret)) = &self.credentials {
-                builder = builder.with_access_key_id(key).with_secret_access_key(secret);
-            }
-            Ok(Arc::new(builder.build()?))
+            let store = Arc::new(self.builder(bucket).build()?);
+            self.typed.lock().unwrap_or_else(|e| e.into_inner()).insert(bucket.to_owned(), Arc::clone(&store));
+            Ok(store)
         })
+    }
+
+    fn builder(&self, bucket: &str) -> AmazonS3Builder {
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_region(&self.region);
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some((key, secret)) = &self.credentials {
+            builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+        }
+        builder
+    }
+
+    /// Which listed objects need a HEAD: all of them unless `GetBucketVersioning` says the bucket never had
+    /// versioning (no `Status`).
+    async fn heads_needed(&self, bucket: &str) -> Heads {
+        match self.versioning_status(bucket).await {
+            Ok(None) => Heads::ZeroByteOnly,
+            Ok(Some(_)) => Heads::All,
+            Err(reason) => {
+                tracing::debug!(bucket, reason, "cannot read the bucket's versioning; every object gets a HEAD");
+                Heads::All
+            }
+        }
+    }
+
+    /// The bucket's versioning `Status` (`Enabled`, `Suspended`), or `None` when it never had versioning.
+    async fn versioning_status(&self, bucket: &str) -> Result<Option<String>, String> {
+        let store = self.typed.lock().unwrap_or_else(|e| e.into_inner()).get(bucket).cloned();
+        let store = store.ok_or("no client for the bucket")?;
+        let credential = store.credentials().get_credential().await.map_err(|e| e.to_string())?;
+        // Path style for a custom endpoint (what object_store uses there), virtual-hosted style on AWS.
+        let url = match &self.endpoint {
+            Some(endpoint) => format!("{}/{bucket}?versioning", endpoint.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{}.amazonaws.com/?versioning", self.region),
+        };
+        let mut request = http::Request::builder()
+            .method("GET")
+            .uri(&url)
+            .body(object_store::client::HttpRequestBody::empty())
+            .map_err(|e| e.to_string())?;
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| e.to_string())?;
+        let mut forwarded = self.http.get(&url);
+        for (name, value) in request.headers() {
+            forwarded = forwarded.header(name.as_str(), value.as_bytes());
+        }
+        let response = forwarded.send().await.map_err(|e| e.without_url().to_string())?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("GetBucketVersioning answered {status}"));
+        }
+        Ok(body
+            .split_once("<Status>")
+            .and_then(|(_, rest)| rest.split_once("</Status>"))
+            .map(|(status, _)| status.trim().to_owned()))
     }
 }
 
@@ -105,7 +172,10 @@ impl ReferenceResolver for S3ReferenceResolver {
         let store = self.bucket(&bucket).map_err(fail)?;
         let runtime = self.runtime.get().map_err(fail)?;
         let lookup = runtime
-            .block_on(find(store.as_ref(), uri, &key, version, options.max_objects(), is_marker))
+            .block_on(async {
+                let heads = self.heads_needed(&bucket).await;
+                find(store.as_ref(), uri, &key, version, options.max_objects(), is_marker, heads).await
+            })
             .map_err(fail)?;
         entries(&format!("s3://{bucket}"), lookup, options)
     }

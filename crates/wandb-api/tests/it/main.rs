@@ -4,6 +4,8 @@ mod download;
 #[cfg(feature = "http-references")]
 mod http_reference;
 mod launch;
+#[cfg(feature = "object-references")]
+mod object_stores;
 #[cfg(feature = "server")]
 mod runs;
 mod server;
