@@ -276,6 +276,10 @@ mod tests {
         assert_eq!((e.path.as_str(), e.entry.size), ("x.csv?sig=1", None));
         let e = one("https://acct.blob.core.windows.net/cont/dir/x.bin", None);
         assert_eq!(e.path.as_str(), "dir/x.bin");
+        // The SDK records the URL without its query.
+        let e = one("https://acct.blob.core.windows.net/cont/dir/x.bin?versionId=v1", None);
+        let url = "https://acct.blob.core.windows.net/cont/dir/x.bin";
+        assert_eq!((e.entry.digest.as_str(), e.entry.reference.as_deref()), (url, Some(url)));
         assert!(
             matches!(classify("https://x/y", &ReferenceOptions::default()).unwrap(), Builtin::External { scheme, known: true } if scheme == "https")
         );
