@@ -59,3 +59,48 @@ fn etag_and_length_become_digest_and_size() {
     assert!(message.contains("404"), "{message}");
     assert!(!message.contains("secret"), "query strings are not echoed: {message}");
 }
+
+/// Downloading `http(s)://` references: the body comes down and into the SDK's `obj/etag/…` cache, a second
+/// download is served from that cache without a request, and an object whose ETag changed (or that is gone) is
+/// refused without writing anything.
+#[test]
+fn downloads_check_the_etag_and_use_the_etag_cache() {
+    let body = "0123456789";
+    let ok = |etag: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nETag: \"{etag}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let gone = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned();
+    // add_reference, the first download, then (fresh caches) a changed ETag and a deleted object.
+    let base = serve(vec![ok("v1"), ok("v1"), ok("v2"), gone]);
+    let resolver = std::sync::Arc::new(HttpReferenceResolver::new().unwrap());
+    let url = format!("{base}/data/file.csv");
+    let mut a = Artifact::new("web", "dataset").unwrap();
+    a.add_reference_with(&url, ReferenceOptions::default(), Some(resolver.as_ref())).unwrap();
+
+    let f = crate::support::Fixture::new();
+    let options = |cache: &str| wandb_api::DownloadOptions {
+        cache: Some(io_cache::ContentCache::new(f.path(cache))),
+        references: Some(resolver.clone()),
+        ..Default::default()
+    };
+    let report = wandb_api::download(&f.store, a.manifest(), &f.path("one"), &options("cache")).unwrap();
+    assert_eq!(report.references, 1);
+    assert_eq!(std::fs::read_to_string(f.path("one/file.csv")).unwrap(), body);
+    let cached = io_cache::ContentCache::new(f.path("cache")).etag_path(&url, "v1");
+    assert_eq!(std::fs::read_to_string(cached).unwrap(), body);
+    // The scripted server has no response left for this one: it must come from the cache.
+    let report = wandb_api::download(&f.store, a.manifest(), &f.path("two"), &options("cache")).unwrap();
+    assert_eq!(report.from_cache, 1);
+
+    let err = wandb_api::download(&f.store, a.manifest(), &f.path("three"), &options("cache-2")).unwrap_err();
+    assert!(
+        matches!(&err, wandb_api::Error::ReferenceChanged { expected, found, .. } if expected == "v1" && found == "v2"),
+        "{err}"
+    );
+    assert!(!f.path("three/file.csv").exists());
+    let err = wandb_api::download(&f.store, a.manifest(), &f.path("four"), &options("cache-3")).unwrap_err();
+    assert!(matches!(err, wandb_api::Error::ReferenceMissing { .. }), "{err}");
+}
