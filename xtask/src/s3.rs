@@ -282,7 +282,17 @@ fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
     ensure!(out.status.success(), "put --dry-run: {}", String::from_utf8_lossy(&out.stderr));
     let heads = logged_requests(mark, "HEAD /wb-ver/data/")?;
     ensure!(heads.len() == 2, "HEADs on wb-ver: {heads:?}");
-    checks += 2;
+    // A single object is one HEAD, without asking about versioning.
+    let mark = log_len()?;
+    let out =
+        cli.run(&["artifact", "put", "s3://wb-plain/single.txt", "--name", "heads", "--type", "dataset", "--dry-run"])?;
+    ensure!(out.status.success(), "put --dry-run: {}", String::from_utf8_lossy(&out.stderr));
+    let requests = logged_requests(mark, "")?;
+    ensure!(
+        requests.len() == 1 && requests[0].starts_with("HEAD /wb-plain/single.txt "),
+        "requests for one object: {requests:?}"
+    );
+    checks += 3;
 
     let objects = |bucket: &str, keys: &[&str]| -> Result<Vec<Vec<u8>>> {
         keys.iter()

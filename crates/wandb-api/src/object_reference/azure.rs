@@ -114,7 +114,15 @@ impl ReferenceResolver for AzureReferenceResolver {
         let runtime = self.runtime.get().map_err(fail)?;
         let version = url.version.map(Cow::into_owned);
         let lookup = runtime
-            .block_on(find(store.as_ref(), uri, url.blob, version, options.max_objects(), is_marker, Heads::All))
+            .block_on(find(
+                store.as_ref(),
+                uri,
+                url.blob,
+                version,
+                options.max_objects(),
+                is_marker,
+                std::future::ready(Heads::All),
+            ))
             .map_err(fail)?;
         entries(&format!("https://{}/{}", url.host, url.container), lookup, options)
     }

@@ -149,9 +149,9 @@ fn entries(base: &str, lookup: Lookup, options: &ReferenceOptions) -> artifact_c
     Ok(resolved)
 }
 
-/// A single object when `key` names one (and is not a directory marker), else the directory under it, every
-/// listed object HEADed for its version and type (as the SDK does), a few at a time. The listing streams into
-/// the HEADs, so only the entries themselves accumulate, never the whole listing.
+/// A single object when `key` names one (and is not a directory marker), else the directory under it, the
+/// listed objects that `heads` (awaited only for a listing) names HEADed for their version and type, a few at a
+/// time. The listing streams into the HEADs, so only the entries themselves accumulate, never the whole listing.
 async fn find(
     store: &dyn ObjectStore,
     uri: &str,
@@ -159,7 +159,7 @@ async fn find(
     version: Option<String>,
     max_objects: u64,
     is_marker: MarkerRule,
-    heads: Heads,
+    heads: impl Future<Output = Heads>,
 ) -> Result<Lookup, String> {
     if !key.is_empty() && !key.ends_with('/') {
         match head(store, key, version.clone(), is_marker).await {
@@ -172,6 +172,8 @@ async fn find(
     }
     let dir = if key.is_empty() { String::new() } else { format!("{}/", key.trim_end_matches('/')) };
     let prefix = (!dir.is_empty()).then(|| ObjectPath::from(dir.trim_end_matches('/')));
+    // Asked only now: a single object never needs it.
+    let heads = heads.await;
     let found: Vec<Found> = store
         .list(prefix.as_ref())
         .enumerate()

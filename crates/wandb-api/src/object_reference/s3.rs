@@ -172,10 +172,15 @@ impl ReferenceResolver for S3ReferenceResolver {
         let store = self.bucket(&bucket).map_err(fail)?;
         let runtime = self.runtime.get().map_err(fail)?;
         let lookup = runtime
-            .block_on(async {
-                let heads = self.heads_needed(&bucket).await;
-                find(store.as_ref(), uri, &key, version, options.max_objects(), is_marker, heads).await
-            })
+            .block_on(find(
+                store.as_ref(),
+                uri,
+                &key,
+                version,
+                options.max_objects(),
+                is_marker,
+                self.heads_needed(&bucket),
+            ))
             .map_err(fail)?;
         entries(&format!("s3://{bucket}"), lookup, options)
     }
