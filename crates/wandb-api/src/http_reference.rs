@@ -14,10 +14,12 @@ use artifact_core::{
 #[derive(Clone, Debug)]
 pub struct HttpReferenceResolver {
     client: reqwest::blocking::Client,
+    /// For downloads, whose bodies may take longer than any fixed timeout: only connecting is bounded.
+    download_client: reqwest::blocking::Client,
 }
 
 impl HttpReferenceResolver {
-    /// A resolver with a 60-second timeout per request.
+    /// A resolver with a 60-second timeout per request (downloads bound only the connection).
     ///
     /// # Errors
     /// [`crate::Error::Http`] when the TLS backend cannot be initialised.
@@ -27,7 +29,13 @@ impl HttpReferenceResolver {
             .user_agent(concat!("wandb-api/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| crate::Error::Http { url: String::new(), reason: e.to_string() })?;
-        Ok(HttpReferenceResolver { client })
+        let download_client = reqwest::blocking::Client::builder()
+            .timeout(None::<Duration>)
+            .connect_timeout(Duration::from_secs(30))
+            .user_agent(concat!("wandb-api/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| crate::Error::Http { url: String::new(), reason: e.to_string() })?;
+        Ok(HttpReferenceResolver { client, download_client })
     }
 }
 
@@ -63,7 +71,7 @@ impl crate::ReferenceFetcher for HttpReferenceResolver {
     fn open_reference(&self, path: &str, entry: &ManifestEntry) -> crate::Result<Box<dyn Read + Send>> {
         let reference = entry.reference.as_deref().unwrap_or_default();
         let failed = |reason: String| crate::Error::Http { url: redact(reference), reason };
-        let response = self.client.get(reference).send().map_err(|e| failed(e.without_url().to_string()))?;
+        let response = self.download_client.get(reference).send().map_err(|e| failed(e.without_url().to_string()))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Err(crate::Error::ReferenceMissing { path: path.to_owned(), reference: redact(reference) });

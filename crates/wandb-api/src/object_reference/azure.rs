@@ -14,11 +14,11 @@ use std::io::Read;
 use std::sync::Arc;
 
 use artifact_core::{ManifestEntry, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri};
-use object_store::azure::MicrosoftAzureBuilder;
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::{Attribute, Attributes, ObjectStore};
 use percent_encoding::percent_decode_str;
 
-use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error};
+use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error, transfer_timeouts};
 
 /// Resolves Azure Blob Storage references and opens them for downloads (see the module docs).
 pub struct AzureReferenceResolver {
@@ -85,6 +85,9 @@ impl AzureReferenceResolver {
         self.stores.get_or_build(&format!("{}/{}", url.account, url.container), || {
             let mut builder =
                 MicrosoftAzureBuilder::from_env().with_account(url.account).with_container_name(url.container);
+            for (key, value) in transfer_timeouts("AZURE") {
+                builder = builder.with_config(AzureConfigKey::Client(key), value);
+            }
             if let Some(endpoint) = &self.endpoint {
                 builder = builder.with_endpoint(endpoint.clone()).with_allow_http(endpoint.starts_with("http://"));
             }

@@ -84,6 +84,22 @@ impl StoreCache {
     }
 }
 
+/// object_store bounds a whole request by 30 s by default, body included, which would cut the download of any
+/// big object. Bodies are bounded per read instead (a minute without a byte), unless the environment sets its
+/// own (`<PREFIX>_TIMEOUT`, `<PREFIX>_READ_TIMEOUT`, as object_store reads them).
+fn transfer_timeouts(env_prefix: &str) -> Vec<(object_store::ClientConfigKey, &'static str)> {
+    use object_store::ClientConfigKey::{ReadTimeout, Timeout};
+    let unset = |name: &str| std::env::var_os(format!("{env_prefix}_{name}")).is_none();
+    let mut settings = Vec::new();
+    if unset("TIMEOUT") {
+        settings.push((Timeout, "7d"));
+    }
+    if unset("READ_TIMEOUT") {
+        settings.push((ReadTimeout, "60s"));
+    }
+    settings
+}
+
 /// One object as a reference needs it.
 struct Found {
     key: String,

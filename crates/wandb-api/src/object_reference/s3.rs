@@ -18,10 +18,10 @@ use std::io::Read;
 use std::sync::Arc;
 
 use artifact_core::{ManifestEntry, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri};
-use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
 use object_store::{Attribute, Attributes, ObjectStore};
 
-use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error};
+use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error, transfer_timeouts};
 
 /// Resolves `s3://bucket/key` references and opens them for downloads (see the module docs).
 pub struct S3ReferenceResolver {
@@ -90,6 +90,9 @@ impl S3ReferenceResolver {
 
     fn builder(&self, bucket: &str) -> AmazonS3Builder {
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_region(&self.region);
+        for (key, value) in transfer_timeouts("AWS") {
+            builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+        }
         if let Some(endpoint) = &self.endpoint {
             builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
         }
