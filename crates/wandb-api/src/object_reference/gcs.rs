@@ -110,6 +110,8 @@ impl GcsReferenceResolver {
         let http = reqwest::Client::builder()
             .user_agent(concat!("wandb-api/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(30))
+            // Per read, not per request: a download may take as long as it needs while bytes keep coming.
+            .read_timeout(std::time::Duration::from_secs(60))
             .build()
             .map_err(|e| crate::Error::Http { url: base.clone(), reason: e.to_string() })?;
         Ok(GcsReferenceResolver { runtime: LazyRuntime::new(), http, base, anonymous, credentials: OnceLock::new() })

@@ -59,7 +59,9 @@ impl S3ReferenceResolver {
     /// # Errors
     /// [`crate::Error::Http`] when the HTTP client cannot be built.
     pub fn new(endpoint: Option<String>, region: String) -> crate::Result<Self> {
+        // Only for GetBucketVersioning, a small answer.
         let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
             .user_agent(concat!("wandb-api/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| crate::Error::Http { url: endpoint.clone().unwrap_or_default(), reason: e.to_string() })?;
