@@ -129,11 +129,17 @@ impl Backend {
     }
 
     /// Downloads `entries` (all or part of `version`'s manifest) into `root`, through the W&B content cache
-    /// when one can be located, verifying every byte.
-    pub(crate) fn download(&self, version: &ArtifactVersion, entries: &Manifest, root: &Path) -> Result<()> {
+    /// when one can be located, verifying every byte; `references` fetches reference entries.
+    pub(crate) fn download(
+        &self,
+        version: &ArtifactVersion,
+        entries: &Manifest,
+        root: &Path,
+        references: &Arc<wandb_api::ReferenceResolvers>,
+    ) -> Result<()> {
         let cache = io_cache::ContentCache::from_env().ok();
         let memo = cache.as_ref().map(|c| Arc::new(c.digest_memo()) as Arc<dyn DigestMemo>);
-        let references: Arc<dyn wandb_api::ReferenceFetcher> = Arc::new(wandb_api::ReferenceResolvers::from_env()?);
+        let references: Arc<dyn wandb_api::ReferenceFetcher> = references.clone();
         let options = DownloadOptions { cache, memo, references: Some(references), ..Default::default() };
         match self {
             Backend::Embedded(store) => {

@@ -22,9 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use artifact_core::{
-    AddDirOptions, AddFileOptions, Artifact, LogicalPath, Manifest, NewFileOptions, ReferenceOptions, ReferenceResolver,
-};
+use artifact_core::{AddDirOptions, AddFileOptions, Artifact, LogicalPath, Manifest, NewFileOptions, ReferenceOptions};
 use serde_json::{Map, Value};
 use wandb_api::{ArtifactVersion, ProjectRef, RunOptions};
 
@@ -250,7 +248,8 @@ pub struct WandbArtifactsIoManager {
     storage_root: PathBuf,
     cache_duration_minutes: i64,
     pipes: Option<Arc<PipesSession>>,
-    resolver: Option<Box<dyn ReferenceResolver>>,
+    /// Resolves `add_references` entries and fetches reference entries on downloads.
+    references: Arc<wandb_api::ReferenceResolvers>,
 }
 
 impl std::fmt::Debug for WandbArtifactsIoManager {
@@ -280,7 +279,7 @@ impl WandbArtifactsIoManager {
         };
         let api_key = resource.api_key.as_ref().map(|k| k.resolve("wandb_resource.api_key")).transpose()?;
         let backend = Backend::connect(&resource.host, api_key)?;
-        let resolver: Option<Box<dyn ReferenceResolver>> = Some(Box::new(wandb_api::ReferenceResolvers::from_env()?));
+        let references = Arc::new(wandb_api::ReferenceResolvers::from_env()?);
         Ok(WandbArtifactsIoManager {
             backend,
             project: ProjectRef::new(&wandb_config.entity, &wandb_config.project)?,
@@ -292,7 +291,7 @@ impl WandbArtifactsIoManager {
             cache_duration_minutes: config.cache_duration(),
             dagster_run_id,
             pipes: None,
-            resolver,
+            references,
         })
     }
 
@@ -507,7 +506,7 @@ impl WandbArtifactsIoManager {
         for spec in &config.add_references {
             let options =
                 ReferenceOptions { name: spec.name.clone(), checksum: spec.checksum, max_objects: spec.max_objects };
-            artifact.add_reference_with(&spec.uri, options, self.resolver.as_deref())?;
+            artifact.add_reference_with(&spec.uri, options, Some(self.references.as_ref()))?;
         }
 
         // A copy: dagster-wandb appends to the configured list itself, so aliases pile up across runs.
@@ -675,7 +674,7 @@ impl WandbArtifactsIoManager {
         if let Some(name) = &selection.get {
             let (path, kind) =
                 object_entry(&manifest, name).ok_or_else(|| Error::NoSuchObject { uri: uri(), name: name.clone() })?;
-            self.backend.download(version, &subset(&manifest, |p| p == path)?, &root)?;
+            self.backend.download(version, &subset(&manifest, |p| p == path)?, &root, &self.references)?;
             let bytes = std::fs::read(root.join(path)).map_err(|e| Error::io("read", root.join(path), e))?;
             return Ok(match kind {
                 Some("table") => Loaded::Table(serde_modules::Table::from_wandb_json(&bytes)?),
@@ -687,7 +686,12 @@ impl WandbArtifactsIoManager {
                         .into_iter()
                         .map(str::to_owned)
                         .collect();
-                    self.backend.download(version, &subset(&manifest, |p| parts.iter().any(|q| q == p))?, &root)?;
+                    self.backend.download(
+                        version,
+                        &subset(&manifest, |p| parts.iter().any(|q| q == p))?,
+                        &root,
+                        &self.references,
+                    )?;
                     let tables = parts
                         .iter()
                         .map(|part| {
@@ -711,10 +715,10 @@ impl WandbArtifactsIoManager {
             if part.is_empty() {
                 return Err(Error::NoSuchPath { uri: uri(), path: path.clone() });
             }
-            self.backend.download(version, &part, &root)?;
+            self.backend.download(version, &part, &root, &self.references)?;
             return Ok(Loaded::Path(root.join(wanted)));
         }
-        self.backend.download(version, &manifest, &root)?;
+        self.backend.download(version, &manifest, &root, &self.references)?;
         if serde_modules::Module::detect(&root).is_some() {
             let (module, value) = serde_modules::read_output_value(&root)?;
             return Ok(Loaded::Value { module, value });

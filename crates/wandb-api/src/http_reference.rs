@@ -13,10 +13,13 @@ use artifact_core::{
 /// The client is blocking; call it from a plain thread (or `spawn_blocking`), not from inside an async task.
 #[derive(Clone, Debug)]
 pub struct HttpReferenceResolver {
+    /// Bounds connecting only: a download's body may take longer than any fixed timeout, so the 60 s bound
+    /// is set on each resolving request instead.
     client: reqwest::blocking::Client,
-    /// For downloads, whose bodies may take longer than any fixed timeout: only connecting is bounded.
-    download_client: reqwest::blocking::Client,
 }
+
+/// How long resolving one reference (a GET whose body is not read) may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl HttpReferenceResolver {
     /// A resolver with a 60-second timeout per request (downloads bound only the connection).
@@ -25,17 +28,12 @@ impl HttpReferenceResolver {
     /// [`crate::Error::Http`] when the TLS backend cannot be initialised.
     pub fn new() -> crate::Result<Self> {
         let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("wandb-api/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| crate::Error::Http { url: String::new(), reason: e.to_string() })?;
-        let download_client = reqwest::blocking::Client::builder()
             .timeout(None::<Duration>)
             .connect_timeout(Duration::from_secs(30))
             .user_agent(concat!("wandb-api/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| crate::Error::Http { url: String::new(), reason: e.to_string() })?;
-        Ok(HttpReferenceResolver { client, download_client })
+        Ok(HttpReferenceResolver { client })
     }
 }
 
@@ -49,7 +47,8 @@ impl ReferenceResolver for HttpReferenceResolver {
             uri: redact(uri),
             source: Box::new(crate::Error::Http { url: redact(uri), reason }),
         };
-        let response = self.client.get(uri).send().map_err(|e| failure(e.without_url().to_string()))?;
+        let response =
+            self.client.get(uri).timeout(RESOLVE_TIMEOUT).send().map_err(|e| failure(e.without_url().to_string()))?;
         let status = response.status();
         if !status.is_success() {
             return Err(failure(format!("the server answered {status}")));
@@ -71,7 +70,7 @@ impl crate::ReferenceFetcher for HttpReferenceResolver {
     fn open_reference(&self, path: &str, entry: &ManifestEntry) -> crate::Result<Box<dyn Read + Send>> {
         let reference = entry.reference.as_deref().unwrap_or_default();
         let failed = |reason: String| crate::Error::Http { url: redact(reference), reason };
-        let response = self.download_client.get(reference).send().map_err(|e| failed(e.without_url().to_string()))?;
+        let response = self.client.get(reference).send().map_err(|e| failed(e.without_url().to_string()))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Err(crate::Error::ReferenceMissing { path: path.to_owned(), reference: redact(reference) });

@@ -14,8 +14,8 @@ use std::io::Read;
 use std::sync::Arc;
 
 use artifact_core::{ManifestEntry, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::{Attribute, Attributes, ObjectStore};
+use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::{Attribute, Attributes};
 use percent_encoding::percent_decode_str;
 
 use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error, transfer_timeouts};
@@ -23,7 +23,7 @@ use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, referenc
 /// Resolves Azure Blob Storage references and opens them for downloads (see the module docs).
 pub struct AzureReferenceResolver {
     runtime: LazyRuntime,
-    stores: StoreCache,
+    stores: StoreCache<MicrosoftAzure>,
     endpoint: Option<String>,
     access_key: Option<String>,
 }
@@ -81,7 +81,7 @@ impl AzureReferenceResolver {
         self
     }
 
-    fn container(&self, url: &BlobUrl<'_>) -> Result<Arc<dyn ObjectStore>, String> {
+    fn container(&self, url: &BlobUrl<'_>) -> Result<Arc<MicrosoftAzure>, String> {
         self.stores.get_or_build(&format!("{}/{}", url.account, url.container), || {
             let mut builder =
                 MicrosoftAzureBuilder::from_env().with_account(url.account).with_container_name(url.container);
@@ -94,7 +94,7 @@ impl AzureReferenceResolver {
             if let Some(key) = &self.access_key {
                 builder = builder.with_access_key(key);
             }
-            Ok(Arc::new(builder.build()?))
+            builder.build()
         })
     }
 }

@@ -62,23 +62,19 @@ impl LazyRuntime {
 
 /// One client per bucket (or container), built on first use and kept, so a download of many entries reuses
 /// its connections.
-struct StoreCache(Mutex<HashMap<String, Arc<dyn ObjectStore>>>);
+struct StoreCache<T>(Mutex<HashMap<String, Arc<T>>>);
 
-impl StoreCache {
+impl<T> StoreCache<T> {
     fn new() -> Self {
         StoreCache(Mutex::new(HashMap::new()))
     }
 
-    fn get_or_build(
-        &self,
-        key: &str,
-        build: impl FnOnce() -> object_store::Result<Arc<dyn ObjectStore>>,
-    ) -> Result<Arc<dyn ObjectStore>, String> {
+    fn get_or_build(&self, key: &str, build: impl FnOnce() -> object_store::Result<T>) -> Result<Arc<T>, String> {
         let mut stores = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(store) = stores.get(key) {
             return Ok(Arc::clone(store));
         }
-        let store = build().map_err(|e| e.to_string())?;
+        let store = Arc::new(build().map_err(|e| e.to_string())?);
         stores.insert(key.to_owned(), Arc::clone(&store));
         Ok(store)
     }
@@ -202,7 +198,7 @@ async fn find(
         .map_ok(|meta| async move {
             let key = meta.location.to_string();
             if heads == Heads::ZeroByteOnly && meta.size > 0 {
-                let etag = meta.e_tag.unwrap_or_default().trim_matches('"').to_owned();
+                let etag = unquoted_etag(&meta);
                 return Ok(Found { directory_marker: key.ends_with('/'), key, size: meta.size, etag, version: None });
             }
             head(store, &key, None, is_marker).await.map_err(|e| e.to_string())
@@ -232,10 +228,15 @@ async fn head(
     Ok(Found {
         key: key.to_owned(),
         size: meta.size,
-        etag: meta.e_tag.unwrap_or_default().trim_matches('"').to_owned(),
+        etag: unquoted_etag(&meta),
         version: meta.version.filter(|v| v != "null").map(Value::String),
         directory_marker,
     })
+}
+
+/// The object's ETag as entries record it: without its quotes (empty when the store sent none).
+fn unquoted_etag(meta: &object_store::ObjectMeta) -> String {
+    meta.e_tag.as_deref().unwrap_or_default().trim_matches('"').to_owned()
 }
 
 /// The version an entry recorded (`extra.versionID`: a string, or a GCS generation number).
@@ -286,12 +287,12 @@ fn open_object(
             if let Err(object_store::Error::NotFound { .. }) = now {
                 return Err(crate::Error::ReferenceMissing { path: path.to_owned(), reference: reference.clone() });
             }
-            let found = now.ok().and_then(|m| m.e_tag).map(|t| t.trim_matches('"').to_owned());
+            let found = now.ok().filter(|m| m.e_tag.is_some()).map(|m| unquoted_etag(&m));
             return Err(changed(found.unwrap_or_else(|| "unknown".to_owned())));
         }
         Err(e) => return Err(crate::Error::Http { url: reference, reason: e.to_string() }),
     };
-    let etag = result.meta.e_tag.clone().unwrap_or_default().trim_matches('"').to_owned();
+    let etag = unquoted_etag(&result.meta);
     if check && etag != entry.digest {
         return Err(changed(etag));
     }

@@ -19,16 +19,14 @@ use std::sync::Arc;
 
 use artifact_core::{ManifestEntry, ReferenceOptions, ReferenceResolver, ResolvedReference, SplitUri};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
-use object_store::{Attribute, Attributes, ObjectStore};
+use object_store::{Attribute, Attributes};
 
 use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error, transfer_timeouts};
 
 /// Resolves `s3://bucket/key` references and opens them for downloads (see the module docs).
 pub struct S3ReferenceResolver {
     runtime: LazyRuntime,
-    stores: StoreCache,
-    /// The same clients, typed, for their credentials (signing GetBucketVersioning).
-    typed: std::sync::Mutex<std::collections::HashMap<String, Arc<AmazonS3>>>,
+    stores: StoreCache<AmazonS3>,
     http: reqwest::Client,
     endpoint: Option<String>,
     region: String,
@@ -68,7 +66,6 @@ impl S3ReferenceResolver {
         Ok(S3ReferenceResolver {
             runtime: LazyRuntime::new(),
             stores: StoreCache::new(),
-            typed: std::sync::Mutex::default(),
             http,
             endpoint,
             region,
@@ -82,12 +79,8 @@ impl S3ReferenceResolver {
         self
     }
 
-    fn bucket(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
-        self.stores.get_or_build(bucket, || {
-            let store = Arc::new(self.builder(bucket).build()?);
-            self.typed.lock().unwrap_or_else(|e| e.into_inner()).insert(bucket.to_owned(), Arc::clone(&store));
-            Ok(store)
-        })
+    fn bucket(&self, bucket: &str) -> Result<Arc<AmazonS3>, String> {
+        self.stores.get_or_build(bucket, || self.builder(bucket).build())
     }
 
     fn builder(&self, bucket: &str) -> AmazonS3Builder {
@@ -106,8 +99,8 @@ impl S3ReferenceResolver {
 
     /// Which listed objects need a HEAD: all of them unless `GetBucketVersioning` says the bucket never had
     /// versioning (no `Status`).
-    async fn heads_needed(&self, bucket: &str) -> Heads {
-        match self.versioning_status(bucket).await {
+    async fn heads_needed(&self, store: &AmazonS3, bucket: &str) -> Heads {
+        match self.versioning_status(store, bucket).await {
             Ok(None) => Heads::ZeroByteOnly,
             Ok(Some(_)) => Heads::All,
             Err(reason) => {
@@ -118,9 +111,7 @@ impl S3ReferenceResolver {
     }
 
     /// The bucket's versioning `Status` (`Enabled`, `Suspended`), or `None` when it never had versioning.
-    async fn versioning_status(&self, bucket: &str) -> Result<Option<String>, String> {
-        let store = self.typed.lock().unwrap_or_else(|e| e.into_inner()).get(bucket).cloned();
-        let store = store.ok_or("no client for the bucket")?;
+    async fn versioning_status(&self, store: &AmazonS3, bucket: &str) -> Result<Option<String>, String> {
         let credential = store.credentials().get_credential().await.map_err(|e| e.to_string())?;
         // Path style for a custom endpoint (what object_store uses there), virtual-hosted style on AWS.
         let url = match &self.endpoint {
@@ -184,7 +175,7 @@ impl ReferenceResolver for S3ReferenceResolver {
                 version,
                 options.max_objects(),
                 is_marker,
-                self.heads_needed(&bucket),
+                self.heads_needed(&store, &bucket),
             ))
             .map_err(fail)?;
         entries(&format!("s3://{bucket}"), lookup, options)
