@@ -223,6 +223,14 @@ impl Cli<'_> {
             .output()?)
     }
 
+    /// The requests moto logged (those starting with `prefix`) while `artifact put URI --dry-run` ran.
+    fn requests_of_dry_put(&self, uri: &str, prefix: &str) -> Result<Vec<String>> {
+        let mark = log_len()?;
+        let out = self.run(&["artifact", "put", uri, "--name", "heads", "--type", "dataset", "--dry-run"])?;
+        ensure!(out.status.success(), "put {uri} --dry-run: {}", String::from_utf8_lossy(&out.stderr));
+        logged_requests(mark, prefix)
+    }
+
     /// `artifact get NAME --root ROOT --json`, which must succeed: its download report.
     fn get(&self, name: &str, root: &str, extra: &[&str]) -> Result<Value> {
         let root = self.dir.join(root);
@@ -267,54 +275,40 @@ fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
     }
     // In a bucket that never had versioning only zero-byte objects are HEADed (the listing gives the rest);
     // in a versioned one every object is, for its version id.
-    let mark = log_len()?;
-    let out =
-        cli.run(&["artifact", "put", "s3://wb-plain/images/", "--name", "heads", "--type", "dataset", "--dry-run"])?;
-    ensure!(out.status.success(), "put --dry-run: {}", String::from_utf8_lossy(&out.stderr));
-    let heads = logged_requests(mark, "HEAD /wb-plain/")?;
+    let heads = cli.requests_of_dry_put("s3://wb-plain/images/", "HEAD /wb-plain/")?;
     ensure!(
         heads.len() == 1 && heads[0].starts_with("HEAD /wb-plain/images/zero.bin "),
         "HEADs on wb-plain: {heads:?}"
     );
-    let mark = log_len()?;
-    let out =
-        cli.run(&["artifact", "put", "s3://wb-ver/data/", "--name", "heads", "--type", "dataset", "--dry-run"])?;
-    ensure!(out.status.success(), "put --dry-run: {}", String::from_utf8_lossy(&out.stderr));
-    let heads = logged_requests(mark, "HEAD /wb-ver/data/")?;
+    let heads = cli.requests_of_dry_put("s3://wb-ver/data/", "HEAD /wb-ver/data/")?;
     ensure!(heads.len() == 2, "HEADs on wb-ver: {heads:?}");
     // A single object is one HEAD, without asking about versioning.
-    let mark = log_len()?;
-    let out =
-        cli.run(&["artifact", "put", "s3://wb-plain/single.txt", "--name", "heads", "--type", "dataset", "--dry-run"])?;
-    ensure!(out.status.success(), "put --dry-run: {}", String::from_utf8_lossy(&out.stderr));
-    let requests = logged_requests(mark, "")?;
+    let requests = cli.requests_of_dry_put("s3://wb-plain/single.txt", "")?;
     ensure!(
         requests.len() == 1 && requests[0].starts_with("HEAD /wb-plain/single.txt "),
         "requests for one object: {requests:?}"
     );
     checks += 3;
 
-    let objects = |bucket: &str, keys: &[&str]| -> Result<Vec<Vec<u8>>> {
-        keys.iter()
-            .map(|key| {
-                let script = format!(
-                    "import boto3,sys; s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='x',aws_secret_access_key='x'); sys.stdout.buffer.write(s3.get_object(Bucket='{bucket}',Key='{key}')['Body'].read())",
-                    moto.endpoint
-                );
-                let out = Command::new(python).args(["-c", &script]).output()?;
-                ensure!(out.status.success(), "reading s3://{bucket}/{key}: {}", String::from_utf8_lossy(&out.stderr));
-                Ok(out.stdout)
-            })
-            .collect()
-    };
-    let s3 = |code: &str| -> Result<()> {
+    // Python `code` with a boto3 client `s3` on moto: what it wrote to standard output.
+    let s3_output = |code: &str| -> Result<Vec<u8>> {
         let script = format!(
-            "import boto3; s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='x',aws_secret_access_key='x'); {code}",
+            "import boto3,sys; s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='x',aws_secret_access_key='x'); {code}",
             moto.endpoint
         );
         let out = Command::new(python).args(["-c", &script]).output()?;
         ensure!(out.status.success(), "{code}: {}", String::from_utf8_lossy(&out.stderr));
-        Ok(())
+        Ok(out.stdout)
+    };
+    let s3 = |code: &str| s3_output(code).map(drop);
+    let objects = |bucket: &str, keys: &[&str]| -> Result<Vec<Vec<u8>>> {
+        keys.iter()
+            .map(|key| {
+                s3_output(&format!(
+                    "sys.stdout.buffer.write(s3.get_object(Bucket='{bucket}',Key='{key}')['Body'].read())"
+                ))
+            })
+            .collect()
     };
 
     // 1. Every file equals its object; each went through the cache under the SDK's etag path.
