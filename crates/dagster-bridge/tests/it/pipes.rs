@@ -209,7 +209,7 @@ fn a_panic_reaches_dagster_as_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let messages = dir.path().join("messages");
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "panicking_step", "--test-threads=1"])
+        .args(["--exact", "pipes::panicking_step", "--test-threads=1"])
         .env("PIPES_TEST_PANIC_MESSAGES", &messages)
         .output()
         .unwrap();
