@@ -1,6 +1,8 @@
 """The real wandb client against our W&B-compatible server: one command per invocation, one JSON line out.
 
   log <dir> <name> <MD5|XXH128> <alias>    wandb.init + Artifact.add_dir + run.log_artifact + wait
+  log-ref <uri> <name>                     wandb.init + Artifact.add_reference(uri) + run.log_artifact + wait;
+                                            prints the manifest's contents
   get <entity/project/name:alias> <root>   wandb.Api().artifact(...).download(root) + verify(root)
   link <entity/project/name:alias> <entity/project/collection> <alias>
   ls <entity/project> <type>                wandb.Api().artifact_collections(...), names and version counts
@@ -43,6 +45,16 @@ def main():
         run.log_artifact(artifact, aliases=[alias], tags=["from python"])
         artifact.wait()
         result = {"digest": artifact.digest, "version": artifact.version}
+        run.finish()
+    elif command == "log-ref":
+        uri, name = args
+        run = wandb.init(entity="ent", project="proj", settings=wandb.Settings(**SETTINGS))
+        artifact = wandb.Artifact(name, type="dataset")
+        artifact.add_reference(uri)
+        run.log_artifact(artifact)
+        artifact.wait()
+        result = {"digest": artifact.digest, "version": artifact.version,
+                  "contents": artifact.manifest.to_manifest_json()["contents"]}
         run.finish()
     elif command == "get":
         address, root = args

@@ -12,10 +12,15 @@ use artifact_core::{Artifact, ReferenceOptions};
 use serde_json::{Map, Value, json};
 use wandb_api::S3ReferenceResolver;
 
+use crate::interop::WANDB_VERSION;
+use crate::interop::wire::{API_KEY, Sides, json_tree, tree};
+use crate::served_store::ServedStore;
 use crate::{project_root, say};
 
-/// The emulator and its client, pinned (the versions the vectors were recorded with).
-pub(crate) const PACKAGES: &[(&str, &str)] = &[("moto[server]", "5.2.5"), ("boto3", "1.44.5")];
+/// The emulator and its client, pinned (the versions the vectors were recorded with), and the SDK that reads
+/// and writes reference artifacts beside our CLI.
+pub(crate) const PACKAGES: &[(&str, &str)] =
+    &[("moto[server]", "5.2.5"), ("boto3", "1.44.5"), ("wandb", WANDB_VERSION)];
 
 /// moto's request log.
 const MOTO_LOG: &str = "target/s3/moto.log";
@@ -185,6 +190,8 @@ pub(crate) fn run() -> Result<()> {
     }
     ensure!(failures.is_empty(), "{} of {checked} S3 vectors differ:\n{}", failures.len(), failures.join("\n"));
     say(&format!("s3: all {checked} vectors reproduced against moto (with the four documented fixes)"));
+    let shared = check_shared_with_the_sdk(&python, &moto)?;
+    say(&format!("s3: all {shared} checks of reference artifacts shared with wandb {WANDB_VERSION} passed"));
     let downloads = check_downloads(&python, &moto)?;
     say(&format!("s3: all {downloads} download and listing checks passed against moto"));
     Ok(())
@@ -251,6 +258,101 @@ impl Cli<'_> {
         ensure!(!out.status.success(), "artifact get {name} succeeded where it must fail");
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+/// The bodies under `s3://wb-plain/images/` (as `seed.py` wrote them), by path below the prefix: hex MD5.
+fn images_tree() -> BTreeMap<String, String> {
+    [
+        ("a.jpg", &b"AAAA image a\n"[..]),
+        ("sub/b.jpg", b"BBBB image b\n"),
+        ("sub/deep/c.txt", b"deep c\n"),
+        ("zero.bin", b""),
+    ]
+    .into_iter()
+    .map(|(path, body)| (path.to_owned(), md5_hex(body)))
+    .collect()
+}
+
+/// Reference artifacts shared with the real wandb client through `dagster-wandb server` (the same bucket,
+/// both sides reading moto): what our CLI logs, the SDK downloads byte for byte, and the reverse; a cache that
+/// one side filled serves the other without a request to the store (so the `obj/etag/…` paths agree); and the
+/// entries both sides record for one prefix are the same, but for the zero-byte object the SDK drops.
+fn check_shared_with_the_sdk(python: &Path, moto: &Moto) -> Result<usize> {
+    let work = project_root().join("target/s3/sdk");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    let cli = project_root().join("target/debug/dagster-wandb");
+    let server = ServedStore::start(
+        &cli,
+        &work.join("store"),
+        &["--api-key", API_KEY, "--default-entity", "ent"],
+        Stdio::null(),
+    )?;
+    // The SDK's S3 handler reads AWS_S3_ENDPOINT_URL and AWS_REGION; ours reads those or their AWS_ synonyms.
+    let extra_env = [
+        ("AWS_S3_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "x"),
+        ("AWS_SECRET_ACCESS_KEY", "x"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let sides = Sides { python, cli: &cli, work: work.clone(), url: server.url.clone(), extra_env };
+    let root = |name: &str| work.join(name).to_string_lossy().into_owned();
+    let images = images_tree();
+    let without_zero_byte: BTreeMap<String, String> =
+        images.iter().filter(|(path, _)| *path != "zero.bin").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut checks = 0;
+
+    // 1. Both sides log the same prefix: the same entries, but the zero-byte object, which the SDK drops.
+    let ours = sides.cli(&["put", "s3://wb-plain/images/", "--name", "rs-imgs", "--type", "dataset"], "cache-put")?;
+    let theirs = sides.python(&["log-ref", "s3://wb-plain/images/", "py-imgs"], "cache-log")?;
+    let mut our_entries = ours.pointer("/manifest/contents").and_then(Value::as_object).cloned().unwrap_or_default();
+    for entry in our_entries.values_mut().filter_map(Value::as_object_mut) {
+        entry.remove("skip_cache");
+    }
+    let zero = our_entries.remove("zero.bin");
+    ensure!(zero.is_some(), "our manifest lacks the zero-byte object: {}", ours["manifest"]);
+    ensure!(
+        Value::Object(our_entries.clone()) == theirs["contents"],
+        "entries differ:\n  ours   {}\n  theirs {}",
+        Value::Object(our_entries),
+        theirs["contents"]
+    );
+    checks += 1;
+
+    // 2. Each downloads what the other logged, from the bucket (fresh caches), byte for byte.
+    let got = sides.python(&["get", "ent/proj/rs-imgs:latest", &root("py-got-rs")], "cache-py-1")?;
+    ensure!(json_tree(&got) == images, "the SDK downloaded our artifact as {:?}", json_tree(&got));
+    let got = sides.cli(&["get", "ent/proj/py-imgs:latest", "--root", &root("rs-got-py")], "cache-rs-1")?;
+    ensure!(got["download"]["references"] == 3, "our download of the SDK's artifact: {}", got["download"]);
+    let ours = tree(&work.join("rs-got-py"))?;
+    ensure!(ours == without_zero_byte, "we downloaded the SDK's artifact as {ours:?}");
+    checks += 2;
+
+    // 3. A cache filled by one side serves the other with no request to the bucket.
+    let mark = log_len()?;
+    let got = sides.python(&["get", "ent/proj/py-imgs:latest", &root("py-from-rs-cache")], "cache-rs-1")?;
+    ensure!(json_tree(&got) == without_zero_byte, "the SDK read our cache as {:?}", json_tree(&got));
+    let requests = logged_requests(mark, "")?;
+    ensure!(
+        requests.iter().all(|r| !r.contains(" /wb-plain/")),
+        "the SDK asked the bucket though our cache had every object: {requests:?}"
+    );
+    let got = sides.cli(&["get", "ent/proj/rs-imgs:latest", "--root", &root("rs-from-py-cache")], "cache-py-1")?;
+    ensure!(
+        got["download"]["from_cache"] == 4 && got["download"]["references"] == 0,
+        "our download from the SDK's cache: {}",
+        got["download"]
+    );
+    ensure!(tree(&work.join("rs-from-py-cache"))? == images, "our download from the SDK's cache differs");
+    ensure!(
+        logged_requests(mark, "")?.iter().all(|r| !r.contains(" /wb-plain/")),
+        "we asked the bucket though the SDK's cache had every object"
+    );
+    checks += 2;
+    Ok(checks)
 }
 
 /// Downloads of s3:// references through the CLI: bytes equal to the objects, the SDK's `obj/etag/…` cache

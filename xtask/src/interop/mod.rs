@@ -8,7 +8,7 @@
 
 mod manifests;
 mod outputs;
-mod wire;
+pub(crate) mod wire;
 
 use std::io::Write;
 use std::path::Path;

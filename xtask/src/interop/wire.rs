@@ -14,17 +14,22 @@ use super::Comparisons;
 use crate::project_root;
 use crate::served_store::ServedStore;
 
-const API_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+pub(crate) const API_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
-struct Sides<'a> {
-    python: &'a Path,
-    cli: &'a Path,
-    work: PathBuf,
-    url: String,
+/// The real client (`xtask/interop/wire.py`) and our CLI, both pointed at one served store, each command with
+/// its own cache directory under `work`.
+pub(crate) struct Sides<'a> {
+    pub(crate) python: &'a Path,
+    pub(crate) cli: &'a Path,
+    pub(crate) work: PathBuf,
+    pub(crate) url: String,
+    /// More variables for both sides (the S3 endpoint and credentials, for `cargo xtask s3`).
+    pub(crate) extra_env: Vec<(String, String)>,
 }
 
 impl Sides<'_> {
     fn env(&self, command: &mut Command, cache: &str) {
+        command.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         let home = self.work.join("home");
         command
             .env("WANDB_BASE_URL", &self.url)
@@ -39,7 +44,8 @@ impl Sides<'_> {
             .env_remove("WANDB_MODE");
     }
 
-    fn python(&self, args: &[&str], cache: &str) -> Result<Value> {
+    /// `wire.py ARGS` with the cache `cache`: the JSON line it printed last.
+    pub(crate) fn python(&self, args: &[&str], cache: &str) -> Result<Value> {
         let mut command = Command::new(self.python);
         command.arg(project_root().join("xtask/interop/wire.py")).args(args).stdout(Stdio::piped());
         self.env(&mut command, cache);
@@ -49,7 +55,8 @@ impl Sides<'_> {
         Ok(serde_json::from_str(text.lines().last().unwrap_or("null"))?)
     }
 
-    fn cli(&self, args: &[&str], cache: &str) -> Result<Value> {
+    /// `dagster-wandb artifact ARGS --json` with the cache `cache`: what it printed.
+    pub(crate) fn cli(&self, args: &[&str], cache: &str) -> Result<Value> {
         let mut command = Command::new(self.cli);
         command.arg("artifact").args(args).arg("--json").stdout(Stdio::piped());
         self.env(&mut command, cache);
@@ -76,7 +83,7 @@ fn fixture(dir: &Path) -> Result<()> {
 }
 
 /// Relative path -> hex MD5 of every file under `root`.
-fn tree(root: &Path) -> Result<BTreeMap<String, String>> {
+pub(crate) fn tree(root: &Path) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -94,7 +101,8 @@ fn tree(root: &Path) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn json_tree(value: &Value) -> BTreeMap<String, String> {
+/// The `files` map (relative path -> hex MD5) that `wire.py get` printed.
+pub(crate) fn json_tree(value: &Value) -> BTreeMap<String, String> {
     value
         .get("files")
         .and_then(Value::as_object)
@@ -114,7 +122,7 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
         &["--api-key", API_KEY, "--default-entity", "ent"],
         Stdio::inherit(),
     )?;
-    let sides = Sides { python, cli, work: work.clone(), url: server.url.clone() };
+    let sides = Sides { python, cli, work: work.clone(), url: server.url.clone(), extra_env: Vec::new() };
     let path = |p: &Path| p.to_string_lossy().into_owned();
 
     // Python logs (MD5 and XXH128); our CLI downloads with an empty cache.

@@ -737,13 +737,16 @@ fn membership_file_urls(state: &ServerState, v: &Value) -> GqlResult {
     let project = project_of(v, "entity", "project")?;
     let view = state.store.artifact(&project, str_var(v, "collection")?, str_var(v, "alias")?)?;
     let manifest = state.store.manifest(&view)?;
-    let files: Vec<(&str, &artifact_core::ManifestEntry)> =
-        manifest.entries().filter(|(_, e)| !e.is_reference()).collect();
+    // References are listed too: the SDK downloads exactly the entries this connection names, so leaving them
+    // out made a Python download skip every reference without a word. Their URL is the reference itself (the
+    // SDK fetches it through its storage handler and never uses this one).
+    let files: Vec<(&str, &artifact_core::ManifestEntry)> = manifest.entries().collect();
     let page = page_of(v, files.len());
     let edges: Vec<Value> = files[page.clone()]
         .iter()
         .map(|(name, entry)| {
-            json!({"node": {"__typename": "File", "name": name, "directUrl": object_url(state, entry)}})
+            let url = entry.reference.clone().unwrap_or_else(|| object_url(state, entry));
+            json!({"node": {"__typename": "File", "name": name, "directUrl": url}})
         })
         .collect();
     Ok(json!({"project": {"artifactCollection": {"__typename": "ArtifactSequence", "artifactMembership": {"files": {

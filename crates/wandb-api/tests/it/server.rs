@@ -475,3 +475,65 @@ async fn requests_match_the_wire_captures_of_the_real_client() {
         server.shutdown().await;
     }
 }
+
+/// The SDK downloads exactly the entries `GetArtifactMembershipFileUrls` names, so references must be among
+/// them (with the reference as their URL), paged like files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_urls_name_references_too() {
+    let f = Fixture::new();
+    let server = serve(&f, ServerOptions::default()).await;
+    let client = client(&server);
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let mut art = dataset("refs", &files(&f), DigestAlgorithm::Md5);
+    for (uri, name) in [("s3://bucket/images/a.jpg", "images/a.jpg"), ("https://example.com/b.txt", "b.txt")] {
+        let options =
+            artifact_core::ReferenceOptions { name: Some(name.into()), checksum: false, ..Default::default() };
+        art.add_reference(uri, options).unwrap();
+    }
+    client.log_artifact(&project, &art, &Default::default()).await.unwrap();
+
+    let query = "query GetArtifactMembershipFileUrls($entity: String!, $project: String!, $collection: String!, \
+                 $alias: String!, $cursor: String, $perPage: Int) { project(name: $project, entityName: $entity) { \
+                 artifactCollection(name: $collection) { artifactMembership(aliasName: $alias) { \
+                 files(after: $cursor, first: $perPage) { pageInfo { endCursor hasNextPage } \
+                 edges { node { name directUrl } } } } } } }";
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut listed = std::collections::BTreeMap::new();
+    let mut cursor = serde_json::Value::Null;
+    for _page in 0..10 {
+        let variables = serde_json::json!({"entity": "ent", "project": "proj", "collection": "refs", "alias": "v0",
+                                           "cursor": cursor, "perPage": 4});
+        let response: serde_json::Value = http
+            .post(format!("{}/graphql", server.base_url()))
+            .header("Content-Type", "application/json")
+            .body(serde_json::json!({"query": query, "variables": variables}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|body| serde_json::from_slice(&body).unwrap())
+            .unwrap();
+        let files = &response["data"]["project"]["artifactCollection"]["artifactMembership"]["files"];
+        for edge in files["edges"].as_array().unwrap() {
+            let node = &edge["node"];
+            listed.insert(node["name"].as_str().unwrap().to_owned(), node["directUrl"].as_str().unwrap().to_owned());
+        }
+        if files["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        cursor = files["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(listed.len(), 6, "4 files and 2 references: {listed:?}");
+    assert_eq!(listed["images/a.jpg"], "s3://bucket/images/a.jpg");
+    assert_eq!(listed["b.txt"], "https://example.com/b.txt");
+    assert!(listed["train/a.csv"].starts_with(server.base_url()), "{listed:?}");
+
+    // Our own client never takes a reference's "URL" for a file to GET: with no fetcher for its scheme, the
+    // download is refused before anything is written.
+    let version = f.store.artifact(&project, "refs", "v0").unwrap();
+    let root = f.path("root");
+    let err = client.download(&version, &root, &download_options(&f, "cache")).await.unwrap_err();
+    assert!(err.to_string().contains("no reference fetcher"), "{err}");
+    assert!(!root.exists() || tree(&root).is_empty(), "nothing written");
+}
