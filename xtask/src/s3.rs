@@ -441,7 +441,33 @@ fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
     ensure!(std::fs::read(tmp.path().join("ver-1/v.txt"))? == before, "the pinned version was not downloaded");
     checks += 1;
 
-    // 4. An unversioned object overwritten: refused with both ETags, and nothing written (fresh cache).
+    // 4. An object recorded before its bucket had versioning (so without a version id), overwritten after
+    //    versioning was turned on: the SDK finds the version with the recorded ETag, and so do we.
+    s3(
+        "s3.create_bucket(Bucket='wb-later'); s3.put_object(Bucket='wb-later', Key='data/late.txt', Body=b'before versioning\\n')",
+    )?;
+    let put =
+        cli.run(&["artifact", "put", "s3://wb-later/data/late.txt", "--name", "late", "--type", "dataset", "--json"])?;
+    ensure!(put.status.success(), "artifact put s3://wb-later/…: {}", String::from_utf8_lossy(&put.stderr));
+    let printed: Value = serde_json::from_slice(&put.stdout)?;
+    ensure!(
+        printed.pointer("/manifest/contents/late.txt/extra/versionID").is_none(),
+        "an object of a bucket without versioning got a version id: {printed}"
+    );
+    s3(
+        "s3.put_bucket_versioning(Bucket='wb-later', VersioningConfiguration={'Status': 'Enabled'}); s3.put_object(Bucket='wb-later', Key='data/late.txt', Body=b'after\\n')",
+    )?;
+    let mark = log_len()?;
+    cli.get("late:latest", "late-1", &[])?;
+    ensure!(
+        std::fs::read(tmp.path().join("late-1/late.txt"))? == b"before versioning\n",
+        "the version with the recorded ETag was not downloaded"
+    );
+    let requests = logged_requests(mark, "GET /wb-later")?;
+    ensure!(requests.iter().any(|r| r.contains("versions")), "no ListObjectVersions: {requests:?}");
+    checks += 1;
+
+    // 5. An unversioned object overwritten: refused with both ETags, and nothing written (fresh cache).
     std::fs::remove_dir_all(tmp.path().join("cache"))?;
     s3("s3.put_object(Bucket='wb-plain', Key='images/a.jpg', Body=b'changed!')")?;
     let err = cli.get_fails("imgs:latest", "imgs-3")?;
@@ -453,7 +479,7 @@ fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
     ensure!(!tmp.path().join("imgs-3/a.jpg").exists(), "a changed object was written");
     checks += 1;
 
-    // 5. A deleted object (and no cached copy, which would still serve it): an error naming it, or skipped
+    // 6. A deleted object (and no cached copy, which would still serve it): an error naming it, or skipped
     //    when allowed.
     std::fs::remove_dir_all(tmp.path().join("cache"))?;
     s3(

@@ -423,7 +423,8 @@ impl Artifact {
     }
 
     fn file_entry(&self, digest: String, size: u64, local_path: PathBuf, skip_cache: bool) -> ManifestEntry {
-        let mut extra = Map::new();
+        // Sized exactly: a map grown by insertion reserves room for several fields, per entry.
+        let mut extra = Map::with_capacity(usize::from(self.digest_algorithm.extra_tag().is_some()));
         if let Some(tag) = self.digest_algorithm.extra_tag() {
             extra.insert(DIGEST_ALGORITHM_EXTRA_KEY.to_owned(), Value::String(tag.to_owned()));
         }

@@ -208,7 +208,8 @@ impl Manifest {
                     reference: e.reference,
                     birth_artifact_id: e.birth_artifact_id,
                     size: e.size,
-                    extra: e.extra.unwrap_or_default(),
+                    // Parsing grows each map for more fields than an entry has; big manifests feel it.
+                    extra: e.extra.map(shrunk).unwrap_or_default(),
                     local_path: e.local_path.map(PathBuf::from),
                     skip_cache: e.skip_cache.unwrap_or(false),
                 };
@@ -274,7 +275,22 @@ impl Manifest {
     /// trailing newline, sorted paths, entry keys `digest, ref?, size, local_path?, birthArtifactID?,
     /// skip_cache, extra?`, `size` always present, Go string escaping.
     pub fn to_go_json(&self) -> Vec<u8> {
-        let mut out = String::with_capacity(128 + self.entries.len() * 160);
+        // Sized from the entries so a big manifest is written without doubling its buffer (a copy of the
+        // whole text); escapes and extra values past the estimate only grow it late.
+        let estimate: usize = self
+            .entries
+            .iter()
+            .map(|(path, e)| {
+                let strings = [Some(e.digest.as_str()), e.reference.as_deref(), e.birth_artifact_id.as_deref()];
+                let local_path = e.local_path.as_ref().map_or(0, |p| p.as_os_str().len() + 16);
+                path.len()
+                    + strings.iter().flatten().map(|s| s.len() + 12).sum::<usize>()
+                    + local_path
+                    + 64
+                    + e.extra.len() * 48
+            })
+            .sum();
+        let mut out = String::with_capacity(128 + estimate);
         out.push_str("{\"version\":1,\"storagePolicy\":");
         gojson::write_string(&mut out, &self.storage_policy);
         out.push_str(",\"storagePolicyConfig\":{\"storageLayout\":");
@@ -317,6 +333,13 @@ impl Manifest {
         out.push_str("}}");
         out.into_bytes()
     }
+}
+
+/// `map` in an allocation of its own size.
+fn shrunk(map: Map<String, Value>) -> Map<String, Value> {
+    let mut exact = Map::with_capacity(map.len());
+    exact.extend(map);
+    exact
 }
 
 #[derive(Deserialize)]

@@ -192,7 +192,7 @@ pub fn http_reference_entry(
 ) -> Result<ResolvedReference> {
     let basename = uri.rsplit('/').next().unwrap_or(uri);
     let path = LogicalPath::new(name.unwrap_or(basename))?;
-    let mut extra = Map::new();
+    let mut extra = Map::with_capacity(usize::from(etag.is_some()));
     let digest = match etag {
         Some(etag) => {
             extra.insert("etag".to_owned(), Value::String(etag.to_owned()));

@@ -10,6 +10,10 @@
 //! zero-byte objects are HEADed (their content type tells directory markers). When the bucket's versioning
 //! cannot be read (no `s3:GetBucketVersioning` permission, say), every object is HEADed as the SDK does.
 //!
+//! Downloads follow the SDK: an object recorded without a version whose ETag has changed since is looked for
+//! among the key's versions (`ListObjectVersions`), and the version with the recorded ETag is downloaded; that
+//! finds the bytes of objects written before the bucket's versioning was turned on and overwritten after.
+//!
 //! Endpoint, region and credentials come from the standard variables: `AWS_S3_ENDPOINT_URL` or
 //! `AWS_ENDPOINT_URL`, `AWS_REGION` or `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
 //! (and the others `object_store` reads).
@@ -21,7 +25,12 @@ use artifact_core::{ManifestEntry, ReferenceOptions, ReferenceResolver, Resolved
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
 use object_store::{Attribute, Attributes};
 
-use super::{Heads, LazyRuntime, StoreCache, entries, find, open_object, reference_error, transfer_timeouts};
+use serde_json::Value;
+
+use super::{
+    Heads, LazyRuntime, StoreCache, entries, find, open_object, recorded_version, reference_error, transfer_timeouts,
+    unchecksummed,
+};
 
 /// Resolves `s3://bucket/key` references and opens them for downloads (see the module docs).
 pub struct S3ReferenceResolver {
@@ -57,7 +66,7 @@ impl S3ReferenceResolver {
     /// # Errors
     /// [`crate::Error::Http`] when the HTTP client cannot be built.
     pub fn new(endpoint: Option<String>, region: String) -> crate::Result<Self> {
-        // Only for GetBucketVersioning, a small answer.
+        // Only for GetBucketVersioning and ListObjectVersions, small answers.
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .user_agent(concat!("wandb-api/", env!("CARGO_PKG_VERSION")))
@@ -112,11 +121,62 @@ impl S3ReferenceResolver {
 
     /// The bucket's versioning `Status` (`Enabled`, `Suspended`), or `None` when it never had versioning.
     async fn versioning_status(&self, store: &AmazonS3, bucket: &str) -> Result<Option<String>, String> {
+        let body = self.bucket_request(store, bucket, "versioning", "GetBucketVersioning").await?;
+        Ok(xml_field(&body, "Status").map(|status| status.trim().to_owned()))
+    }
+
+    /// The id of the version of `key` whose ETag is `etag` (`ListObjectVersions`, newest first, as the SDK
+    /// looks), or `None` when no version has it.
+    async fn version_with_etag(
+        &self,
+        store: &AmazonS3,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<Option<String>, String> {
+        let mut markers = String::new();
+        // A key with more versions than this many pages is not searched further.
+        for _page in 0..100 {
+            let query = format!("versions&prefix={}{markers}", query_encoded(key));
+            let body = self.bucket_request(store, bucket, &query, "ListObjectVersions").await?;
+            for version in body.split("<Version>").skip(1).filter_map(|v| v.split_once("</Version>")).map(|v| v.0) {
+                let field = |name: &str| xml_field(version, name).map(xml_unescaped);
+                if field("Key").as_deref() == Some(key)
+                    && field("ETag").is_some_and(|found| found.trim_matches('"') == etag)
+                    && let Some(id) = field("VersionId")
+                {
+                    return Ok(Some(id));
+                }
+            }
+            let next_key = xml_field(&body, "NextKeyMarker").map(xml_unescaped);
+            let next_version = xml_field(&body, "NextVersionIdMarker").map(xml_unescaped);
+            match (xml_field(&body, "IsTruncated"), next_key, next_version) {
+                (Some("true"), Some(next_key), Some(next_version)) if next_key == key => {
+                    markers = format!(
+                        "&key-marker={}&version-id-marker={}",
+                        query_encoded(&next_key),
+                        query_encoded(&next_version)
+                    );
+                }
+                _ => break,
+            }
+        }
+        Ok(None)
+    }
+
+    /// A signed GET of the bucket subresource `query` (`versioning`, `versions&prefix=…`): the body.
+    async fn bucket_request(
+        &self,
+        store: &AmazonS3,
+        bucket: &str,
+        query: &str,
+        operation: &str,
+    ) -> Result<String, String> {
         let credential = store.credentials().get_credential().await.map_err(|e| e.to_string())?;
         // Path style for a custom endpoint (what object_store uses there), virtual-hosted style on AWS.
         let url = match &self.endpoint {
-            Some(endpoint) => format!("{}/{bucket}?versioning", endpoint.trim_end_matches('/')),
-            None => format!("https://{bucket}.s3.{}.amazonaws.com/?versioning", self.region),
+            Some(endpoint) => format!("{}/{bucket}?{query}", endpoint.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{}.amazonaws.com/?{query}", self.region),
         };
         let mut request = http::Request::builder()
             .method("GET")
@@ -134,13 +194,69 @@ impl S3ReferenceResolver {
         let status = response.status();
         let body = response.text().await.map_err(|e| e.to_string())?;
         if !status.is_success() {
-            return Err(format!("GetBucketVersioning answered {status}"));
+            return Err(format!("{operation} answered {status}"));
         }
-        Ok(body
-            .split_once("<Status>")
-            .and_then(|(_, rest)| rest.split_once("</Status>"))
-            .map(|(status, _)| status.trim().to_owned()))
+        Ok(body)
     }
+}
+
+/// The text of the first `<name>` element of `xml` (S3's answers are flat enough for this).
+fn xml_field<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let (_, rest) = xml.split_once(&format!("<{name}>"))?;
+    Some(rest.split_once(&format!("</{name}>"))?.0)
+}
+
+/// XML text with its entities replaced (S3 writes ETags as `&quot;…&quot;`).
+fn xml_unescaped(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';') else { break };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "quot" => Some('"'),
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .map(|hex| u32::from_str_radix(hex, 16))
+                .or_else(|| entity.strip_prefix('#').map(str::parse))
+                .and_then(Result::ok)
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `value` percent-encoded for a query string as SigV4 canonicalises it (RFC 3986 unreserved kept).
+fn query_encoded(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// S3 directory markers: the console's `application/x-directory` objects, and keys ending in `/`.
@@ -196,6 +312,60 @@ impl crate::ReferenceFetcher for S3ReferenceResolver {
         let failed = |reason: String| crate::Error::Http { url: reference.to_owned(), reason };
         let store = self.bucket(split.netloc).map_err(failed)?;
         let runtime = self.runtime.get().map_err(failed)?;
-        open_object(runtime, store, split.path.trim_start_matches('/'), path, entry)
+        let key = split.path.trim_start_matches('/');
+        match open_object(runtime, store.clone(), key, path, entry) {
+            // As the SDK: the recorded ETag may still be one of the key's versions (the object was written
+            // before versioning was turned on, and overwritten since).
+            Err(changed @ crate::Error::ReferenceChanged { .. })
+                if recorded_version(entry).is_none() && !unchecksummed(entry) =>
+            {
+                let found = runtime.block_on(self.version_with_etag(&store, split.netloc, key, &entry.digest));
+                match found {
+                    Ok(Some(version)) => {
+                        tracing::info!(path, reference, version, "downloading the version with the recorded ETag");
+                        let mut pinned = entry.clone();
+                        pinned.extra.insert("versionID".to_owned(), Value::String(version));
+                        open_object(runtime, store, key, path, &pinned)
+                    }
+                    Ok(None) => Err(changed),
+                    Err(reason) => {
+                        tracing::debug!(path, reason, "cannot list the object's versions");
+                        Err(changed)
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_object_versions_answers_are_read() {
+        let answer = "<ListVersionsResult><IsTruncated>false</IsTruncated>\
+            <Version><Key>a&amp;b.txt</Key><VersionId>v2</VersionId><IsLatest>true</IsLatest>\
+            <ETag>&quot;new&quot;</ETag></Version>\
+            <Version><Key>a&amp;b.txt</Key><VersionId>null</VersionId><ETag>&#34;old&#34;</ETag></Version>\
+            </ListVersionsResult>";
+        assert_eq!(xml_field(answer, "IsTruncated"), Some("false"));
+        let versions: Vec<(String, String)> = answer
+            .split("<Version>")
+            .skip(1)
+            .map(|v| {
+                let field = |name| xml_unescaped(xml_field(v, name).unwrap());
+                (field("Key"), field("ETag"))
+            })
+            .collect();
+        assert_eq!(versions, [("a&b.txt".into(), "\"new\"".into()), ("a&b.txt".into(), "\"old\"".into())]);
+        assert_eq!(xml_unescaped("&#x41;&bogus;&"), "A&bogus;&");
+    }
+
+    #[test]
+    fn query_values_are_encoded_as_sigv4_canonicalises_them() {
+        assert_eq!(query_encoded("dir/a b+c~d_e-f.g"), "dir%2Fa%20b%2Bc~d_e-f.g");
+        assert_eq!(query_encoded("é"), "%C3%A9");
     }
 }
