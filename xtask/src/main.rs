@@ -6,6 +6,7 @@ mod bench_serde;
 mod bench_sweep;
 mod bench_transfer;
 mod dagster_e2e;
+mod gcs;
 mod interop;
 mod s3;
 mod served_store;
@@ -44,6 +45,8 @@ commands:
   dagster-e2e
         materialize examples/dagster with the real `dagster` CLI (PyPI, pinned, in target/dagster-e2e/venv) on a
         fresh embedded store; check Dagster's event log (W&B metadata, checks, a failing Rust step) and the store
+  gcs   gs:// references against gcp-storage-emulator (PyPI, pinned, in target/gcs/venv) on loopback, shared
+        with the real wandb 0.31.0 client through `dagster-wandb server`: entries, downloads both ways, caches
   s3    s3:// references against moto (PyPI, pinned, in target/s3/venv) on loopback: every vector of
         shared/vectors/s3-references, with our documented fixes of the SDK's bugs
   tidy  check workspace conventions (also run by `cargo test`)
@@ -66,6 +69,7 @@ fn main() -> Result<()> {
         Some("interop") => interop::run(args.get(1).map(String::as_str)),
         Some("dagster-e2e") => dagster_e2e::run(),
         Some("s3") => s3::run(),
+        Some("gcs") => gcs::run(),
         Some("ci") => ci(),
         Some("-h" | "--help" | "help") | None => {
             say(USAGE);

@@ -221,8 +221,11 @@ impl GcsReferenceResolver {
     ) -> crate::Result<Resource> {
         let reference = entry.reference.clone().unwrap_or_default();
         let http = |reason: String| crate::Error::Http { url: reference.clone(), reason };
+        // Only that generation will do: a server that ignores the parameter (gcp-storage-emulator does) answers
+        // with the latest, which must then pass the ETag check below.
         if let Some(generation) = recorded_version(entry)
             && let Some(resource) = self.resource(bucket, name, Some(&generation)).await.map_err(http)?
+            && as_u64(&resource.generation).is_some_and(|found| found.to_string() == generation)
         {
             return Ok(resource);
         }
