@@ -1,6 +1,7 @@
 //! `cargo xtask`: benchmarks, tidy checks and the CI recipe, runnable on a clean clone.
 
 mod bench;
+mod bench_manifest_memory;
 mod bench_s3_prefix;
 mod bench_serde;
 mod bench_sweep;
@@ -37,6 +38,11 @@ commands:
   bench run-log [--check] [--rows N]
         the cost of `Run::log` on the caller's thread over 1,000,000 rows logged to an embedded store (release
         build), and the time for the writer to drain them; --check fails above 1 µs per call
+  bench s3-prefix [--objects N]
+        the manifest of a 100,000-object s3:// prefix on moto: wall time, the CLI's CPU time and peak RSS
+  bench manifest-memory [--check] [--entries N]
+        bytes per entry of a reference manifest (default 1,000,000 s3:// entries), counted by xtask's allocator:
+        held, peak while adding and writing, and parsed back; --check fails above 1 KiB per entry at the peak
   interop [manifests|outputs|wandb]
         compare with the real Python packages (PyPI, pinned, in target/interop/venv): manifests and digests
         with wandb 0.31.0; step outputs with pickle, dill, cloudpickle, joblib, msgpack; and the wire protocol,
@@ -52,6 +58,9 @@ commands:
   tidy  check workspace conventions (also run by `cargo test`)
   ci    run what CI runs: fmt, clippy, tests, docs, publish dry-run, tidy, the example
 ";
+
+#[global_allocator]
+static ALLOCATOR: bench_manifest_memory::Counting = bench_manifest_memory::Counting;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
