@@ -1,6 +1,8 @@
 //! `cargo xtask s3`: `s3://` references against a real S3 emulator — moto (PyPI, pinned, in `target/s3/venv`)
 //! started on loopback and filled as the vectors' setup was — reproducing every vector of
 //! `testdata/wandb-0.31.0/s3-references` (the vendored `shared/vectors/s3-references`), and our four deliberate fixes of the SDK's bugs where the vectors record them.
+//! Then reference artifacts shared with the real wandb 0.31.0 client through `dagster-wandb server`, and downloads
+//! through the CLI (the cache, pinned and searched versions, changed and deleted objects).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -139,27 +139,13 @@ impl S3ReferenceResolver {
         for _page in 0..100 {
             let query = format!("versions&prefix={}{markers}", query_encoded(key));
             let body = self.bucket_request(store, bucket, &query, "ListObjectVersions").await?;
-            for version in body.split("<Version>").skip(1).filter_map(|v| v.split_once("</Version>")).map(|v| v.0) {
-                let field = |name: &str| xml_field(version, name).map(xml_unescaped);
-                if field("Key").as_deref() == Some(key)
-                    && field("ETag").is_some_and(|found| found.trim_matches('"') == etag)
-                    && let Some(id) = field("VersionId")
-                {
-                    return Ok(Some(id));
-                }
+            let page = versions_page(&body, key, etag);
+            if page.found.is_some() {
+                return Ok(page.found);
             }
-            let next_key = xml_field(&body, "NextKeyMarker").map(xml_unescaped);
-            let next_version = xml_field(&body, "NextVersionIdMarker").map(xml_unescaped);
-            match (xml_field(&body, "IsTruncated"), next_key, next_version) {
-                (Some("true"), Some(next_key), Some(next_version)) if next_key == key => {
-                    markers = format!(
-                        "&key-marker={}&version-id-marker={}",
-                        query_encoded(&next_key),
-                        query_encoded(&next_version)
-                    );
-                }
-                _ => break,
-            }
+            let Some((next_key, next_version)) = page.next else { break };
+            markers =
+                format!("&key-marker={}&version-id-marker={}", query_encoded(&next_key), query_encoded(&next_version));
         }
         Ok(None)
     }
@@ -198,6 +184,33 @@ impl S3ReferenceResolver {
         }
         Ok(body)
     }
+}
+
+/// What one `ListObjectVersions` page says about the versions of one key.
+#[derive(Debug, PartialEq)]
+struct VersionsPage {
+    /// The id of the first version of the key with the ETag looked for.
+    found: Option<String>,
+    /// The markers of the next page, when the listing goes on within the same key.
+    next: Option<(String, String)>,
+}
+
+/// Reads a `ListObjectVersions` answer for the version of `key` whose ETag is `etag` (delete markers and other
+/// keys under the same prefix are not versions of it).
+fn versions_page(body: &str, key: &str, etag: &str) -> VersionsPage {
+    let found = body.split("<Version>").skip(1).filter_map(|v| v.split_once("</Version>")).find_map(|(version, _)| {
+        let field = |name: &str| xml_field(version, name).map(xml_unescaped);
+        let matches =
+            field("Key").as_deref() == Some(key) && field("ETag").is_some_and(|found| found.trim_matches('"') == etag);
+        if matches { field("VersionId") } else { None }
+    });
+    let next_key = xml_field(body, "NextKeyMarker").map(xml_unescaped);
+    let next_version = xml_field(body, "NextVersionIdMarker").map(xml_unescaped);
+    let next = match (xml_field(body, "IsTruncated"), next_key, next_version) {
+        (Some("true"), Some(next_key), Some(next_version)) if next_key == key => Some((next_key, next_version)),
+        _ => None,
+    };
+    VersionsPage { found, next }
 }
 
 /// The text of the first `<name>` element of `xml` (S3's answers are flat enough for this).
@@ -345,21 +358,28 @@ mod tests {
 
     #[test]
     fn list_object_versions_answers_are_read() {
-        let answer = "<ListVersionsResult><IsTruncated>false</IsTruncated>\
-            <Version><Key>a&amp;b.txt</Key><VersionId>v2</VersionId><IsLatest>true</IsLatest>\
-            <ETag>&quot;new&quot;</ETag></Version>\
-            <Version><Key>a&amp;b.txt</Key><VersionId>null</VersionId><ETag>&#34;old&#34;</ETag></Version>\
-            </ListVersionsResult>";
-        assert_eq!(xml_field(answer, "IsTruncated"), Some("false"));
-        let versions: Vec<(String, String)> = answer
-            .split("<Version>")
-            .skip(1)
-            .map(|v| {
-                let field = |name| xml_unescaped(xml_field(v, name).unwrap());
-                (field("Key"), field("ETag"))
-            })
-            .collect();
-        assert_eq!(versions, [("a&b.txt".into(), "\"new\"".into()), ("a&b.txt".into(), "\"old\"".into())]);
+        let page = |truncated: &str, next_key: &str| {
+            format!(
+                "<ListVersionsResult><Prefix>a&amp;b.txt</Prefix><IsTruncated>{truncated}</IsTruncated>\
+                 <NextKeyMarker>{next_key}</NextKeyMarker><NextVersionIdMarker>v0</NextVersionIdMarker>\
+                 <Version><Key>a&amp;b.txt</Key><VersionId>v2</VersionId><IsLatest>true</IsLatest>\
+                 <ETag>&quot;new&quot;</ETag></Version>\
+                 <DeleteMarker><Key>a&amp;b.txt</Key><VersionId>d1</VersionId></DeleteMarker>\
+                 <Version><Key>a&amp;b.txt</Key><VersionId>null</VersionId><ETag>&#34;old&#34;</ETag></Version>\
+                 <Version><Key>a&amp;b.txt.bak</Key><VersionId>other</VersionId><ETag>&quot;bak&quot;</ETag></Version>\
+                 </ListVersionsResult>"
+            )
+        };
+        let done = page("false", "");
+        assert_eq!(versions_page(&done, "a&b.txt", "old"), VersionsPage { found: Some("null".into()), next: None });
+        assert_eq!(versions_page(&done, "a&b.txt", "new").found.as_deref(), Some("v2"));
+        // Another key under the same prefix is not a version of this one.
+        assert_eq!(versions_page(&done, "a&b.txt", "bak"), VersionsPage { found: None, next: None });
+        let more = page("true", "a&amp;b.txt");
+        assert_eq!(versions_page(&more, "a&b.txt", "gone").next, Some(("a&b.txt".into(), "v0".into())));
+        // Past this key, its versions are all listed.
+        let past = page("true", "a&amp;b.txt.bak");
+        assert_eq!(versions_page(&past, "a&b.txt", "gone").next, None);
         assert_eq!(xml_unescaped("&#x41;&bogus;&"), "A&bogus;&");
     }
 
