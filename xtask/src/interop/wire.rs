@@ -23,7 +23,7 @@ pub(crate) struct Sides<'a> {
     pub(crate) cli: &'a Path,
     pub(crate) work: PathBuf,
     pub(crate) url: String,
-    /// More variables for both sides (the S3 endpoint and credentials, for `cargo xtask s3`).
+    /// More variables for both sides (an object store's endpoint and credentials, for `cargo xtask s3` and `gcs`).
     pub(crate) extra_env: Vec<(String, String)>,
 }
 
