@@ -11,8 +11,9 @@
 //!
 //! Downloads ([`crate::ReferenceFetcher`]) fetch the version the entry recorded, or without one the current
 //! object only if its ETag is still the digest (a conditional GET, so the check and the bytes agree), and
-//! cache it under `obj/etag/…` as the SDK does. A changed object is [`crate::Error::ReferenceChanged`], a
-//! missing one [`crate::Error::ReferenceMissing`]. An entry added without a checksum (its digest is its URI)
+//! cache it under `obj/etag/…` as the SDK does. A changed object is [`crate::Error::ReferenceChanged`] (on S3,
+//! after looking for the recorded ETag among the key's versions, as the SDK does), a missing one
+//! [`crate::Error::ReferenceMissing`]. An entry added without a checksum (its digest is its URI)
 //! is fetched as it is now, unverified.
 
 mod azure;
