@@ -12,16 +12,15 @@
 //! so both sides' uploaded manifests hold it rounded, and both fall back to the latest generation when its ETag is
 //! still the digest. Real GCS generations are microseconds and exact.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::{Map, Value};
 
 use crate::interop::WANDB_VERSION;
 use crate::interop::wire::{API_KEY, Sides, json_tree, tree};
+use crate::loopback::LoopbackService;
 use crate::served_store::ServedStore;
 use crate::{project_root, say};
 
@@ -29,54 +28,23 @@ use crate::{project_root, say};
 const PACKAGES: &[(&str, &str)] =
     &[("gcp-storage-emulator", "2026.7.19"), ("google-cloud-storage", "3.17.1"), ("wandb", WANDB_VERSION)];
 
-struct Emulator {
-    child: Child,
-    host: String,
-}
-
-impl Emulator {
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn start_emulator(python: &Path) -> Result<Emulator> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new(python.with_file_name("gcp-storage-emulator"))
-        .args(["start", "--host", "127.0.0.1", "--port", &port.to_string(), "--in-memory"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start gcp-storage-emulator")?;
-    let emulator = Emulator { child, host: format!("http://127.0.0.1:{port}") };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        ensure!(started.elapsed() < Duration::from_secs(30), "gcp-storage-emulator did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(emulator)
+fn start_emulator(python: &Path) -> Result<LoopbackService> {
+    LoopbackService::start(
+        &python.with_file_name("gcp-storage-emulator"),
+        |port| ["start", "--host", "127.0.0.1", "--port", port, "--in-memory"].map(str::to_owned).to_vec(),
+        Stdio::null(),
+    )
 }
 
 /// `xtask/gcs/objects.py ARGS` against the emulator: every object's `[etag, generation]` by key.
-fn objects(python: &Path, emulator: &Emulator, args: &[&str]) -> Result<Value> {
+fn objects(python: &Path, emulator: &LoopbackService, args: &[&str]) -> Result<Value> {
     let out = Command::new(python)
         .arg(project_root().join("xtask/gcs/objects.py"))
         .args(args)
-        .env("STORAGE_EMULATOR_HOST", &emulator.host)
+        .env("STORAGE_EMULATOR_HOST", &emulator.url)
         .output()?;
     ensure!(out.status.success(), "objects.py {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    artifact_core::b64_to_hex(&artifact_core::md5_b64(bytes)).expect("an MD5 digest")
 }
 
 /// Entries with `extra.versionID` as a float64, the precision wandb-core uploads it with (see the module docs).
@@ -111,18 +79,10 @@ pub(crate) fn run() -> Result<()> {
         &["--api-key", API_KEY, "--default-entity", "ent"],
         Stdio::null(),
     )?;
-    let extra_env = vec![("STORAGE_EMULATOR_HOST".to_owned(), emulator.host.clone())];
+    let extra_env = vec![("STORAGE_EMULATOR_HOST".to_owned(), emulator.url.clone())];
     let sides = Sides { python: &python, cli: &cli, work: work.clone(), url: server.url.clone(), extra_env };
     let root = |name: &str| work.join(name).to_string_lossy().into_owned();
-    let images: BTreeMap<String, String> = [
-        ("a.jpg", &b"AAAA image a\n"[..]),
-        ("sub/b.jpg", b"BBBB image b\n"),
-        ("sub/deep/c.txt", b"deep c\n"),
-        ("zero.bin", b""),
-    ]
-    .into_iter()
-    .map(|(path, body)| (path.to_owned(), md5_hex(body)))
-    .collect();
+    let images = crate::s3::images_tree();
     let mut checks = 0;
 
     // 1. The same entries for a prefix given without its slash, but the sibling the SDK takes in.
@@ -162,7 +122,7 @@ pub(crate) fn run() -> Result<()> {
         .env("WANDB_BASE_URL", &server.url)
         .env("WANDB_API_KEY", API_KEY)
         .env("WANDB_CACHE_DIR", work.join("cache-changed"))
-        .env("STORAGE_EMULATOR_HOST", &emulator.host)
+        .env("STORAGE_EMULATOR_HOST", &emulator.url)
         .output()?;
     let err = String::from_utf8_lossy(&out.stderr);
     ensure!(

@@ -9,6 +9,7 @@ mod bench_transfer;
 mod dagster_e2e;
 mod gcs;
 mod interop;
+mod loopback;
 mod s3;
 mod served_store;
 mod tidy;

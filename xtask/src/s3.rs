@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
 use artifact_core::{Artifact, ReferenceOptions};
@@ -15,7 +14,8 @@ use serde_json::{Map, Value, json};
 use wandb_api::S3ReferenceResolver;
 
 use crate::interop::WANDB_VERSION;
-use crate::interop::wire::{API_KEY, Sides, json_tree, tree};
+use crate::interop::wire::{API_KEY, Sides, json_tree, md5_hex, tree};
+use crate::loopback::LoopbackService;
 use crate::served_store::ServedStore;
 use crate::{project_root, say};
 
@@ -44,47 +44,25 @@ fn log_len() -> Result<usize> {
     Ok(std::fs::metadata(project_root().join(MOTO_LOG))?.len() as usize)
 }
 
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto(python: &Path) -> Result<Moto> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let moto_server = python.with_file_name("moto_server");
+fn start_moto(python: &Path) -> Result<LoopbackService> {
     // Its request log (werkzeug's, on stderr) shows which requests our resolver sent.
     let log = std::fs::File::create(project_root().join(MOTO_LOG))?;
-    let child = Command::new(moto_server)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("cannot start moto_server")?;
-    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        ensure!(started.elapsed() < Duration::from_secs(30), "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(moto)
+    LoopbackService::start(
+        &python.with_file_name("moto_server"),
+        |port| ["-H", "127.0.0.1", "-p", port].map(str::to_owned).to_vec(),
+        log.into(),
+    )
 }
 
 pub(crate) fn run() -> Result<()> {
     let python = crate::venv::python("target/s3/venv", PACKAGES)?;
     let moto = start_moto(&python)?;
-    let seeded = Command::new(&python).arg(project_root().join("xtask/s3/seed.py")).arg(&moto.endpoint).output()?;
+    let seeded = Command::new(&python).arg(project_root().join("xtask/s3/seed.py")).arg(&moto.url).output()?;
     ensure!(seeded.status.success(), "seeding moto failed: {}", String::from_utf8_lossy(&seeded.stderr));
     let versions: Value = serde_json::from_slice(&seeded.stdout).context("seed.py printed no version ids")?;
     // moto accepts any credentials.
-    let resolver = S3ReferenceResolver::new(Some(moto.endpoint.clone()), "us-east-1".to_owned())?
-        .with_static_credentials("x", "x");
+    let resolver =
+        S3ReferenceResolver::new(Some(moto.url.clone()), "us-east-1".to_owned())?.with_static_credentials("x", "x");
 
     let dir = project_root().join("testdata/wandb-0.31.0/s3-references");
     let listing: Value = read(&dir.join("_object_listing.json"))?;
@@ -162,7 +140,7 @@ pub(crate) fn run() -> Result<()> {
             "--dry-run",
             "--json",
         ])
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ENDPOINT_URL", &moto.url)
         .env("AWS_ACCESS_KEY_ID", "x")
         .env("AWS_SECRET_ACCESS_KEY", "x")
         .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -208,14 +186,10 @@ impl Scratch {
     }
 }
 
-fn md5_hex(bytes: &[u8]) -> String {
-    artifact_core::b64_to_hex(&artifact_core::md5_b64(bytes)).expect("an MD5 digest")
-}
-
 /// The CLI against one embedded store and one W&B cache, with the AWS variables pointing at moto.
 struct Cli<'a> {
     dir: &'a Path,
-    moto: &'a Moto,
+    moto: &'a LoopbackService,
 }
 
 impl Cli<'_> {
@@ -224,7 +198,7 @@ impl Cli<'_> {
             .args(args)
             .env("WANDB_BASE_URL", format!("file://{}", self.dir.join("store").display()))
             .env("WANDB_CACHE_DIR", self.dir.join("cache"))
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_ENDPOINT_URL", &self.moto.url)
             .env("AWS_ACCESS_KEY_ID", "x")
             .env("AWS_SECRET_ACCESS_KEY", "x")
             .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -262,8 +236,9 @@ impl Cli<'_> {
     }
 }
 
-/// The bodies under `s3://wb-plain/images/` (as `seed.py` wrote them), by path below the prefix: hex MD5.
-fn images_tree() -> BTreeMap<String, String> {
+/// The bodies under `s3://wb-plain/images/` and `gs://wb-gcs/images/` (as `xtask/s3/seed.py` and
+/// `xtask/gcs/objects.py` write them), by path below the prefix: hex MD5.
+pub(crate) fn images_tree() -> BTreeMap<String, String> {
     [
         ("a.jpg", &b"AAAA image a\n"[..]),
         ("sub/b.jpg", b"BBBB image b\n"),
@@ -279,7 +254,7 @@ fn images_tree() -> BTreeMap<String, String> {
 /// both sides reading moto): what our CLI logs, the SDK downloads byte for byte, and the reverse; a cache that
 /// one side filled serves the other without a request to the store (so the `obj/etag/…` paths agree); and the
 /// entries both sides record for one prefix are the same, but for the zero-byte object the SDK drops.
-fn check_shared_with_the_sdk(python: &Path, moto: &Moto) -> Result<usize> {
+fn check_shared_with_the_sdk(python: &Path, moto: &LoopbackService) -> Result<usize> {
     let work = project_root().join("target/s3/sdk");
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
@@ -293,7 +268,7 @@ fn check_shared_with_the_sdk(python: &Path, moto: &Moto) -> Result<usize> {
     )?;
     // The SDK's S3 handler reads AWS_S3_ENDPOINT_URL and AWS_REGION; ours reads those or their AWS_ synonyms.
     let extra_env = [
-        ("AWS_S3_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_S3_ENDPOINT_URL", moto.url.as_str()),
         ("AWS_ACCESS_KEY_ID", "x"),
         ("AWS_SECRET_ACCESS_KEY", "x"),
         ("AWS_REGION", "us-east-1"),
@@ -362,7 +337,7 @@ fn check_shared_with_the_sdk(python: &Path, moto: &Moto) -> Result<usize> {
 /// served after the object was overwritten, a changed object refused (naming path, old and new ETags), a deleted
 /// one refused or skipped with --allow-missing-references, and nothing half-written on failure. Also which
 /// objects a prefix listing HEADs.
-fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
+fn check_downloads(python: &Path, moto: &LoopbackService) -> Result<usize> {
     let tmp = project_root().join("target/s3/downloads");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
@@ -398,7 +373,7 @@ fn check_downloads(python: &Path, moto: &Moto) -> Result<usize> {
     let s3_output = |code: &str| -> Result<Vec<u8>> {
         let script = format!(
             "import boto3,sys; s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='x',aws_secret_access_key='x'); {code}",
-            moto.endpoint
+            moto.url
         );
         let out = Command::new(python).args(["-c", &script]).output()?;
         ensure!(out.status.success(), "{code}: {}", String::from_utf8_lossy(&out.stderr));

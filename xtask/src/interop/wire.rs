@@ -93,8 +93,7 @@ pub(crate) fn tree(root: &Path) -> Result<BTreeMap<String, String>> {
                 pending.push(path);
             } else {
                 let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
-                let digest = artifact_core::digest_bytes_b64(artifact_core::DigestAlgorithm::Md5, &fs::read(&path)?);
-                out.insert(relative, artifact_core::b64_to_hex(&digest)?);
+                out.insert(relative, md5_hex(&fs::read(&path)?));
             }
         }
     }
@@ -316,7 +315,8 @@ fn expected_parts() -> BTreeMap<String, String> {
     files
 }
 
-fn md5_hex(bytes: &[u8]) -> String {
+/// The hex MD5 of `bytes`, as `wire.py` reports file digests.
+pub(crate) fn md5_hex(bytes: &[u8]) -> String {
     artifact_core::b64_to_hex(&artifact_core::md5_b64(bytes)).expect("an MD5")
 }
 
