@@ -5,54 +5,55 @@
 //! the raw data. The data is a small synthetic stand-in for MNIST (28x28 images of ten classes) so the example
 //! needs no download; it is deterministic, so running the example again dedups every artifact.
 //!
+//! The same code runs on the embedded store (the default) and on a W&B server: `WANDB_BASE_URL` alone decides.
+//!
 //! Run it with `cargo run -p examples --example track_models_and_datasets`.
 
 use std::fs;
 use std::io::Write;
 
-use anyhow::{Context, Result};
-use dagster_wandb::api::{ArtifactVersion, Settings, default_download_root};
+use anyhow::Result;
+use dagster_wandb::api::ArtifactHandle;
 use dagster_wandb::artifact::NewFileOptions;
-use dagster_wandb::{Artifact, DownloadOptions, EmbeddedStore, LogOptions, ProjectRef, RunOptions, download};
+use dagster_wandb::{Api, Artifact, RunSettings};
 use serde_json::json;
 
+const PROJECT: &str = "artifacts-example";
 const PIXELS: usize = 28 * 28;
 const SPLITS: [(&str, usize); 3] = [("training", 600), ("validation", 100), ("test", 100)];
 
 #[allow(clippy::print_stdout, reason = "an example reports what it does")]
 fn main() -> Result<()> {
-    let settings = Settings::from_env()?;
-    let store = settings.open_store()?;
-    let project_name = std::env::var("WANDB_PROJECT").unwrap_or_else(|_| "artifacts-example".to_owned());
-    let project = ProjectRef::new(&settings.entity, &project_name)?;
-    println!("embedded store: {}  project: {project}", store.root().display());
+    let api = Api::from_env()?; // the embedded store unless WANDB_BASE_URL names a W&B server
+    println!("backend: {}  project: {}/{PROJECT}", api.backend().base_url(), api.settings().entity);
 
-    let raw = load_and_log(&store, &project)?;
-    println!("1. load-data        logged {}", describe(&raw));
-    let processed = preprocess_and_log(&store, &project)?;
-    println!("2. preprocess-data  logged {}", describe(&processed));
-    let model = train_and_log(&store, &project)?;
-    println!("3. train            logged {}", describe(&model));
+    load_and_log(&api)?;
+    preprocess_and_log(&api)?;
+    train_and_log(&api)?;
 
+    let model = api.artifact(&format!("{PROJECT}/trained-model:best"))?;
     println!("\nlineage of {}:", model.qualified_name());
-    print_lineage(&store, &model, 1)?;
+    print_lineage(&api, &model, 1)?;
     Ok(())
 }
 
-fn describe(version: &ArtifactVersion) -> String {
-    format!(
-        "{} ({}, {} files, {} bytes, aliases {:?})",
-        version.qualified_name(),
-        version.artifact_type,
-        version.file_count,
-        version.size,
-        version.aliases
-    )
+#[allow(clippy::print_stdout, reason = "an example reports what it does")]
+fn report(step: &str, logged: &dagster_wandb::api::LoggedArtifact) {
+    let v = &logged.version;
+    println!(
+        "{step:<18} logged {} ({}, {} files, {} bytes, aliases {:?}{})",
+        v.qualified_name(),
+        v.artifact_type,
+        v.file_count,
+        v.size,
+        v.aliases,
+        if logged.created { "" } else { ", unchanged" }
+    );
 }
 
 /// Step 1: the raw dataset, written straight into the artifact with `new_file`.
-fn load_and_log(store: &EmbeddedStore, project: &ProjectRef) -> Result<ArtifactVersion> {
-    let run = store.create_run(project, RunOptions { job_type: Some("load-data".into()), ..Default::default() })?;
+fn load_and_log(api: &Api) -> Result<()> {
+    let run = api.init(RunSettings::new(PROJECT).job_type("load-data"))?;
     let mut raw = Artifact::new("mnist-raw", "dataset")?;
     raw.set_description(Some("Raw MNIST dataset, split into train/val/test".into()));
     let sizes: Vec<usize> = SPLITS.iter().map(|(_, n)| *n).collect();
@@ -68,21 +69,20 @@ fn load_and_log(store: &EmbeddedStore, project: &ProjectRef) -> Result<ArtifactV
         }
         file.close()?;
     }
-    let logged = store.log_artifact(project, &raw, &LogOptions { run_id: Some(run.id), ..Default::default() })?;
-    Ok(logged.version)
+    report("1. load-data", &run.log_artifact(&raw, &[])?);
+    run.finish()?;
+    Ok(())
 }
 
 /// Step 2: use the raw data, normalise it to [0, 1] floats, log the result.
-fn preprocess_and_log(store: &EmbeddedStore, project: &ProjectRef) -> Result<ArtifactVersion> {
-    let run =
-        store.create_run(project, RunOptions { job_type: Some("preprocess-data".into()), ..Default::default() })?;
-    let raw = store.use_artifact(project, "mnist-raw:latest", Some(&run.id))?;
-    let raw_dir = fetch(store, &raw)?;
+fn preprocess_and_log(api: &Api) -> Result<()> {
+    let run = api.init(RunSettings::new(PROJECT).job_type("preprocess-data"))?;
     let mut processed = Artifact::new("mnist-preprocess", "dataset")?;
     processed.set_description(Some("Preprocessed MNIST dataset".into()));
     processed.set_metadata(json!({"normalize": true, "expand_dims": true}))?;
+    let raw_dataset = run.use_artifact("mnist-raw:latest")?.download()?;
     for (split, _) in SPLITS {
-        let bytes = fs::read(raw_dir.join(format!("{split}.bin")))?;
+        let bytes = fs::read(raw_dataset.join(format!("{split}.bin")))?;
         let mut file = processed.new_file(&format!("{split}.bin"), NewFileOptions::default())?;
         for record in bytes.chunks(1 + PIXELS) {
             file.write_all(&[record[0]])?;
@@ -92,15 +92,15 @@ fn preprocess_and_log(store: &EmbeddedStore, project: &ProjectRef) -> Result<Art
         }
         file.close()?;
     }
-    let logged = store.log_artifact(project, &processed, &LogOptions { run_id: Some(run.id), ..Default::default() })?;
-    Ok(logged.version)
+    report("2. preprocess-data", &run.log_artifact(&processed, &[])?);
+    run.finish()?;
+    Ok(())
 }
 
 /// Step 3: "train" a nearest-centroid classifier on the preprocessed data, log it as a model.
-fn train_and_log(store: &EmbeddedStore, project: &ProjectRef) -> Result<ArtifactVersion> {
-    let run = store.create_run(project, RunOptions { job_type: Some("train".into()), ..Default::default() })?;
-    let data = store.use_artifact(project, "mnist-preprocess:latest", Some(&run.id))?;
-    let dir = fetch(store, &data)?;
+fn train_and_log(api: &Api) -> Result<()> {
+    let mut run = api.init(RunSettings::new(PROJECT).job_type("train"))?;
+    let dir = run.use_artifact("mnist-preprocess:latest")?.download()?;
     let load = |split: &str| -> Result<Vec<(u8, Vec<f32>)>> {
         let bytes = fs::read(dir.join(format!("{split}.bin")))?;
         Ok(bytes
@@ -121,6 +121,7 @@ fn train_and_log(store: &EmbeddedStore, project: &ProjectRef) -> Result<Artifact
     let validation = load("validation")?;
     let correct = validation.iter().filter(|(label, image)| predict(&centroids, image) == *label).count();
     let accuracy = correct as f64 / validation.len() as f64;
+    run.log(json!({"validation/accuracy": accuracy}).as_object().cloned().unwrap_or_default())?;
 
     let mut model = Artifact::new("trained-model", "model")?;
     model.set_description(Some("Nearest-centroid classifier trained on mnist-preprocess".into()));
@@ -130,25 +131,16 @@ fn train_and_log(store: &EmbeddedStore, project: &ProjectRef) -> Result<Artifact
         file.write_all(&value.to_le_bytes())?;
     }
     file.close()?;
-    let options = LogOptions { aliases: vec!["best".into()], run_id: Some(run.id), ..Default::default() };
-    Ok(store.log_artifact(project, &model, &options)?.version)
-}
-
-/// Downloads a version into `./artifacts/<name>:vN` (verified, through the W&B cache) and returns the root.
-fn fetch(store: &EmbeddedStore, version: &ArtifactVersion) -> Result<std::path::PathBuf> {
-    let root = default_download_root(&version.name, &version.version())?;
-    let cache = dagster_wandb::ContentCache::from_env().ok();
-    download(store, &store.manifest(version)?, &root, &DownloadOptions { cache, ..Default::default() })
-        .with_context(|| format!("downloading {}", version.qualified_name()))?;
-    Ok(root)
+    report("3. train", &run.log_artifact(&model, &["best"])?);
+    run.finish()?;
+    Ok(())
 }
 
 /// Walks from a version to the run that logged it, that run's inputs, and so on.
 #[allow(clippy::print_stdout, reason = "an example reports what it does")]
-fn print_lineage(store: &EmbeddedStore, version: &ArtifactVersion, depth: usize) -> Result<()> {
+fn print_lineage(api: &Api, version: &ArtifactHandle, depth: usize) -> Result<()> {
     let indent = "  ".repeat(depth);
-    let lineage = store.lineage(version)?;
-    let Some(run) = lineage.created_by else {
+    let Some(run) = version.logged_by()? else {
         println!("{indent}{} was logged outside any run", version.qualified_name());
         return Ok(());
     };
@@ -160,7 +152,7 @@ fn print_lineage(store: &EmbeddedStore, version: &ArtifactVersion, depth: usize)
     );
     for input in &run.inputs {
         println!("{indent}  run {} used {}", run.id, input.name);
-        print_lineage(store, &store.artifact_by_id(&input.id)?, depth + 2)?;
+        print_lineage(api, &api.artifact_by_id(&input.id)?, depth + 2)?;
     }
     Ok(())
 }

@@ -95,7 +95,7 @@ fn number_stats(step: &DagsterStep) -> StepResult {
                 .unwrap_or_default(),
         )?;
     }
-    run.finish(0)?;
+    run.finish()?;
     let mut stats = BTreeMap::new();
     stats.insert("rows", squares.len() as f64);
     stats.insert("sum_of_squares", squares.iter().sum::<i64>() as f64);
@@ -166,24 +166,21 @@ fn launch_training(step: &DagsterStep) -> StepResult {
     }
 }
 
-/// The launched job: three epochs of a made-up loss, logged to the run `WANDB_RUN_ID` names.
+/// The launched job: three epochs of a made-up loss, logged to the run `WANDB_RUN_ID` names (the agent sets
+/// `WANDB_BASE_URL`, `WANDB_API_KEY`, `WANDB_ENTITY`, `WANDB_PROJECT` and `WANDB_CONFIG` too).
 fn train() -> StepResult {
-    use dagster_wandb::api::run::{Run, RunSettings};
+    use dagster_wandb::{Api, RunSettings};
     let env = |key: &str| std::env::var(key).map_err(|_| format!("{key} is not set (run me from a launch agent)"));
-    let runtime = std::sync::Arc::new(tokio::runtime::Runtime::new()?);
-    let client =
-        dagster_wandb::api::client::WandbClient::new(&env("WANDB_BASE_URL")?, std::env::var("WANDB_API_KEY").ok())?;
-    let project = dagster_wandb::ProjectRef::new(&env("WANDB_ENTITY")?, &env("WANDB_PROJECT")?)?;
+    let api = Api::from_env()?;
     let config: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&env("WANDB_CONFIG").unwrap_or_else(|_| "{}".into()))?;
     let epochs = config.get("epochs").and_then(serde_json::Value::as_u64).unwrap_or(3);
-    let settings =
-        RunSettings { id: Some(env("WANDB_RUN_ID")?), job_type: Some("train".into()), config, ..Default::default() };
-    let mut run = Run::init_remote(&client, runtime, &project, settings)?;
+    let settings = RunSettings::default().id(&env("WANDB_RUN_ID")?).job_type("train").config(config);
+    let mut run = api.init(settings)?;
     for epoch in 0..epochs {
         run.log(json!({"epoch": epoch, "loss": 1.0 / (epoch as f64 + 1.0)}).as_object().cloned().unwrap_or_default())?;
     }
-    run.finish(0)?;
+    run.finish()?;
     Ok(())
 }
 
@@ -191,8 +188,7 @@ fn train() -> StepResult {
 fn launch_agent(step: &DagsterStep) -> StepResult {
     let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = shutdown.clone();
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.spawn(async move {
+    dagster_wandb::api::runtime()?.spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
     });

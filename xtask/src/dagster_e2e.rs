@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
-use wandb_api::{EmbeddedStore, ProjectRef};
+use wandb_store::{EmbeddedStore, ProjectRef};
 
 use crate::{cargo, project_root, say};
 

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, ensure};
 use artifact_core::{Artifact, ReferenceOptions};
 use serde_json::{Map, Value, json};
-use wandb_api::S3ReferenceResolver;
+use wandb_references::S3ReferenceResolver;
 
 use crate::interop::WANDB_VERSION;
 use crate::interop::wire::{API_KEY, Sides, json_tree, md5_hex, tree};

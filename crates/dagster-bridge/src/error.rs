@@ -105,6 +105,10 @@ pub enum Error {
     /// The W&B backend (embedded store or server) failed.
     #[error(transparent)]
     Wandb(#[from] wandb_api::Error),
+    /// A W&B Launch operation failed.
+    #[cfg(feature = "launch")]
+    #[error(transparent)]
+    Launch(#[from] wandb_launch::Error),
     /// Building the artifact failed (a bad name, a missing file, …).
     #[error(transparent)]
     Artifact(#[from] artifact_core::Error),

@@ -24,9 +24,8 @@ use std::time::SystemTime;
 
 use artifact_core::{AddDirOptions, AddFileOptions, Artifact, LogicalPath, Manifest, NewFileOptions, ReferenceOptions};
 use serde_json::{Map, Value};
-use wandb_api::{ArtifactVersion, ProjectRef, RunOptions};
+use wandb_api::{Api, ArtifactVersion, BaseUrl, LogOptions, ProjectRef, RunOptions, Settings, block_on};
 
-use crate::backend::Backend;
 use crate::config::{
     AddFileSpec, IoManagerConfig, ReadConfiguration, ReadSelection, WandbConfig, WandbResource, WriteConfiguration,
     run_alias,
@@ -238,7 +237,8 @@ pub struct Materialization {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct WandbArtifactsIoManager {
-    backend: Backend,
+    /// The backend the resource's host names, with the reference resolvers and the W&B cache.
+    api: Api,
     project: ProjectRef,
     app_url: String,
     dagster_run_id: String,
@@ -248,8 +248,6 @@ pub struct WandbArtifactsIoManager {
     storage_root: PathBuf,
     cache_duration_minutes: i64,
     pipes: Option<Arc<PipesSession>>,
-    /// Resolves `add_references` entries and fetches reference entries on downloads.
-    references: Arc<wandb_api::ReferenceResolvers>,
 }
 
 impl std::fmt::Debug for WandbArtifactsIoManager {
@@ -278,10 +276,14 @@ impl WandbArtifactsIoManager {
             })?,
         };
         let api_key = resource.api_key.as_ref().map(|k| k.resolve("wandb_resource.api_key")).transpose()?;
-        let backend = Backend::connect(&resource.host, api_key)?;
-        let references = Arc::new(wandb_api::ReferenceResolvers::from_env()?);
+        let mut settings = Settings::from_env_with_base_url(BaseUrl::parse(&resource.host)?)?
+            .with_entity(&wandb_config.entity)
+            .with_project(&wandb_config.project);
+        if api_key.is_some() {
+            settings = settings.with_api_key(api_key);
+        }
         Ok(WandbArtifactsIoManager {
-            backend,
+            api: Api::new(settings)?,
             project: ProjectRef::new(&wandb_config.entity, &wandb_config.project)?,
             app_url: resource.app_url(),
             run_id: config.run_id_for(&dagster_run_id),
@@ -291,7 +293,6 @@ impl WandbArtifactsIoManager {
             cache_duration_minutes: config.cache_duration(),
             dagster_run_id,
             pipes: None,
-            references,
         })
     }
 
@@ -330,19 +331,24 @@ impl WandbArtifactsIoManager {
     ///
     /// # Errors
     /// Backend errors.
-    pub fn start_run(&self) -> Result<wandb_api::run::Run> {
-        let settings = wandb_api::run::RunSettings {
-            id: Some(self.run_id.clone()),
-            name: Some(self.run_name.clone()),
-            tags: self.run_tags.clone(),
-            ..Default::default()
-        };
-        self.backend.start_run(&self.project, settings)
+    pub fn start_run(&self) -> Result<wandb_api::Run> {
+        let settings = wandb_api::RunSettings::new(self.project.project())
+            .entity(self.project.entity())
+            .id(&self.run_id)
+            .name(&self.run_name)
+            .tags(self.run_tags.clone());
+        Ok(self.api.init(settings)?)
+    }
+
+    /// The API (backend, reference resolvers, cache) this IO manager works through.
+    pub fn api(&self) -> &Api {
+        &self.api
     }
 
     /// The W&B server launches go through, with this IO manager's entity and project.
-    fn launch_target(&self) -> Result<(&wandb_api::client::WandbClient, &Arc<tokio::runtime::Runtime>, WandbConfig)> {
-        let Some((client, runtime)) = self.backend.remote() else {
+    #[cfg(feature = "launch")]
+    fn launch_target(&self) -> Result<(&wandb_api::client::WandbClient, WandbConfig)> {
+        let Some(client) = self.api.backend().as_client() else {
             return Err(Error::InvalidConfig {
                 key: "wandb_resource.host".to_owned(),
                 reason: "names an embedded store; W&B Launch needs a W&B server (`dagster-wandb server` serves one over a store)".to_owned(),
@@ -350,7 +356,7 @@ impl WandbArtifactsIoManager {
         };
         let wandb_config =
             WandbConfig { entity: self.project.entity().to_owned(), project: self.project.project().to_owned() };
-        Ok((client, runtime, wandb_config))
+        Ok((client, wandb_config))
     }
 
     /// dagster-wandb's `run_launch_job` op on this IO manager's W&B server and entity/project (see
@@ -358,13 +364,14 @@ impl WandbArtifactsIoManager {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] on an embedded store (launch needs a server) or without a queue; launch errors.
+    #[cfg(feature = "launch")]
     pub fn launch_job(
         &self,
         config: &crate::launch::LaunchJobConfig,
         timeout: std::time::Duration,
     ) -> Result<crate::launch::LaunchOutcome> {
-        let (client, runtime, wandb_config) = self.launch_target()?;
-        crate::launch::run_launch_job(client, runtime, &wandb_config, config, timeout, &|m| self.log(LogLevel::Info, m))
+        let (client, wandb_config) = self.launch_target()?;
+        crate::launch::run_launch_job(client, &wandb_config, config, timeout, &|m| self.log(LogLevel::Info, m))
     }
 
     /// dagster-wandb's `run_launch_agent` op on this IO manager's W&B server and entity: runs until `shutdown` is
@@ -372,22 +379,14 @@ impl WandbArtifactsIoManager {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] on an embedded store; launch errors.
+    #[cfg(feature = "launch")]
     pub fn launch_agent(
         &self,
         config: &crate::launch::LaunchAgentConfig,
-        api_key: Option<String>,
         shutdown: &std::sync::atomic::AtomicBool,
-    ) -> Result<wandb_api::launch_agent::AgentReport> {
-        let (client, runtime, wandb_config) = self.launch_target()?;
-        crate::launch::run_launch_agent(
-            client,
-            Arc::clone(runtime),
-            &wandb_config,
-            config,
-            client.base_url(),
-            api_key,
-            shutdown,
-        )
+    ) -> Result<wandb_launch::AgentReport> {
+        let (_, wandb_config) = self.launch_target()?;
+        crate::launch::run_launch_agent(&self.api, &wandb_config, config, shutdown)
     }
 
     /// Logs `output` as an artifact version (dagster-wandb's `handle_output`). `Output::None` logs nothing and
@@ -426,7 +425,8 @@ impl WandbArtifactsIoManager {
             tags: self.run_tags.clone(),
             job_type: None,
         };
-        let result = self.backend.resume_run(&self.project, run).and_then(|()| body());
+        let resumed = block_on(self.api.backend().resume_run(&self.project, &run)).map_err(Error::from);
+        let result = resumed.and_then(|_| body());
         let options = io_cache::SweepOptions { duration_minutes: self.cache_duration_minutes, ..Default::default() };
         if let Err(e) = io_cache::sweep(&self.storage_root, options) {
             self.log(LogLevel::Warning, &format!("sweeping {} failed: {e}", self.storage_root.display()));
@@ -506,7 +506,7 @@ impl WandbArtifactsIoManager {
         for spec in &config.add_references {
             let options =
                 ReferenceOptions { name: spec.name.clone(), checksum: spec.checksum, max_objects: spec.max_objects };
-            artifact.add_reference_with(&spec.uri, options, Some(self.references.as_ref()))?;
+            artifact.add_reference_with(&spec.uri, options, Some(self.api.references().as_ref()))?;
         }
 
         // A copy: dagster-wandb appends to the configured list itself, so aliases pile up across runs.
@@ -515,7 +515,8 @@ impl WandbArtifactsIoManager {
         if !aliases.iter().any(|a| a == "latest") {
             aliases.push("latest".to_owned());
         }
-        let logged = self.backend.log_artifact(&self.project, &artifact, &aliases, &self.run_id)?;
+        let options = LogOptions::default().with_aliases(aliases).with_run_id(self.run_id.clone());
+        let logged = block_on(self.api.backend().log_artifact(&self.project, &artifact, &options))?;
         Ok(self.materialization(logged.version, logged.created))
     }
 
@@ -659,22 +660,21 @@ impl WandbArtifactsIoManager {
     fn find(&self, name: &str, identifier: &str) -> Result<ArtifactVersion> {
         let uri = format!("{}/{name}:{identifier}", self.project);
         artifact_core::validate_artifact_name(name)?;
-        let version = self.backend.artifact(&self.project, name, identifier).map_err(|e| match e {
-            Error::Wandb(source) => Error::ArtifactMissing { uri: uri.clone(), source },
-            other => other,
-        })?;
-        self.backend.record_use(&self.project, &self.run_id, &version)?;
+        let backend = self.api.backend();
+        let version = block_on(backend.artifact(&self.project, name, identifier))
+            .map_err(|source| Error::ArtifactMissing { uri: uri.clone(), source })?;
+        block_on(backend.record_use(&self.project, &self.run_id, &version))?;
         Ok(version)
     }
 
     fn read(&self, version: &ArtifactVersion, selection: &ReadSelection) -> Result<Loaded> {
         let root = self.storage_root.join("artifacts").join(format!("{}.{}", version.name, version.version()));
-        let manifest = self.backend.manifest(version)?;
+        let manifest = block_on(self.api.backend().manifest(version))?;
         let uri = || format!("{}/{}/{}", version.entity, version.project, version.qualified_name());
         if let Some(name) = &selection.get {
             let (path, kind) =
                 object_entry(&manifest, name).ok_or_else(|| Error::NoSuchObject { uri: uri(), name: name.clone() })?;
-            self.backend.download(version, &subset(&manifest, |p| p == path)?, &root, &self.references)?;
+            self.download(version, &subset(&manifest, |p| p == path)?, &root)?;
             let bytes = std::fs::read(root.join(path)).map_err(|e| Error::io("read", root.join(path), e))?;
             return Ok(match kind {
                 Some("table") => Loaded::Table(serde_modules::Table::from_wandb_json(&bytes)?),
@@ -686,12 +686,7 @@ impl WandbArtifactsIoManager {
                         .into_iter()
                         .map(str::to_owned)
                         .collect();
-                    self.backend.download(
-                        version,
-                        &subset(&manifest, |p| parts.iter().any(|q| q == p))?,
-                        &root,
-                        &self.references,
-                    )?;
+                    self.download(version, &subset(&manifest, |p| parts.iter().any(|q| q == p))?, &root)?;
                     let tables = parts
                         .iter()
                         .map(|part| {
@@ -715,15 +710,21 @@ impl WandbArtifactsIoManager {
             if part.is_empty() {
                 return Err(Error::NoSuchPath { uri: uri(), path: path.clone() });
             }
-            self.backend.download(version, &part, &root, &self.references)?;
+            self.download(version, &part, &root)?;
             return Ok(Loaded::Path(root.join(wanted)));
         }
-        self.backend.download(version, &manifest, &root, &self.references)?;
+        self.download(version, &manifest, &root)?;
         if serde_modules::Module::detect(&root).is_some() {
             let (module, value) = serde_modules::read_output_value(&root)?;
             return Ok(Loaded::Value { module, value });
         }
         Ok(Loaded::Artifact(Box::new(LoadedArtifact { version: version.clone(), manifest, root })))
+    }
+
+    /// Downloads `entries` of `version` into `root` through the W&B cache, references fetched.
+    fn download(&self, version: &ArtifactVersion, entries: &Manifest, root: &Path) -> Result<()> {
+        block_on(self.api.backend().download(version, entries, root, &self.api.download_options()))?;
+        Ok(())
     }
 
     fn log(&self, level: LogLevel, message: &str) {

@@ -11,8 +11,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use wandb_api::launch::{LaunchRequest, QueuedRun};
-use wandb_api::launch_agent::{AgentConfig, AgentReport, LaunchAgent};
+use wandb_api::Api;
+use wandb_launch::{AgentConfig, AgentReport, LaunchAgent, LaunchRequest, QueuedRun, RunQueues};
 
 use crate::config::WandbConfig;
 use crate::error::{Error, Result};
@@ -170,7 +170,6 @@ pub struct LaunchOutcome {
 /// [`Error::InvalidConfig`] without a queue (a queue-less launch needs a container runner); launch errors.
 pub fn run_launch_job(
     client: &wandb_api::client::WandbClient,
-    runtime: &tokio::runtime::Runtime,
     wandb_config: &WandbConfig,
     config: &LaunchJobConfig,
     timeout: Duration,
@@ -182,13 +181,14 @@ pub fn run_launch_job(
             reason: "is required: without a queue dagster-wandb launches on the local machine through a container runner, which this toolkit does not have; give a queue and run `dagster-wandb launch agent` on it".to_owned(),
         });
     };
-    let queued = runtime.block_on(client.launch_add(&config.request(wandb_config)))?;
+    let queues = RunQueues::new(client.clone());
+    let queued = launch_block_on(queues.launch_add(&config.request(wandb_config)))?;
     if !config.synchronous {
         log(&format!("Asynchronous Launch job added to queue with name={queue}"));
         return Ok(LaunchOutcome { queued, finished: None });
     }
     log(&format!("Synchronous Launch job added to queue with name={queue}. Waiting for completion..."));
-    let finished = runtime.block_on(client.wait_until_finished(&queued, timeout, Duration::from_secs(2)))?;
+    let finished = launch_block_on(queues.wait_until_finished(&queued, timeout, Duration::from_secs(2)))?;
     Ok(LaunchOutcome { queued, finished: Some(finished) })
 }
 
@@ -238,12 +238,9 @@ impl LaunchAgentConfig {
 /// # Errors
 /// Launch errors (a missing queue names those that exist).
 pub fn run_launch_agent(
-    client: &wandb_api::client::WandbClient,
-    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    api: &Api,
     wandb_config: &WandbConfig,
     config: &LaunchAgentConfig,
-    base_url: &str,
-    api_key: Option<String>,
     shutdown: &AtomicBool,
 ) -> Result<AgentReport> {
     let agent_config = AgentConfig {
@@ -255,11 +252,14 @@ pub fn run_launch_agent(
             None => Some(1),
         },
         poll_interval: Duration::from_secs(10),
-        base_url: base_url.to_owned(),
-        api_key,
     };
-    let mut agent = LaunchAgent::register(client.clone(), runtime, agent_config)?;
+    let mut agent = LaunchAgent::register(api.clone(), agent_config)?;
     Ok(agent.run(shutdown)?)
+}
+
+/// Runs a launch future on wandb-api's process-wide runtime.
+fn launch_block_on<T: Send>(future: impl std::future::Future<Output = wandb_launch::Result<T>> + Send) -> Result<T> {
+    Ok(wandb_api::block_on(async { Ok(future.await) })??)
 }
 
 fn invalid(key: &str, value: &Value, expected: &str) -> Error {

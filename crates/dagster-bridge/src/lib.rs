@@ -16,10 +16,11 @@
 //! # Ok::<(), dagster_bridge::Error>(())
 //! ```
 
-mod backend;
 pub mod config;
 mod error;
 pub mod io_manager;
+#[cfg(feature = "launch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "launch")))]
 pub mod launch;
 pub mod pipes;
 pub mod step;

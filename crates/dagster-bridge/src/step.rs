@@ -131,6 +131,7 @@ impl DagsterStep {
     ///
     /// # Errors
     /// Configuration and launch errors; Pipes errors.
+    #[cfg(feature = "launch")]
     pub fn launch_job(
         &self,
         config: Option<&Value>,
@@ -164,16 +165,13 @@ impl DagsterStep {
     ///
     /// # Errors
     /// Configuration and launch errors; Pipes errors.
-    pub fn launch_agent(
-        &self,
-        shutdown: &std::sync::atomic::AtomicBool,
-    ) -> Result<wandb_api::launch_agent::AgentReport> {
+    #[cfg(feature = "launch")]
+    pub fn launch_agent(&self, shutdown: &std::sync::atomic::AtomicBool) -> Result<wandb_launch::AgentReport> {
         let config = match self.context().extras.get("op_config") {
             Some(config) => crate::launch::LaunchAgentConfig::from_json(config)?,
             None => crate::launch::LaunchAgentConfig::default(),
         };
-        let api_key = std::env::var("WANDB_API_KEY").ok();
-        let report = self.io.launch_agent(&config, api_key, shutdown)?;
+        let report = self.io.launch_agent(&config, shutdown)?;
         self.session.log_info(&format!(
             "launch agent stopped: {} succeeded, {} failed, {} stopped",
             report.succeeded, report.failed, report.stopped

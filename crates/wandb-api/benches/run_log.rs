@@ -10,8 +10,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
-use wandb_api::run::{Run, RunSettings};
-use wandb_api::{EmbeddedStore, ProjectRef};
+use wandb_api::{Api, RunSettings, Settings};
 
 fn row(i: u64) -> Map<String, Value> {
     let mut row = Map::with_capacity(6);
@@ -34,18 +33,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let build_only = started.elapsed();
 
     let dir = tempfile::tempdir()?;
-    let store = EmbeddedStore::open(dir.path())?;
-    let project = ProjectRef::new("bench", "run-log")?;
-    let mut run = Run::init_embedded(&store, &project, RunSettings { id: Some("bench".into()), ..Default::default() })?;
+    let api = Api::new(Settings::embedded(dir.path()).with_entity("bench").with_project("run-log"))?;
+    let mut run = api.init(RunSettings::default().id("bench"))?;
     let started = Instant::now();
     for i in 0..rows {
         run.log(row(i))?;
     }
     let with_log = started.elapsed();
     let started = Instant::now();
-    run.finish(0)?;
+    run.finish()?;
     let finish = started.elapsed();
-    let stored = store.run_status(&project, "bench")?.line_count(wandb_api::HISTORY_FILE);
+    let stored = api.run("bench")?.history_rows;
     if stored != rows {
         return Err(format!("{stored} of {rows} rows stored").into());
     }

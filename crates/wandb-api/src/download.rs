@@ -14,31 +14,17 @@ use artifact_core::{
 use io_cache::ContentCache;
 use rayon::prelude::*;
 
+use wandb_references::ReferenceFetcher;
+
 use crate::error::{Error, Result};
 
-/// Where file bodies come from: the embedded store, or (later) a W&B server.
+/// Where file bodies come from: the embedded store's object directory, or a W&B server's download URLs.
 pub trait ObjectSource: Sync {
     /// Opens the body of the file entry at logical `path`.
     ///
     /// # Errors
     /// [`Error::MissingObject`] when the source does not have it; I/O and transport errors.
     fn open_object(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>>;
-}
-
-/// Opens the objects that reference entries point at, for [`download`]: [`crate::ReferenceResolvers`] does for
-/// every enabled scheme. (`file://` references are read directly.)
-pub trait ReferenceFetcher: Send + Sync {
-    /// True when this fetcher opens references like `uri`.
-    fn fetches(&self, uri: &SplitUri<'_>) -> bool;
-
-    /// Opens the object that the reference entry at logical `path` recorded: the version in its `extra`, or
-    /// the current object provided it still has the entry's digest (ETag). An entry added without a checksum
-    /// (its digest is its URI) opens the current object.
-    ///
-    /// # Errors
-    /// [`Error::ReferenceMissing`] when the object is gone, [`Error::ReferenceChanged`] when it is not the one
-    /// recorded, transport errors.
-    fn open_reference(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>>;
 }
 
 /// Options of [`download`].
@@ -51,7 +37,7 @@ pub struct DownloadOptions {
     /// Skip references whose target is gone instead of failing (the SDK's `allow_missing_references`).
     pub allow_missing_references: bool,
     /// Opens references other than `file://` ones; without it, such an entry is
-    /// [`Error::UnsupportedReference`] before anything is written.
+    /// [`wandb_references::Error::UnsupportedReference`] before anything is written.
     pub references: Option<Arc<dyn ReferenceFetcher>>,
     /// Receives progress.
     pub progress: Option<Arc<dyn Progress>>,
@@ -117,8 +103,8 @@ struct Planned<'a> {
 /// temporary file in its directory and renamed into place, so no reader sees a partial file.
 ///
 /// # Errors
-/// [`Error::UnsafeManifestPath`], [`Error::PathConflict`], [`Error::UnsupportedReference`],
-/// [`Error::ReferenceMissing`], [`Error::DigestMismatch`], [`Error::MissingObject`], I/O errors.
+/// [`Error::UnsafeManifestPath`], [`Error::PathConflict`], [`Error::Reference`] (unsupported, missing or changed
+/// references), [`Error::DigestMismatch`], [`Error::MissingObject`], I/O errors.
 pub fn download(
     source: &dyn ObjectSource,
     manifest: &Manifest,
@@ -197,7 +183,11 @@ fn plan<'a>(manifest: &'a Manifest, root: &Path, fetcher: Option<&dyn ReferenceF
             let fetchable = SplitUri::parse(reference)
                 .is_some_and(|u| u.scheme.eq_ignore_ascii_case("file") || fetcher.is_some_and(|f| f.fetches(&u)));
             if !fetchable {
-                return Err(Error::UnsupportedReference { path: path.to_owned(), reference: reference.clone() });
+                return Err(wandb_references::Error::UnsupportedReference {
+                    path: path.to_owned(),
+                    reference: reference.clone(),
+                }
+                .into());
             }
         }
         let mut offset = 0;
@@ -367,7 +357,7 @@ fn download_object_reference(p: &Planned<'_>, reference: &str, options: &Downloa
     let entry = p.entry;
     let fetcher = options.references.as_deref().expect("checked in plan");
     let open = || match fetcher.open_reference(p.path, entry) {
-        Err(Error::ReferenceMissing { .. }) if options.allow_missing_references => {
+        Err(wandb_references::Error::ReferenceMissing { .. }) if options.allow_missing_references => {
             tracing::warn!(path = p.path, reference, "skipping a missing reference");
             Ok(None)
         }
@@ -430,7 +420,11 @@ fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool
             return Ok(Outcome::MissingReference);
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::ReferenceMissing { path: p.path.to_owned(), reference: reference.to_owned() });
+            return Err(wandb_references::Error::ReferenceMissing {
+                path: p.path.to_owned(),
+                reference: reference.to_owned(),
+            }
+            .into());
         }
         Err(e) => return Err(Error::io("open", &target, e)),
     };

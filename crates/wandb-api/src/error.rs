@@ -1,4 +1,9 @@
 //! The crate's one error type.
+//!
+//! Conditions both backends can meet (an unknown artifact, a type conflict, …) have one variant each, whichever
+//! backend met them, so callers match them without knowing which backend they talk to. What only the embedded
+//! store can report (a damaged record, a link target that is a sequence) stays the store's error, in
+//! [`Error::Store`].
 
 use std::path::PathBuf;
 
@@ -15,6 +20,12 @@ pub enum Error {
     /// A content-cache error.
     #[error(transparent)]
     Cache(#[from] io_cache::Error),
+    /// A referenced object could not be opened, is gone, or changed.
+    #[error(transparent)]
+    Reference(#[from] wandb_references::Error),
+    /// What only the embedded store reports: damaged records, portfolio rules, bad stream data.
+    #[error(transparent)]
+    Store(wandb_store::Error),
     /// A filesystem operation failed.
     #[error("cannot {action} {}: {source}", .path.display())]
     Io {
@@ -34,12 +45,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The base URL names a W&B server where an embedded store was asked for.
+    /// The base URL names a W&B server, and this build has no W&B client.
     #[error(
-        "the base URL {url} names a W&B server, not an embedded store: talk to it with wandb_api::client::WandbClient \
-         (or set WANDB_BASE_URL=file:///path/to/store for a store)"
+        "the base URL {url} names a W&B server, but this build of wandb-api has no W&B client (enable its `client` feature), \
+         or set WANDB_BASE_URL=file:///path/to/store for an embedded store"
     )]
-    ServerBackendUnsupported {
+    ClientNotBuilt {
         /// The server URL.
         url: String,
     },
@@ -48,12 +59,10 @@ pub enum Error {
         "cannot determine where to keep the embedded store: set WANDB_BASE_URL=file:///path/to/store (HOME is not set)"
     )]
     NoStoreLocation,
-    /// A directory that should hold an embedded store does not, or holds a damaged one.
-    #[error("{}: {reason}", .path.display())]
-    StoreFormat {
-        /// The offending file or directory.
-        path: PathBuf,
-        /// What is wrong with it.
+    /// The async runtime could not be started or a blocking task did not finish.
+    #[error("async runtime: {reason}")]
+    Runtime {
+        /// What failed.
         reason: String,
     },
     /// The project does not exist.
@@ -75,7 +84,7 @@ pub enum Error {
         name: String,
     },
     /// No artifact has the id.
-    #[error("no artifact with id {id:?} in this store")]
+    #[error("no artifact with id {id:?}")]
     ArtifactIdNotFound {
         /// The id.
         id: String,
@@ -90,31 +99,19 @@ pub enum Error {
         /// The type asked for.
         requested: String,
     },
-
-    /// A link target names a collection of versions, not a portfolio.
-    #[error("cannot link into {target}: it is an artifact collection, not a portfolio or registry collection")]
-    LinkTargetIsSequence {
-        /// `entity/project/name`.
-        target: String,
-    },
-
-    /// A link target that is not `[[ENTITY/]PROJECT/]COLLECTION`.
-    #[error("link target {target:?} is not [[ENTITY/]PROJECT/]COLLECTION")]
-    InvalidLinkTarget {
-        /// The target as given.
-        target: String,
-    },
-
-    /// An artifact is logged under a name that is a portfolio (link target) of the project.
-    #[error("{name} is a portfolio (a link target); log the artifact under another name and link it there")]
-    NameIsPortfolio {
-        /// `entity/project/name`.
-        name: String,
-    },
-
     /// The run does not exist.
     #[error("run '{run_id}' not found in '{entity}/{project}'")]
     RunNotFound {
+        /// The entity.
+        entity: String,
+        /// The project.
+        project: String,
+        /// The run id.
+        run_id: String,
+    },
+    /// A run with that id already exists.
+    #[error("run '{run_id}' already exists in '{entity}/{project}'")]
+    RunExists {
         /// The entity.
         entity: String,
         /// The project.
@@ -138,74 +135,22 @@ pub enum Error {
         /// The distributed id.
         distributed_id: String,
     },
-    /// A launch request or spec breaks the SDK's rules.
-    #[error("invalid launch spec: {reason}")]
-    LaunchSpec {
-        /// The rule (the SDK's words).
-        reason: String,
-    },
-    /// A run queue is missing, ambiguous or refused the item.
-    #[error("{reason}")]
-    LaunchQueue {
-        /// What went wrong (the SDK's words).
-        reason: String,
-    },
-    /// A launched item failed (or was removed) before its run finished.
-    #[error("run queue item {item_id} ended in state {state} without a finished run")]
-    LaunchFailed {
-        /// The item.
-        item_id: String,
-        /// Its state.
-        state: String,
-    },
-    /// Waiting for a launched run took longer than allowed.
-    #[error("the run of queue item {item_id} did not finish within {waited:.0?}")]
-    LaunchTimeout {
-        /// The item.
-        item_id: String,
-        /// How long it waited.
-        waited: std::time::Duration,
-    },
-    /// A run's logging data (a `file_stream` request, a history row) is malformed.
-    #[error("invalid run stream: {reason}")]
-    InvalidRunStream {
-        /// What is wrong.
-        reason: String,
-    },
     /// `resume` forbids what the run's existence requires (the SDK's messages).
     #[error("{message}")]
     ResumeRefused {
         /// The SDK's message.
         message: String,
     },
-    /// A run with that id already exists.
-    #[error("run '{run_id}' already exists in '{entity}/{project}'")]
-    RunExists {
-        /// The entity.
-        entity: String,
-        /// The project.
-        project: String,
-        /// The run id.
+    /// A run's writer stopped, or was given data it cannot send.
+    #[error("run {run_id}: {reason}")]
+    RunWriter {
+        /// The run.
         run_id: String,
+        /// What happened.
+        reason: String,
     },
-    /// A file changed between being added to the artifact and being stored.
-    #[error("{} changed after it was added to the artifact (it now hashes to {actual}, the manifest says {expected}); nothing was logged", .path.display())]
-    FileChanged {
-        /// The local file.
-        path: PathBuf,
-        /// The digest in the manifest.
-        expected: String,
-        /// What the file hashes to now.
-        actual: String,
-    },
-    /// A manifest entry that is not a reference has no local file to store.
-    #[error("entry {path:?} has neither a local file nor a reference, so there is nothing to store")]
-    EntryWithoutSource {
-        /// The logical path.
-        path: String,
-    },
-    /// An object the manifest needs is missing from the store.
-    #[error("the store has no object for {path:?} (digest {digest}); the store is damaged")]
+    /// An object the manifest needs is missing from the backend.
+    #[error("the backend has no object for {path:?} (digest {digest})")]
     MissingObject {
         /// The logical path.
         path: String,
@@ -238,39 +183,13 @@ pub enum Error {
         /// What the bytes hash to.
         actual: String,
     },
-    /// A reference whose scheme no configured fetcher handles.
-    #[error(
-        "cannot download reference {path:?} ({reference}): no reference fetcher handles its scheme (file://, s3://, gs://, Azure blob and http(s):// URLs can be downloaded with the object-references and http-references features)"
-    )]
-    UnsupportedReference {
-        /// The logical path.
+    /// A path asked for is not in the artifact.
+    #[error("{artifact} has no file or directory {path:?}")]
+    NoSuchPath {
+        /// `name:vN`.
+        artifact: String,
+        /// The path asked for.
         path: String,
-        /// The referenced URI.
-        reference: String,
-    },
-    /// A referenced file is gone.
-    #[error(
-        "reference {path:?} points to {reference}, which does not exist (pass allow_missing_references to skip it)"
-    )]
-    ReferenceMissing {
-        /// The logical path.
-        path: String,
-        /// The referenced URI.
-        reference: String,
-    },
-    /// A referenced object is no longer the one the artifact recorded.
-    #[error(
-        "reference {path:?} points to {reference}, which changed since it was added: the artifact recorded ETag {expected}, the object now has {found}"
-    )]
-    ReferenceChanged {
-        /// The logical path.
-        path: String,
-        /// The referenced URI.
-        reference: String,
-        /// The digest (ETag) the manifest recorded.
-        expected: String,
-        /// The ETag the object has now.
-        found: String,
     },
     /// The server answered a GraphQL operation with errors.
     #[error("W&B operation {operation} failed: {message}")]
@@ -313,5 +232,40 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { action, path: path.into(), source }
+    }
+
+    /// True for the "does not exist" kinds: no such project, artifact, id or run.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::ProjectNotFound { .. }
+                | Error::ArtifactNotFound { .. }
+                | Error::ArtifactIdNotFound { .. }
+                | Error::RunNotFound { .. }
+        )
+    }
+}
+
+/// The store's errors, with the kinds both backends share mapped to this crate's variants.
+impl From<wandb_store::Error> for Error {
+    fn from(e: wandb_store::Error) -> Self {
+        use wandb_store::Error as S;
+        match e {
+            S::Core(e) => Error::Core(e),
+            S::Cache(e) => Error::Cache(e),
+            S::Io { action, path, source } => Error::Io { action, path, source },
+            S::ProjectNotFound { entity, project } => Error::ProjectNotFound { entity, project },
+            S::ArtifactNotFound { entity, project, name } => Error::ArtifactNotFound { entity, project, name },
+            S::ArtifactIdNotFound { id } => Error::ArtifactIdNotFound { id },
+            S::TypeConflict { name, existing, requested } => Error::TypeConflict { name, existing, requested },
+            S::RunNotFound { entity, project, run_id } => Error::RunNotFound { entity, project, run_id },
+            S::RunExists { entity, project, run_id } => Error::RunExists { entity, project, run_id },
+            S::InvalidRunId { run_id } => Error::InvalidRunId { run_id },
+            S::DistributedArtifactFinished { name, distributed_id } => {
+                Error::DistributedArtifactFinished { name, distributed_id }
+            }
+            S::MissingObject { path, digest } => Error::MissingObject { path, digest },
+            other => Error::Store(other),
+        }
     }
 }

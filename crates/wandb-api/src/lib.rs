@@ -1,78 +1,75 @@
-//! Backends for W&B artifacts: where versions are logged, looked up and downloaded from.
+//! One SDK for W&B artifacts and runs: the same code on an embedded store or on a W&B server.
 //!
-//! Today that is the [`EmbeddedStore`], a directory with W&B's versioning semantics (versions `v0, v1, …` in
-//! log order, `latest` and custom aliases, dedup of identical content, one type per name, lineage of runs),
-//! which is the default backend when no W&B server is configured. The backend is chosen from a base URL
-//! ([`Settings::from_env`] reads `WANDB_BASE_URL`): `file:///path` is an embedded store; `http(s)://` names a
-//! W&B server, which [`client::WandbClient`] speaks to. [`server::WandbServer`] (feature `server`) serves an
-//! embedded store over the same protocol, for the Python `wandb` client and ours.
+//! A pipeline is written once and pointed at a backend by `WANDB_BASE_URL` alone: `file:///path` (or nothing
+//! at all) is the embedded store, a directory with W&B's versioning semantics that needs no server;
+//! `http(s)://…` is a W&B server — wandb.ai, W&B Server, or `dagster-wandb server` over an embedded store.
+//! Artifacts are byte-compatible with the `wandb` 0.31.0 Python SDK either way.
 //!
-//! [`download()`] materialises a version into a directory through the `io-cache` content cache, checking every
-//! path against the root first and every byte against its digest. [`HttpReferenceResolver`] (feature
-//! `http-references`, on by default) checksums `http(s)://` references for `artifact_core`.
+//! - [`Api`] is the synchronous face, in the spirit of `reqwest::blocking`: one process-wide runtime, handles
+//!   ([`Run`], [`ArtifactHandle`]) instead of a project on every call, and the SDK's defaults (downloads to
+//!   `./artifacts/<name>:<version>` through the W&B cache, references fetched).
+//! - [`Backend`] is the async trait under it, for tokio users: [`connect`] gives an `Arc<dyn Backend>` for
+//!   [`Settings`]; [`EmbeddedBackend`] and [`client::WandbClient`] (feature `client`) implement it.
+//! - [`Settings::from_env`] is the one place the `WANDB_*` environment is read.
 //!
 //! # Example
 //!
+//! The seed tutorial's first two steps, on whatever backend the environment names:
+//!
 //! ```
-//! use artifact_core::{Artifact, AddDirOptions};
-//! use wandb_api::{DownloadOptions, EmbeddedStore, LogOptions, ProjectRef, download};
+//! use std::io::Write;
+//! use wandb_api::{Api, Artifact, RunSettings, Settings};
+//! use artifact_core::NewFileOptions;
 //!
-//! let tmp = tempfile::tempdir()?;
-//! std::fs::create_dir(tmp.path().join("data"))?;
-//! std::fs::write(tmp.path().join("data/train.csv"), "x,y\n1,2\n")?;
+//! # let dir = tempfile::tempdir()?;
+//! # let settings = Settings::embedded(dir.path().join("store")).with_cache_dir(Some(dir.path().join("cache")));
+//! let api = Api::new(settings)?; // or Api::from_env()?
+//! let mut run = api.init(RunSettings::new("artifacts-example").job_type("load-data"))?;
+//! let mut raw = Artifact::new("mnist-raw", "dataset")?;
+//! let mut file = raw.new_file("training.csv", NewFileOptions::default())?;
+//! writeln!(file, "x,y\n1,2")?;
+//! file.close()?;
+//! run.log_artifact(&raw, &["best"])?;
+//! run.finish()?;
 //!
-//! let store = EmbeddedStore::open(tmp.path().join("store"))?;
-//! let project = ProjectRef::new("local", "demo")?;
-//! let mut dataset = Artifact::new("my-ds", "dataset")?;
-//! dataset.add_dir(tmp.path().join("data"), AddDirOptions::default())?;
-//! let logged = store.log_artifact(&project, &dataset, &LogOptions { aliases: vec!["best".into()], ..Default::default() })?;
-//!
-//! let version = store.artifact(&project, "my-ds", "best")?;
-//! assert_eq!(version.id, logged.version.id);
-//! let root = tmp.path().join("downloaded");
-//! download(&store, &store.manifest(&version)?, &root, &DownloadOptions::default())?;
-//! assert_eq!(std::fs::read_to_string(root.join("train.csv"))?, "x,y\n1,2\n");
+//! let mut run = api.init(RunSettings::new("artifacts-example").job_type("preprocess-data"))?;
+//! let raw = run.use_artifact("mnist-raw:latest")?;
+//! let root = raw.download_to(dir.path().join("raw"))?;
+//! assert_eq!(std::fs::read_to_string(root.join("training.csv"))?, "x,y\n1,2\n");
+//! assert_eq!(raw.logged_by()?.unwrap().job_type.as_deref(), Some("load-data"));
+//! run.finish()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Feature flags
 //!
-//! - `http-references` (default): [`HttpReferenceResolver`], through `reqwest` with rustls.
-//! - `server` (default): [`server::WandbServer`], through axum.
+//! - `client` (default): [`client::WandbClient`], the W&B protocol over reqwest with rustls.
+//! - `http-references` (default): checksummed `http(s)://` references (`wandb-references/http`).
+//! - `object-references` (default): `s3://`, `gs://` and Azure blob references (`wandb-references/object-stores`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod backend;
+mod blocking;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod download;
+mod embedded;
 mod error;
-#[cfg(feature = "http-references")]
-mod http_reference;
-pub mod launch;
-pub mod launch_agent;
-#[cfg(feature = "object-references")]
-mod object_reference;
-mod resolvers;
 pub mod run;
-#[cfg(feature = "server")]
-#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
-pub mod server;
 mod settings;
-mod store;
-mod time;
 
-pub use download::{DownloadOptions, DownloadReport, ObjectSource, ReferenceFetcher, download};
+pub use artifact_core::Artifact;
+pub use backend::{Backend, Lineage, LogOptions, LoggedArtifact, RunInfo, UpsertedPart, connect};
+pub use blocking::{Api, ArtifactHandle, block_on, runtime};
+pub use download::{DownloadOptions, DownloadReport, ObjectSource, download};
+pub use embedded::EmbeddedBackend;
 pub use error::{Error, Result};
-#[cfg(feature = "http-references")]
-#[cfg_attr(docsrs, doc(cfg(feature = "http-references")))]
-pub use http_reference::HttpReferenceResolver;
-#[cfg(feature = "object-references")]
-#[cfg_attr(docsrs, doc(cfg(feature = "object-references")))]
-pub use object_reference::{AzureReferenceResolver, GcsReferenceResolver, S3ReferenceResolver};
-pub use resolvers::ReferenceResolvers;
-pub use settings::{BaseUrl, DEFAULT_ENTITY, Settings, default_download_root, default_store_dir};
-pub use store::{
-    ArtifactEdge, ArtifactVersion, Collection, EmbeddedStore, Lineage, LogOptions, LoggedArtifact, ProjectRef,
-    Reservation, RunOptions, RunRecord, VersionDraft, generate_run_id, link_target,
+pub use run::{Resume, Run, RunSettings};
+pub use settings::{BaseUrl, Settings, default_download_root, default_store_dir};
+pub use wandb_references::{ReferenceFetcher, ReferenceResolvers};
+pub use wandb_store::{
+    ArtifactEdge, ArtifactVersion, Collection, CollectionKind, DEFAULT_ENTITY, EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE,
+    ProjectRef, RunOptions, RunState, SUMMARY_FILE, StreamChunk, generate_run_id, link_target, utc_isoformat,
 };
-pub use store::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, SUMMARY_FILE, StreamChunk};
-pub use time::utc_isoformat;

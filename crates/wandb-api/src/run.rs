@@ -1,5 +1,5 @@
-//! Runs you log to: metric rows with the SDK's step rules, the summary, config, and the exit code — to an
-//! embedded store directly, or to a W&B server over `file_stream` — and runs resumed from another process.
+//! Runs: what a step logs (metric rows with the SDK's step rules, the summary, config, the exit code) and the
+//! artifacts it logs and uses, on any [`Backend`], resumed from another process when its id exists.
 //!
 //! [`Run::log`] only stamps the row and hands it to a background writer through a bounded queue, so the
 //! caller's thread does little work and memory stays bounded (a slow backend slows the caller instead). Rows
@@ -14,11 +14,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, s
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use artifact_core::{Artifact, ArtifactAddress};
 use serde_json::{Map, Value, json};
+use wandb_store::{HISTORY_FILE, ProjectRef, RunOptions, SUMMARY_FILE, StreamChunk};
 
-use crate::client::WandbClient;
+use crate::backend::{Backend, LogOptions, LoggedArtifact, UpsertedPart};
+use crate::blocking::{Api, ArtifactHandle, block_on};
 use crate::error::{Error, Result};
-use crate::store::{EmbeddedStore, HISTORY_FILE, OUTPUT_FILE, ProjectRef, RunOptions, SUMMARY_FILE, StreamChunk};
+use crate::settings::BaseUrl;
 
 /// What to do with a run id that may already exist (the SDK's `resume`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,9 +35,20 @@ pub enum Resume {
     Never,
 }
 
-/// How to start a run.
+/// How to start a run (`wandb.init`'s arguments).
+///
+/// ```
+/// use wandb_api::{Resume, RunSettings};
+/// let settings = RunSettings::new("artifacts-example").job_type("train").id("run-1").resume(Resume::Must);
+/// assert_eq!(settings.project.as_deref(), Some("artifacts-example"));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RunSettings {
+    /// The entity; the settings' when absent.
+    pub entity: Option<String>,
+    /// The project; the settings' when absent.
+    pub project: Option<String>,
     /// The id; a random 8-character one when absent.
     pub id: Option<String>,
     /// The display name.
@@ -58,6 +72,53 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// A run in `project` (`wandb.init(project=…)`).
+    pub fn new(project: &str) -> Self {
+        RunSettings { project: Some(project.to_owned()), ..Default::default() }
+    }
+
+    /// In entity `entity`.
+    pub fn entity(mut self, entity: &str) -> Self {
+        self.entity = Some(entity.to_owned());
+        self
+    }
+
+    /// With id `id` (resumed when it exists, unless [`Resume::Never`]).
+    pub fn id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_owned());
+        self
+    }
+
+    /// With display name `name`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Of job type `job_type` (`load-data`, `train`, …).
+    pub fn job_type(mut self, job_type: &str) -> Self {
+        self.job_type = Some(job_type.to_owned());
+        self
+    }
+
+    /// With these tags.
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// With these config values.
+    pub fn config(mut self, config: Map<String, Value>) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Resuming as `resume` says.
+    pub fn resume(mut self, resume: Resume) -> Self {
+        self.resume = resume;
+        self
+    }
+
     /// The run record's options for run `id`.
     fn run_options(&self, id: &str) -> RunOptions {
         RunOptions {
@@ -72,6 +133,8 @@ impl RunSettings {
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
+            entity: None,
+            project: None,
             id: None,
             name: None,
             tags: Vec::new(),
@@ -169,28 +232,29 @@ enum Message {
     Finish(i64),
 }
 
-/// A run being logged to. Dropping it without [`Run::finish`] finishes it with exit code 0 (1 while panicking).
+/// A run (`wandb.init`'s result): it logs metric rows, summary and config in the background, and logs and uses
+/// artifacts, recording the lineage. Dropping it without [`Run::finish`] finishes it with exit code 0 (1 while
+/// panicking).
 ///
 /// ```
 /// use serde_json::json;
-/// use wandb_api::{EmbeddedStore, ProjectRef};
-/// use wandb_api::run::{Run, RunSettings};
+/// use wandb_api::{Api, RunSettings, Settings};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let store = EmbeddedStore::open(dir.path())?;
-/// let project = ProjectRef::new("team", "demo")?;
-/// let mut run = Run::init_embedded(&store, &project, RunSettings { id: Some("r1".into()), ..Default::default() })?;
+/// let api = Api::new(Settings::embedded(dir.path()).with_project("demo"))?;
+/// let mut run = api.init(RunSettings::default().id("r1"))?;
 /// for epoch in 0..3 {
 ///     run.log(json!({"loss": 1.0 / f64::from(epoch + 1)}).as_object().unwrap().clone())?;
 /// }
-/// run.finish(0)?;
-/// let history = store.run_history(&project, "r1")?;
+/// run.finish()?;
+/// let history = api.run_history("r1")?;
 /// assert_eq!(history.len(), 3);
 /// assert_eq!(history[2]["_step"], 2);
-/// assert_eq!(store.run_summary(&project, "r1")?["loss"], json!(1.0 / 3.0));
+/// assert_eq!(api.run("r1")?.summary["loss"], json!(1.0 / 3.0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Run {
+    api: Api,
     project: ProjectRef,
     id: String,
     resumed: bool,
@@ -217,86 +281,45 @@ impl std::fmt::Debug for Run {
 }
 
 impl Run {
-    /// Starts (or resumes) a run in an embedded store.
+    /// Starts (or resumes) a run on `api`'s backend: the resume rule, the run record, the merged config.
+    /// [`Api::init`] is the usual way in.
     ///
     /// # Errors
-    /// [`Error::ResumeRefused`] with the SDK's messages, invalid ids or tags, I/O errors.
-    pub fn init_embedded(store: &EmbeddedStore, project: &ProjectRef, settings: RunSettings) -> Result<Self> {
-        let id = settings.id.clone().unwrap_or_else(crate::store::generate_run_id);
-        let existing = match store.run(project, &id) {
-            Ok(_) => {
-                let status = store.run_status(project, &id)?;
-                let history = store.run_stream_lines(project, &id, HISTORY_FILE)?;
-                let last_row_step = history
-                    .last()
-                    .and_then(|row| serde_json::from_str::<Value>(row).ok())
-                    .and_then(|row| row.get("_step").and_then(Value::as_u64));
-                Some(ResumePoint::new(
-                    status.line_count(HISTORY_FILE),
-                    status.line_count(OUTPUT_FILE),
-                    status.line_count(crate::store::EVENTS_FILE),
-                    store.run_summary(project, &id)?,
-                    last_row_step,
-                    status.config,
-                    Vec::new(),
-                ))
-            }
-            Err(Error::RunNotFound { .. }) => None,
-            Err(e) => return Err(e),
-        };
+    /// [`Error::ResumeRefused`] with the SDK's messages, invalid ids, names or tags, backend errors.
+    pub fn start(api: Api, settings: RunSettings) -> Result<Self> {
+        let project = api.project_of(settings.entity.as_deref(), settings.project.as_deref())?;
+        let id = settings.id.clone().unwrap_or_else(wandb_store::generate_run_id);
+        let backend = api.backend().clone();
+        let existing = block_on(backend.resume_point(&project, &id))?;
         check_resume(settings.resume, &id, existing.is_some())?;
-        let options = settings.run_options(&id);
-        store.resume_run(project, options)?;
+        block_on(backend.resume_run(&project, &settings.run_options(&id)))?;
         let point = existing.unwrap_or_default();
         let mut config = point.config.clone();
         config.extend(settings.config.clone());
-        store.update_run_config(project, &id, settings.config.clone(), None)?;
-        let sink = Sink::Embedded { store: store.clone(), project: project.clone(), run_id: id.clone() };
-        Ok(Self::start(project, id, &settings, point, config, sink))
+        block_on(backend.update_run_config(&project, &id, &config))?;
+        Ok(Self::spawn(api, project, id, &settings, point, config))
     }
 
-    /// Starts (or resumes) a run on a W&B server (`RunResumeStatus`, `UpsertBucket`, then `file_stream`). The
-    /// client's calls run on `runtime` (shared, so it lives as long as the run). Call it outside any async
-    /// context: it blocks.
-    ///
-    /// # Errors
-    /// [`Error::ResumeRefused`], invalid ids or tags, GraphQL and HTTP errors.
-    pub fn init_remote(
-        client: &WandbClient,
-        runtime: Arc<tokio::runtime::Runtime>,
-        project: &ProjectRef,
-        settings: RunSettings,
-    ) -> Result<Self> {
-        let id = settings.id.clone().unwrap_or_else(crate::store::generate_run_id);
-        let existing = runtime.block_on(client.run_resume_status(project, &id))?;
-        check_resume(settings.resume, &id, existing.is_some())?;
-        let options = settings.run_options(&id);
-        runtime.block_on(client.resume_run(project, &options))?;
-        let point = existing.unwrap_or_default();
-        let mut config = point.config.clone();
-        config.extend(settings.config.clone());
-        runtime.block_on(client.upsert_run_config(project, &id, &config))?;
-        let sink = Sink::Remote { client: client.clone(), runtime, project: project.clone(), run_id: id.clone() };
-        Ok(Self::start(project, id, &settings, point, config, sink))
-    }
-
-    fn start(
-        project: &ProjectRef,
+    fn spawn(
+        api: Api,
+        project: ProjectRef,
         id: String,
         settings: &RunSettings,
         point: ResumePoint,
         config: Map<String, Value>,
-        sink: Sink,
     ) -> Self {
         let resumed = point.history_line_count > 0 || !point.summary.is_empty();
         let (sender, receiver) = sync_channel(settings.queue_capacity.div_ceil(HANDOFF_ROWS).max(1));
         let (recycle, recycled) = channel();
-        let interval = match sink {
-            Sink::Embedded { .. } => settings.flush_interval,
-            Sink::Remote { .. } => settings.transmit_interval,
+        let backend = api.backend().clone();
+        let interval = match backend.base_url() {
+            BaseUrl::Embedded(_) => settings.flush_interval,
+            BaseUrl::Server(_) => settings.transmit_interval,
         };
         let writer = Writer {
-            sink,
+            backend,
+            project: project.clone(),
+            run_id: id.clone(),
             interval,
             max_bytes: settings.max_request_bytes.max(1),
             history_offset: point.history_line_count,
@@ -314,7 +337,8 @@ impl Run {
             .spawn(move || writer.run(receiver))
             .expect("spawning the run writer thread");
         Run {
-            project: project.clone(),
+            api,
+            project,
             resumed,
             step: point.starting_step(),
             runtime_offset: point.runtime(),
@@ -359,7 +383,7 @@ impl Run {
     /// Logs a row at the current step and commits it (`wandb.log(row)`).
     ///
     /// # Errors
-    /// [`Error::InvalidRunStream`] when the writer has stopped (its own error comes from [`Run::finish`]).
+    /// [`Error::RunWriter`] when the writer has stopped (its own error comes from [`Run::finish`]).
     pub fn log(&mut self, row: Map<String, Value>) -> Result<()> {
         self.log_with(row, LogStep::default())
     }
@@ -369,7 +393,7 @@ impl Run {
     /// `_timestamp` (Unix seconds).
     ///
     /// # Errors
-    /// [`Error::InvalidRunStream`] when the writer has stopped.
+    /// [`Error::RunWriter`] when the writer has stopped.
     pub fn log_with(&mut self, row: Map<String, Value>, options: LogStep) -> Result<()> {
         if let Some(step) = options.step {
             if step < self.step {
@@ -435,7 +459,7 @@ impl Run {
     /// Hands every committed row to the writer now (they are otherwise handed over in batches).
     ///
     /// # Errors
-    /// [`Error::InvalidRunStream`] when the writer has stopped.
+    /// [`Error::RunWriter`] when the writer has stopped.
     pub fn flush(&mut self) -> Result<()> {
         self.handed_off = Instant::now();
         self.hand_off()
@@ -444,7 +468,7 @@ impl Run {
     /// Sets summary values (`run.summary.update(…)`); they replace what the history set for those keys.
     ///
     /// # Errors
-    /// [`Error::InvalidRunStream`] when the writer has stopped.
+    /// [`Error::RunWriter`] when the writer has stopped.
     pub fn summary_update(&mut self, values: Map<String, Value>) -> Result<()> {
         self.hand_off()?;
         self.send(Message::Summary(values))
@@ -453,7 +477,7 @@ impl Run {
     /// Updates config values (`run.config.update(…)`).
     ///
     /// # Errors
-    /// [`Error::InvalidRunStream`] when the writer has stopped.
+    /// [`Error::RunWriter`] when the writer has stopped.
     pub fn config_update(&mut self, values: Map<String, Value>) -> Result<()> {
         self.config.extend(values);
         self.hand_off()?;
@@ -461,17 +485,105 @@ impl Run {
     }
 
     fn send(&mut self, message: Message) -> Result<()> {
-        let stopped =
-            || Error::InvalidRunStream { reason: "the run's writer has stopped; finish() reports why".to_owned() };
+        let stopped = || Error::RunWriter {
+            run_id: self.id.clone(),
+            reason: "the run's writer has stopped; finish() reports why".to_owned(),
+        };
         self.sender.as_ref().ok_or_else(stopped)?.send(message).map_err(|_| stopped())
     }
 
-    /// Commits the pending row, sends everything left and `exit_code`, and waits for the writer.
+    /// Finishes the run with exit code 0 (`run.finish()`): commits the pending row, sends everything left, and
+    /// waits for the writer.
     ///
     /// # Errors
-    /// The first error the writer met (the backend's), or [`Error::InvalidRunStream`].
-    pub fn finish(mut self, exit_code: i64) -> Result<()> {
+    /// The first error the writer met (the backend's), or [`Error::RunWriter`].
+    pub fn finish(self) -> Result<()> {
+        self.finish_with_exit_code(0)
+    }
+
+    /// Finishes the run with `exit_code` (`run.finish(exit_code=…)`; non-zero marks it failed).
+    ///
+    /// # Errors
+    /// See [`Run::finish`].
+    pub fn finish_with_exit_code(mut self, exit_code: i64) -> Result<()> {
         self.finish_inner(exit_code)
+    }
+
+    /// The API the run was started on.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    /// The run's entity and project.
+    pub fn project(&self) -> &ProjectRef {
+        &self.project
+    }
+
+    /// Logs `artifact` as this run's output with custom `aliases` (`run.log_artifact(artifact, aliases=…)`);
+    /// identical content dedups to the latest version.
+    ///
+    /// # Errors
+    /// See [`Backend::log_artifact`].
+    pub fn log_artifact(&self, artifact: &Artifact, aliases: &[&str]) -> Result<LoggedArtifact> {
+        self.log_artifact_with(artifact, LogOptions::default().with_aliases(aliases.iter().copied()))
+    }
+
+    /// Logs `artifact` as this run's output with `options` (its run id is this run's).
+    ///
+    /// # Errors
+    /// See [`Backend::log_artifact`].
+    pub fn log_artifact_with(&self, artifact: &Artifact, options: LogOptions) -> Result<LoggedArtifact> {
+        let options = options.with_run_id(self.id.clone());
+        block_on(self.api.backend().log_artifact(&self.project, artifact, &options))
+    }
+
+    /// Adds this process's part to the distributed artifact `distributed_id` (`run.upsert_artifact`).
+    ///
+    /// # Errors
+    /// See [`Backend::upsert_artifact`].
+    pub fn upsert_artifact(&self, artifact: &Artifact, distributed_id: &str) -> Result<UpsertedPart> {
+        let options = LogOptions::default().with_run_id(self.id.clone());
+        block_on(self.api.backend().upsert_artifact(&self.project, artifact, distributed_id, &options))
+    }
+
+    /// Adds this process's part and commits the distributed artifact `distributed_id` (`run.finish_artifact`).
+    ///
+    /// # Errors
+    /// See [`Backend::finish_artifact`].
+    pub fn finish_artifact(
+        &self,
+        artifact: &Artifact,
+        distributed_id: &str,
+        aliases: &[&str],
+    ) -> Result<LoggedArtifact> {
+        let options = LogOptions::default().with_aliases(aliases.iter().copied()).with_run_id(self.id.clone());
+        block_on(self.api.backend().finish_artifact(&self.project, artifact, distributed_id, &options))
+    }
+
+    /// The version `path` names (`[[ENTITY/]PROJECT/]NAME[:ALIAS]`, `latest` by default; entity and project
+    /// default to the run's), recorded as this run's input (`run.use_artifact`).
+    ///
+    /// # Errors
+    /// Address parsing errors, [`Error::ArtifactNotFound`], backend errors.
+    pub fn use_artifact(&self, path: &str) -> Result<ArtifactHandle> {
+        let address = ArtifactAddress::parse(path)?;
+        let source = ProjectRef::new(
+            address.entity.as_deref().unwrap_or(self.project.entity()),
+            address.project.as_deref().unwrap_or(self.project.project()),
+        )?;
+        let selector = address.alias.as_deref().unwrap_or("latest");
+        let backend = self.api.backend();
+        let version = block_on(backend.artifact(&source, &address.name, selector))?;
+        block_on(backend.record_use(&self.project, &self.id, &version))?;
+        Ok(self.api.handle(version))
+    }
+
+    /// Records `artifact` (a handle from anywhere) as this run's input.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn use_handle(&self, artifact: &ArtifactHandle) -> Result<()> {
+        block_on(self.api.backend().record_use(&self.project, &self.id, artifact.version()))
     }
 
     fn finish_inner(&mut self, exit_code: i64) -> Result<()> {
@@ -480,9 +592,9 @@ impl Run {
             let _ = sender.send(Message::Finish(exit_code));
         }
         let written = match self.writer.take() {
-            Some(writer) => writer
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidRunStream { reason: "the run's writer panicked".to_owned() })),
+            Some(writer) => writer.join().unwrap_or_else(|_| {
+                Err(Error::RunWriter { run_id: self.id.clone(), reason: "its writer panicked".to_owned() })
+            }),
             None => Ok(()),
         };
         written.and(committed)
@@ -534,64 +646,11 @@ fn check_resume(resume: Resume, id: &str, exists: bool) -> Result<()> {
     }
 }
 
-enum Sink {
-    Embedded { store: EmbeddedStore, project: ProjectRef, run_id: String },
-    Remote { client: WandbClient, runtime: Arc<tokio::runtime::Runtime>, project: ProjectRef, run_id: String },
-}
-
-impl Sink {
-    fn send(
-        &self,
-        history_offset: u64,
-        lines: Vec<String>,
-        summary: Option<&str>,
-        exit_code: Option<i64>,
-    ) -> Result<()> {
-        match self {
-            Sink::Embedded { store, project, run_id } => {
-                let mut chunk = StreamChunk { complete: exit_code.is_some(), exit_code, ..Default::default() };
-                if !lines.is_empty() {
-                    chunk.files.insert(HISTORY_FILE.to_owned(), (history_offset, lines));
-                }
-                if let Some(summary) = summary {
-                    chunk.files.insert(SUMMARY_FILE.to_owned(), (0, vec![summary.to_owned()]));
-                }
-                store.write_run_stream(project, run_id, &chunk)
-            }
-            Sink::Remote { client, runtime, project, run_id } => {
-                let mut files = Map::new();
-                if !lines.is_empty() {
-                    files.insert(HISTORY_FILE.to_owned(), json!({"offset": history_offset, "content": lines}));
-                }
-                if let Some(summary) = summary {
-                    files.insert(SUMMARY_FILE.to_owned(), json!({"offset": 0, "content": [summary]}));
-                }
-                let mut body = Map::new();
-                if !files.is_empty() {
-                    body.insert("files".to_owned(), Value::Object(files));
-                }
-                if let Some(code) = exit_code {
-                    body.insert("complete".to_owned(), true.into());
-                    body.insert("exitcode".to_owned(), code.into());
-                }
-                runtime.block_on(client.file_stream(project, run_id, &Value::Object(body)))
-            }
-        }
-    }
-
-    fn config(&self, config: &Map<String, Value>) -> Result<()> {
-        match self {
-            Sink::Embedded { store, project, run_id } => store.update_run_config(project, run_id, config.clone(), None),
-            Sink::Remote { client, runtime, project, run_id } => {
-                runtime.block_on(client.upsert_run_config(project, run_id, config))
-            }
-        }
-    }
-}
-
 /// The background half of a run: batches rows, keeps the summary, and sends.
 struct Writer {
-    sink: Sink,
+    backend: Arc<dyn Backend>,
+    project: ProjectRef,
+    run_id: String,
     interval: Duration,
     max_bytes: usize,
     history_offset: u64,
@@ -645,7 +704,9 @@ impl Writer {
                     self.summary.extend(values);
                     self.summary_dirty = true;
                 }
-                Ok(Message::Config(config)) => self.sink.config(&config)?,
+                Ok(Message::Config(config)) => {
+                    block_on(self.backend.update_run_config(&self.project, &self.run_id, &config))?;
+                }
                 Ok(Message::Finish(code)) => return self.flush(Some(code)),
                 Err(RecvTimeoutError::Timeout) => {
                     self.flush(None)?;
@@ -675,7 +736,14 @@ impl Writer {
         }
         let lines = std::mem::take(&mut self.lines);
         let count = lines.len() as u64;
-        self.sink.send(self.history_offset, lines, summary.as_deref(), exit_code)?;
+        let mut chunk = StreamChunk { complete: exit_code.is_some(), exit_code, ..Default::default() };
+        if !lines.is_empty() {
+            chunk.files.insert(HISTORY_FILE.to_owned(), (self.history_offset, lines));
+        }
+        if let Some(summary) = summary {
+            chunk.files.insert(SUMMARY_FILE.to_owned(), (0, vec![summary]));
+        }
+        block_on(self.backend.write_run_stream(&self.project, &self.run_id, &chunk))?;
         self.history_offset += count;
         self.buffered_bytes = 0;
         self.summary_dirty = false;

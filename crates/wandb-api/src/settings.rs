@@ -1,14 +1,11 @@
-//! Where artifacts go: the backend (from the base URL), entity, project and download root.
+//! Where artifacts go and who we are: the one place the `WANDB_*` environment is read.
 
 use std::path::PathBuf;
 
 use artifact_core::{DEFAULT_PROJECT, validate_entity_name, validate_project_name};
+use wandb_store::{DEFAULT_ENTITY, ProjectRef};
 
 use crate::error::{Error, Result};
-use crate::store::EmbeddedStore;
-
-/// The entity used with the embedded store when none is configured.
-pub const DEFAULT_ENTITY: &str = "local";
 
 /// The backend a base URL names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +55,12 @@ impl BaseUrl {
     }
 }
 
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_url())
+    }
+}
+
 /// The default embedded-store directory: `$XDG_DATA_HOME/dagster-wandb/store` or
 /// `~/.local/share/dagster-wandb/store` on Linux, `~/Library/Application Support/dagster-wandb/store` on
 /// macOS, `%LOCALAPPDATA%\dagster-wandb\store` on Windows.
@@ -84,36 +87,136 @@ fn platform_data_dir() -> Option<PathBuf> {
     xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
 }
 
-/// Backend, entity and project, as the W&B SDK reads them from the environment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Backend, credentials, entity, project and cache, as the W&B SDK reads them from the environment.
+///
+/// [`Settings::from_env`] is the only place this workspace reads `WANDB_BASE_URL`, `WANDB_API_KEY`,
+/// `WANDB_ENTITY`, `WANDB_PROJECT`, `WANDB_CACHE_DIR` and `WANDB_X_EXTRA_HTTP_HEADERS`; everything else takes
+/// a `Settings`. One rule for all of them: an empty variable counts as unset.
+///
+/// ```
+/// use wandb_api::{BaseUrl, Settings};
+/// let settings = Settings::embedded("/srv/wandb-store").with_entity("team").with_project("mnist");
+/// assert_eq!(settings.base_url, BaseUrl::Embedded("/srv/wandb-store".into()));
+/// assert_eq!(settings.project_ref()?.to_string(), "team/mnist");
+/// # Ok::<(), wandb_api::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Settings {
-    /// The backend.
+    /// The backend: without `WANDB_BASE_URL`, the embedded store in [`default_store_dir`].
     pub base_url: BaseUrl,
-    /// The entity (user or team).
+    /// The API key a server is sent (never logged or shown in `Debug`).
+    pub api_key: Option<String>,
+    /// The entity (user or team); [`DEFAULT_ENTITY`] unless configured.
     pub entity: String,
-    /// The project.
+    /// The project; `uncategorized` unless configured, as in the SDK.
     pub project: String,
+    /// The W&B content cache directory (`WANDB_CACHE_DIR`, else the platform's, as the SDK); `None` when
+    /// neither is known, and downloads then go uncached.
+    pub cache_dir: Option<PathBuf>,
+    /// Headers added to every request to a server (`WANDB_X_EXTRA_HTTP_HEADERS`, a JSON object).
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("entity", &self.entity)
+            .field("project", &self.project)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
-    /// Reads `WANDB_BASE_URL` (default: the embedded store in [`default_store_dir`]), `WANDB_ENTITY` (default
-    /// [`DEFAULT_ENTITY`]) and `WANDB_PROJECT` (default `uncategorized`, as the SDK).
+    /// Reads the environment (see the type's docs).
     ///
     /// # Errors
-    /// [`Error::InvalidBaseUrl`], [`Error::NoStoreLocation`], and invalid entity or project names.
+    /// [`Error::InvalidBaseUrl`], [`Error::NoStoreLocation`], invalid entity or project names, and
+    /// [`Error::InvalidBaseUrl`] for extra headers that are not a JSON object of strings.
     pub fn from_env() -> Result<Self> {
+        Self::read_env(None)
+    }
+
+    /// Reads the environment but for the backend, which is `base_url` (a `--base-url` flag, a resource's
+    /// `host`): `WANDB_BASE_URL` is not read, so it cannot make this fail.
+    ///
+    /// # Errors
+    /// See [`Settings::from_env`].
+    pub fn from_env_with_base_url(base_url: BaseUrl) -> Result<Self> {
+        Self::read_env(Some(base_url))
+    }
+
+    fn read_env(base_url: Option<BaseUrl>) -> Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let base_url = match var("WANDB_BASE_URL") {
-            Some(url) => BaseUrl::parse(&url)?,
-            None => BaseUrl::Embedded(default_store_dir()?),
+        let base_url = match (base_url, var("WANDB_BASE_URL")) {
+            (Some(given), _) => given,
+            (None, Some(url)) => BaseUrl::parse(&url)?,
+            (None, None) => BaseUrl::Embedded(default_store_dir()?),
+        };
+        let extra_headers = match var("WANDB_X_EXTRA_HTTP_HEADERS") {
+            Some(json) => parse_extra_headers(&json)?,
+            None => Vec::new(),
         };
         let settings = Settings {
             base_url,
+            api_key: var("WANDB_API_KEY"),
             entity: var("WANDB_ENTITY").unwrap_or_else(|| DEFAULT_ENTITY.to_owned()),
             project: var("WANDB_PROJECT").unwrap_or_else(|| DEFAULT_PROJECT.to_owned()),
+            cache_dir: io_cache::default_cache_root().ok(),
+            extra_headers,
         };
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The embedded store in `dir`, with the default entity and project and the SDK's cache directory.
+    pub fn embedded(dir: impl Into<PathBuf>) -> Self {
+        Self::with_base_url(BaseUrl::Embedded(dir.into()))
+    }
+
+    /// The W&B server at `url` (`https://api.wandb.ai`, a W&B Server, `dagster-wandb server`), with `api_key`.
+    pub fn server(url: &str, api_key: Option<String>) -> Self {
+        let mut settings = Self::with_base_url(BaseUrl::Server(url.trim_end_matches('/').to_owned()));
+        settings.api_key = api_key;
+        settings
+    }
+
+    fn with_base_url(base_url: BaseUrl) -> Self {
+        Settings {
+            base_url,
+            api_key: None,
+            entity: DEFAULT_ENTITY.to_owned(),
+            project: DEFAULT_PROJECT.to_owned(),
+            cache_dir: io_cache::default_cache_root().ok(),
+            extra_headers: Vec::new(),
+        }
+    }
+
+    /// The same settings for entity `entity`.
+    pub fn with_entity(mut self, entity: &str) -> Self {
+        entity.clone_into(&mut self.entity);
+        self
+    }
+
+    /// The same settings for project `project`.
+    pub fn with_project(mut self, project: &str) -> Self {
+        project.clone_into(&mut self.project);
+        self
+    }
+
+    /// The same settings with the content cache in `dir` (`None`: downloads go uncached).
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// The same settings with `api_key`.
+    pub fn with_api_key(mut self, api_key: Option<String>) -> Self {
+        self.api_key = api_key;
+        self
     }
 
     /// Checks the entity and project names.
@@ -126,16 +229,29 @@ impl Settings {
         Ok(())
     }
 
-    /// Opens the embedded store the base URL names.
+    /// The configured entity and project.
     ///
     /// # Errors
-    /// [`Error::ServerBackendUnsupported`] for a server URL; the store's own opening errors.
-    pub fn open_store(&self) -> Result<EmbeddedStore> {
-        match &self.base_url {
-            BaseUrl::Embedded(path) => EmbeddedStore::open(path),
-            BaseUrl::Server(url) => Err(Error::ServerBackendUnsupported { url: url.clone() }),
-        }
+    /// Invalid names.
+    pub fn project_ref(&self) -> Result<ProjectRef> {
+        Ok(ProjectRef::new(&self.entity, &self.project)?)
     }
+
+    /// The content cache, when its directory is known.
+    pub fn cache(&self) -> Option<io_cache::ContentCache> {
+        self.cache_dir.as_ref().map(io_cache::ContentCache::new)
+    }
+}
+
+/// `WANDB_X_EXTRA_HTTP_HEADERS`: a JSON object of header names and values.
+fn parse_extra_headers(json: &str) -> Result<Vec<(String, String)>> {
+    let invalid = |reason: String| Error::InvalidBaseUrl { url: "WANDB_X_EXTRA_HTTP_HEADERS".to_owned(), reason };
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| invalid(format!("not a JSON object of headers: {e}")))?;
+    Ok(map
+        .into_iter()
+        .map(|(name, value)| (name, value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
+        .collect())
 }
 
 /// The SDK's default download root for `name:vN`: `$WANDB_ARTIFACT_DIR` (or `./artifacts`), made absolute,
@@ -168,13 +284,16 @@ mod tests {
     }
 
     #[test]
-    fn server_urls_are_refused_clearly() {
-        let settings = Settings {
-            base_url: BaseUrl::Server("https://api.wandb.ai".into()),
-            entity: "e".into(),
-            project: "p".into(),
-        };
-        let err = settings.open_store().unwrap_err();
-        assert!(err.to_string().contains("https://api.wandb.ai"), "{err}");
+    fn extra_headers_are_a_json_object() {
+        let headers = parse_extra_headers(r#"{"X-A": "1", "X-B": 2}"#).unwrap();
+        assert_eq!(headers, [("X-A".to_owned(), "1".to_owned()), ("X-B".to_owned(), "2".to_owned())]);
+        let err = parse_extra_headers("[1]").unwrap_err();
+        assert!(err.to_string().contains("WANDB_X_EXTRA_HTTP_HEADERS"), "{err}");
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug() {
+        let settings = Settings::server("https://api.wandb.ai", Some("secret-key".into()));
+        assert!(!format!("{settings:?}").contains("secret-key"));
     }
 }

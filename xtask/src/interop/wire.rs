@@ -225,7 +225,7 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
 /// Runs both ways: the real client logs metrics (the SDK capture's first process) and resumes; our `Run` logs
 /// and the real client resumes it with `resume="must"`. The store holds every row, at the right steps.
 fn runs(sides: &Sides<'_>, store_dir: &Path, results: &mut Comparisons) -> Result<()> {
-    let store = wandb_api::EmbeddedStore::open(store_dir)?;
+    let store = wandb_store::EmbeddedStore::open(store_dir)?;
     let project = wandb_api::ProjectRef::new("ent", "proj")?;
     let steps = |run: &str| -> Result<Vec<u64>> {
         Ok(store.run_history(&project, run)?.iter().filter_map(|r| r.get("_step").and_then(Value::as_u64)).collect())
@@ -272,18 +272,17 @@ fn runs(sides: &Sides<'_>, store_dir: &Path, results: &mut Comparisons) -> Resul
     );
 
     // Our Run logs through the server; the real client must see it as existing and continue it.
-    let runtime = std::sync::Arc::new(tokio::runtime::Runtime::new()?);
-    let client = wandb_api::client::WandbClient::new(&sides.url, Some(API_KEY.to_owned()))?;
-    let settings = wandb_api::run::RunSettings {
-        id: Some("rsrun".into()),
-        config: serde_json::json!({"lr": 0.5}).as_object().cloned().unwrap_or_default(),
-        ..Default::default()
-    };
-    let mut run = wandb_api::run::Run::init_remote(&client, runtime.clone(), &project, settings)?;
+    let api = wandb_api::Api::new(
+        wandb_api::Settings::server(&sides.url, Some(API_KEY.to_owned())).with_entity("ent").with_project("proj"),
+    )?;
+    let settings = wandb_api::RunSettings::default()
+        .id("rsrun")
+        .config(serde_json::json!({"lr": 0.5}).as_object().cloned().unwrap_or_default());
+    let mut run = api.init(settings)?;
     for loss in [0.9, 0.8, 0.7] {
         run.log(serde_json::json!({"loss": loss}).as_object().cloned().unwrap_or_default())?;
     }
-    run.finish(0)?;
+    run.finish()?;
     let resumed = sides.python(&["resume", "rsrun", "must"], "cache-py")?;
     results.record(
         "runs: our Run logs through the server, Python resumes it (must) at step 3 with its config",
@@ -443,7 +442,7 @@ fn launch(sides: &Sides<'_>, work: &Path, store_dir: &Path, results: &mut Compar
     ensure!(out.status.success(), "launch create-job failed: {}", String::from_utf8_lossy(&out.stderr));
     let job = String::from_utf8(out.stdout)?.trim().to_owned();
 
-    let store = wandb_api::EmbeddedStore::open(store_dir)?;
+    let store = wandb_store::EmbeddedStore::open(store_dir)?;
     let project = wandb_api::ProjectRef::new("ent", "proj")?;
     let finished_runs = || -> Result<Vec<String>> {
         let mut done = Vec::new();
@@ -451,7 +450,7 @@ fn launch(sides: &Sides<'_>, work: &Path, store_dir: &Path, results: &mut Compar
             let status = store.run_status(&project, &run.id)?;
             let saw_lr =
                 store.run_history(&project, &run.id)?.iter().any(|r| r.get("lr_seen") == Some(&serde_json::json!(0.1)));
-            if status.state == wandb_api::RunState::Finished && saw_lr {
+            if status.state == wandb_store::RunState::Finished && saw_lr {
                 done.push(run.id);
             }
         }

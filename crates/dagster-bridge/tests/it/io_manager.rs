@@ -12,7 +12,8 @@ use dagster_bridge::io_manager::{
 use dagster_bridge::pipes::MetadataValue;
 use serde_json::{Value, json};
 use serde_modules::{Module, Table};
-use wandb_api::{EmbeddedStore, ProjectRef};
+use wandb_api::ProjectRef;
+use wandb_store::EmbeddedStore;
 
 const RUN_ID: &str = "0ab2e48b-6d63-4ff5-b160-662cc60145f4";
 const RUN_ALIAS: &str = "dagster-run-0ab2e48b";
@@ -714,8 +715,11 @@ fn a_python_step_and_a_rust_step_meet_through_a_w_and_b_server() {
     let f = Fixture::new();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(async {
-        let options = wandb_api::server::ServerOptions::default();
-        wandb_api::server::WandbServer::bind(f.store(), "127.0.0.1:0".parse().unwrap(), options).await.unwrap().spawn()
+        let options = wandb_store::server::ServerOptions::default();
+        wandb_store::server::WandbServer::bind(f.store(), "127.0.0.1:0".parse().unwrap(), options)
+            .await
+            .unwrap()
+            .spawn()
     });
     let mut settings = f.settings(RUN_ID);
     settings.resource =
@@ -751,7 +755,7 @@ fn a_step_logs_metrics_to_the_run_its_artifacts_belong_to() {
     for loss in [0.9, 0.5] {
         run.log(json!({"loss": loss}).as_object().unwrap().clone()).unwrap();
     }
-    run.finish(0).unwrap();
+    run.finish().unwrap();
     let logged =
         io.handle_output(&op_output(json!({"name": "model"})), Output::serialize(&[1]).unwrap()).unwrap().unwrap();
     assert_eq!(logged.version.created_by.as_deref(), Some(RUN_ID));
@@ -760,7 +764,7 @@ fn a_step_logs_metrics_to_the_run_its_artifacts_belong_to() {
     let mut run = f.io().start_run().unwrap();
     assert!(run.resumed());
     run.log(json!({"loss": 0.1}).as_object().unwrap().clone()).unwrap();
-    run.finish(0).unwrap();
+    run.finish().unwrap();
     let history = f.store().run_history(&Fixture::project(), RUN_ID).unwrap();
     let steps: Vec<u64> = history.iter().map(|r| r["_step"].as_u64().unwrap()).collect();
     assert_eq!(steps, [0, 1, 2]);
@@ -786,7 +790,7 @@ fn get_of_a_partitioned_table_reads_its_parts_as_one_table() {
     let mut file = finisher.new_file("merged.partitioned-table.json", NewFileOptions::default()).unwrap();
     std::io::Write::write_all(&mut file, &serde_modules::PartitionedTable::new("parts").to_wandb_json()).unwrap();
     file.close().unwrap();
-    store.finish_artifact(&project, &finisher, "grp", &wandb_api::LogOptions::default()).unwrap();
+    store.finish_artifact(&project, &finisher, "grp", &wandb_store::LogOptions::default()).unwrap();
 
     let input = op_input(json!({"name": "dist-ds", "get": "merged"}));
     let Loaded::Table(table) = read(&f, input).unwrap() else { panic!() };

@@ -45,10 +45,10 @@ fn launch_agent_config_takes_queues_and_max_jobs_only() {
 #[test]
 fn an_asynchronous_launch_is_queued_on_the_server_and_an_embedded_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = wandb_api::EmbeddedStore::open(dir.path().join("store")).unwrap();
+    let store = wandb_store::EmbeddedStore::open(dir.path().join("store")).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(async {
-        wandb_api::server::WandbServer::bind(store, "127.0.0.1:0".parse().unwrap(), Default::default())
+        wandb_store::server::WandbServer::bind(store, "127.0.0.1:0".parse().unwrap(), Default::default())
             .await
             .unwrap()
             .spawn()

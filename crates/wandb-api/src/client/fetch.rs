@@ -15,54 +15,17 @@ use super::http::{Transport, redact, transport_reason};
 use super::{WandbClient, queries, version_from_fragment, version_from_membership};
 use crate::download::{DownloadOptions, DownloadReport, ObjectSource, download};
 use crate::error::{Error, Result};
-use crate::store::{ArtifactVersion, Collection, ProjectRef};
+use wandb_store::{ArtifactVersion, Collection, CollectionKind, ProjectRef};
 
 /// File URLs asked for per page (`WANDB_ARTIFACT_FETCH_FILE_URL_BATCH_SIZE`'s default).
 const URLS_PER_PAGE: u64 = 5000;
 /// A body cut mid-transfer is resumed with a range request this many times.
 const RESUMES: u32 = 5;
 
-/// Options of [`WandbClient::download`]: the local ones of [`DownloadOptions`] and how big files are fetched.
-///
-/// A file of at least `ranged_threshold` bytes is fetched as consecutive `range_size` ranges, `ranges_in_flight`
-/// of them at once, handed to the verifier in order: one connection's throughput no longer bounds a big file,
-/// and memory stays under `ranges_in_flight × range_size` (24 MiB by default) whatever the file's size.
-#[derive(Clone, Debug)]
-pub struct RemoteDownloadOptions {
-    /// The cache, memo, missing-reference and progress options.
-    pub local: DownloadOptions,
-    /// Files at least this big are fetched in parallel ranges (64 MiB).
-    pub ranged_threshold: u64,
-    /// The size of one range (4 MiB).
-    pub range_size: u64,
-    /// Ranges fetched at once per file, the one being consumed included (6).
-    pub ranges_in_flight: usize,
-}
-
-impl Default for RemoteDownloadOptions {
-    fn default() -> Self {
-        RemoteDownloadOptions {
-            local: DownloadOptions::default(),
-            ranged_threshold: 64 << 20,
-            range_size: 4 << 20,
-            ranges_in_flight: 6,
-        }
-    }
-}
-
-impl From<DownloadOptions> for RemoteDownloadOptions {
-    fn from(local: DownloadOptions) -> Self {
-        RemoteDownloadOptions { local, ..Default::default() }
-    }
-}
-
 impl WandbClient {
     /// The version `selector` (`latest`, `vN` or an alias) names in collection `name` of `project` — a
     /// portfolio or registry collection included (the result's `linked_from` then names the source).
-    ///
-    /// # Errors
-    /// [`Error::ProjectNotFound`], [`Error::ArtifactNotFound`], [`Error::Graphql`] and HTTP errors.
-    pub async fn artifact(&self, project: &ProjectRef, name: &str, selector: &str) -> Result<ArtifactVersion> {
+    pub(crate) async fn membership(&self, project: &ProjectRef, name: &str, selector: &str) -> Result<ArtifactVersion> {
         let variables =
             json!({"entity": project.entity(), "project": project.project(), "name": format!("{name}:{selector}")});
         let data = self.graphql("ArtifactMembershipByName", &queries::membership_by_name(), variables).await?;
@@ -83,10 +46,7 @@ impl WandbClient {
     }
 
     /// The manifest of `version`, fetched from its direct URL.
-    ///
-    /// # Errors
-    /// [`Error::Graphql`] and HTTP errors, a manifest that does not parse.
-    pub async fn manifest(&self, version: &ArtifactVersion) -> Result<Manifest> {
+    pub(crate) async fn fetch_manifest(&self, version: &ArtifactVersion) -> Result<Manifest> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -148,35 +108,16 @@ impl WandbClient {
         }
     }
 
-    /// Downloads `version` into `root` through the content cache, verifying every byte (see
-    /// [`download`](crate::download())). Bodies stream from their presigned URLs without credentials; big
-    /// files come in parallel ranges (see [`RemoteDownloadOptions`]); a cut body resumes with a range request;
-    /// an expired URL (401/403) is replaced by a fresh one.
-    ///
-    /// # Errors
-    /// See [`download`](crate::download()); [`Error::Graphql`] and HTTP errors.
-    pub async fn download(
-        &self,
-        version: &ArtifactVersion,
-        root: &std::path::Path,
-        options: &RemoteDownloadOptions,
-    ) -> Result<(Manifest, DownloadReport)> {
-        let manifest = self.manifest(version).await?;
-        let report = self.download_entries(version, &manifest, root, options).await?;
-        Ok((manifest, report))
-    }
-
-    /// Downloads the entries of `entries` — `version`'s manifest or a part of it (one file, one directory) —
-    /// into `root`, as [`WandbClient::download`] does.
-    ///
-    /// # Errors
-    /// See [`WandbClient::download`].
-    pub async fn download_entries(
+    /// Downloads `entries` — `version`'s manifest or a part of it (one file, one directory) — into `root`
+    /// through the content cache, verifying every byte (see [`download`](crate::download())). Bodies stream
+    /// from their presigned URLs without credentials; big files come in parallel ranges (see
+    /// [`super::ClientOptions`]); a cut body resumes with a range request; an expired URL (401/403) is replaced.
+    pub(crate) async fn download_entries(
         &self,
         version: &ArtifactVersion,
         entries: &Manifest,
         root: &std::path::Path,
-        options: &RemoteDownloadOptions,
+        options: &DownloadOptions,
     ) -> Result<DownloadReport> {
         let urls = self.file_urls(version).await?;
         let source = RemoteObjects {
@@ -187,26 +128,28 @@ impl WandbClient {
                 refreshing: tokio::sync::Mutex::new(()),
             }),
             runtime: tokio::runtime::Handle::current(),
-            ranged_threshold: options.ranged_threshold,
-            range_size: options.range_size.max(1),
-            ranges_in_flight: options.ranges_in_flight.max(1),
+            ranged_threshold: self.options.ranged_threshold,
+            range_size: self.options.range_size.max(1),
+            ranges_in_flight: self.options.ranges_in_flight.max(1),
         };
         let root = root.to_path_buf();
-        let local = options.local.clone();
+        let options = options.clone();
         let entries = entries.clone();
-        tokio::task::spawn_blocking(move || download(&source, &entries, &root, &local))
+        tokio::task::spawn_blocking(move || download(&source, &entries, &root, &options))
             .await
-            .map_err(|e| Error::Protocol { operation: "download".to_owned(), reason: e.to_string() })?
+            .map_err(|e| Error::Runtime { reason: format!("the download task failed: {e}") })?
     }
 
-    /// The collections of `project` (only those of `artifact_type` when given), by name, each with its
-    /// newest version and how many versions it has (`ProjectArtifactCollections`, then `ProjectArtifacts` per
-    /// collection). An unknown project has none.
-    ///
-    /// # Errors
-    /// [`Error::Graphql`] and HTTP errors.
-    pub async fn collections(&self, project: &ProjectRef, artifact_type: Option<&str>) -> Result<Vec<Collection>> {
-        let mut named: Vec<(String, String)> = Vec::new();
+    /// The collections of `project` (only those of `artifact_type` when given) — sequences and portfolios — by
+    /// name, each with its newest version and how many versions it has (`ProjectArtifactCollections`, then
+    /// `ProjectArtifacts` per collection; a portfolio's newest member through `ArtifactMembershipByName`). An
+    /// unknown project has none.
+    pub(crate) async fn list_collections(
+        &self,
+        project: &ProjectRef,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Collection>> {
+        let mut named: Vec<(String, String, CollectionKind)> = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let variables =
@@ -216,10 +159,12 @@ impl WandbClient {
             for edge in page.get("edges").and_then(Value::as_array).into_iter().flatten() {
                 let name = edge.pointer("/node/name").and_then(Value::as_str);
                 let kind = edge.pointer("/node/type/name").and_then(Value::as_str);
+                let portfolio = edge.pointer("/node/__typename").and_then(Value::as_str) == Some("ArtifactPortfolio");
                 if let (Some(name), Some(kind)) = (name, kind)
                     && artifact_type.is_none_or(|t| t == kind)
                 {
-                    named.push((name.to_owned(), kind.to_owned()));
+                    let collection_kind = if portfolio { CollectionKind::Portfolio } else { CollectionKind::Sequence };
+                    named.push((name.to_owned(), kind.to_owned(), collection_kind));
                 }
             }
             match next_cursor(page, cursor.as_deref()) {
@@ -229,11 +174,11 @@ impl WandbClient {
         }
         let query = queries::project_artifacts();
         let mut collections: Vec<Collection> = futures_util::stream::iter(named)
-            .map(|(name, kind)| {
+            .map(|(name, artifact_type, kind)| {
                 let query = &query;
                 async move {
                     let variables = json!({
-                        "entity": project.entity(), "project": project.project(), "type": kind,
+                        "entity": project.entity(), "project": project.project(), "type": artifact_type,
                         "collection": name, "perPage": 1, "order": "-createdAt",
                     });
                     let data = self.graphql("ProjectArtifacts", query, variables).await?;
@@ -241,9 +186,12 @@ impl WandbClient {
                     let newest = artifacts.and_then(|a| a.pointer("/edges/0/node")).filter(|n| !n.is_null());
                     let Some(newest) = newest else { return Ok(None) };
                     let version_count = artifacts.and_then(|a| a.get("totalCount")).and_then(Value::as_u64);
-                    let latest = version_from_fragment(newest)?;
+                    let latest = match kind {
+                        CollectionKind::Sequence => version_from_fragment(newest)?,
+                        CollectionKind::Portfolio => self.membership(project, &name, "latest").await?,
+                    };
                     let version_count = version_count.unwrap_or(latest.version_index + 1);
-                    Ok::<_, Error>(Some(Collection { name, artifact_type: kind, version_count, latest }))
+                    Ok::<_, Error>(Some(Collection { name, artifact_type, kind, version_count, latest }))
                 }
             })
             .buffered(8)
@@ -254,11 +202,83 @@ impl WandbClient {
         Ok(collections)
     }
 
+    /// Every version of collection `name`, oldest first: `ProjectArtifacts` paged in ascending order (a
+    /// portfolio's members each through `ArtifactMembershipByName`, so they carry the portfolio's view).
+    pub(crate) async fn list_versions(&self, project: &ProjectRef, name: &str) -> Result<Vec<ArtifactVersion>> {
+        let latest = self.membership(project, name, "latest").await?;
+        let query = queries::project_artifacts();
+        let mut versions = Vec::new();
+        let mut indices = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let variables = json!({
+                "entity": project.entity(), "project": project.project(), "type": latest.artifact_type,
+                "collection": name, "cursor": cursor, "perPage": 100, "order": "+createdAt",
+            });
+            let data = self.graphql("ProjectArtifacts", &query, variables).await?;
+            let Some(page) =
+                data.pointer("/project/artifactType/artifactCollection/artifacts").filter(|p| !p.is_null())
+            else {
+                break;
+            };
+            for edge in page.get("edges").and_then(Value::as_array).into_iter().flatten() {
+                match (&latest.linked_from, edge.get("node")) {
+                    (None, Some(node)) => versions.push(version_from_fragment(node)?),
+                    (Some(_), _) => {
+                        if let Some(index) = edge.get("version").and_then(Value::as_str) {
+                            indices.push(index.to_owned());
+                        }
+                    }
+                    (None, None) => {}
+                }
+            }
+            match next_cursor(page, cursor.as_deref()) {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        if latest.linked_from.is_some() {
+            versions = futures_util::stream::iter(indices)
+                .map(|index| async move { self.membership(project, name, &index).await })
+                .buffered(8)
+                .try_collect()
+                .await?;
+        }
+        versions.sort_by_key(|v| v.version_index);
+        Ok(versions)
+    }
+
+    /// The artifact types of `project` (`ProjectArtifactTypes`, paged), by name.
+    pub(crate) async fn list_artifact_types(&self, project: &ProjectRef) -> Result<Vec<String>> {
+        let mut types = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let variables =
+                json!({"entity": project.entity(), "project": project.project(), "cursor": cursor, "perPage": 100});
+            let data = self.graphql("ProjectArtifactTypes", queries::PROJECT_ARTIFACT_TYPES, variables).await?;
+            let Some(page) = data.pointer("/project/artifactTypes").filter(|p| !p.is_null()) else { break };
+            for edge in page.get("edges").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(name) = edge.pointer("/node/name").and_then(Value::as_str) {
+                    types.push(name.to_owned());
+                }
+            }
+            match next_cursor(page, cursor.as_deref()) {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        types.sort();
+        types.dedup();
+        Ok(types)
+    }
+
     /// Records that run `run_id` of `project` used `version` (`UseArtifact`).
-    ///
-    /// # Errors
-    /// [`Error::Graphql`] and HTTP errors.
-    pub async fn use_artifact(&self, project: &ProjectRef, run_id: &str, version: &ArtifactVersion) -> Result<()> {
+    pub(crate) async fn use_version(
+        &self,
+        project: &ProjectRef,
+        run_id: &str,
+        version: &ArtifactVersion,
+    ) -> Result<()> {
         let mut input = json!({
             "artifactID": version.id, "entityName": project.entity(), "projectName": project.project(), "runName": run_id,
         });
@@ -270,29 +290,24 @@ impl WandbClient {
         Ok(())
     }
 
-    /// Links `version` to `target` — `[[ENTITY/]PROJECT/]COLLECTION` of a portfolio, or
-    /// `wandb-registry-<registry>/<collection>` of a registry (whose entity is the organisation's, resolved
-    /// from `default`'s entity) — with `aliases`, and returns the linked version as the target sees it.
-    ///
-    /// # Errors
-    /// An invalid target, [`Error::Graphql`] and HTTP errors.
-    pub async fn link(
+    /// Links `version` into `collection` of `target` (`LinkArtifact`); a `wandb-registry-*` project's entity is
+    /// replaced by its organisation's. Returns the linked version as the target sees it.
+    pub(crate) async fn link_version(
         &self,
         version: &ArtifactVersion,
-        target: &str,
-        default: &ProjectRef,
+        target: &ProjectRef,
+        collection: &str,
         aliases: &[String],
     ) -> Result<ArtifactVersion> {
         for alias in aliases {
             artifact_core::validate_alias(alias)?;
         }
-        let (target_project, collection) = crate::store::link_target(target, default)?;
-        let target_project = if target_project.project().starts_with("wandb-registry-") {
-            ProjectRef::new(&self.org_entity(target_project.entity()).await?, target_project.project())?
+        artifact_core::validate_artifact_name(collection)?;
+        let target_project = if target.project().starts_with("wandb-registry-") {
+            ProjectRef::new(&self.org_entity(target.entity()).await?, target.project())?
         } else {
-            target_project
+            target.clone()
         };
-        let collection = collection.as_str();
         let (entity, project) = (target_project.entity(), target_project.project());
         let input = json!({
             "artifactID": version.id, "artifactPortfolioName": collection, "entityName": entity,
@@ -303,7 +318,7 @@ impl WandbClient {
         let index = data.pointer("/linkArtifact/versionIndex").and_then(Value::as_u64).ok_or_else(|| {
             Error::Protocol { operation: "LinkArtifact".to_owned(), reason: "no versionIndex".to_owned() }
         })?;
-        self.artifact(&target_project, collection, &format!("v{index}")).await
+        self.membership(&target_project, collection, &format!("v{index}")).await
     }
 
     /// The organisation entity a registry of `entity` lives under.
@@ -321,7 +336,7 @@ impl WandbClient {
 }
 
 /// The cursor of the page after `connection`'s, if there is one (a server repeating a cursor ends the paging).
-fn next_cursor(connection: &Value, current: Option<&str>) -> Option<String> {
+pub(crate) fn next_cursor(connection: &Value, current: Option<&str>) -> Option<String> {
     let has_next = connection.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool).unwrap_or(false);
     let next = connection.pointer("/pageInfo/endCursor").and_then(Value::as_str)?;
     (has_next && Some(next) != current).then(|| next.to_owned())

@@ -94,6 +94,7 @@ pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
     pub(crate) base_url: String,
     authorization: Option<HeaderValue>,
+    api_key: Option<String>,
     extra_headers: HeaderMap,
     pub(crate) retry: RetryPolicy,
 }
@@ -136,7 +137,12 @@ impl Transport {
                 }
                 None => None,
             };
-        Ok(Transport { http, base_url: base_url.trim_end_matches('/').to_owned(), authorization, extra_headers, retry })
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        Ok(Transport { http, base_url, authorization, api_key: api_key.map(str::to_owned), extra_headers, retry })
+    }
+
+    pub(crate) fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
     }
 
     /// Credentials go only to URLs under the base URL (`httplayers.LimitTo`); presigned URLs get none.

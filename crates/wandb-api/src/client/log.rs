@@ -11,97 +11,17 @@ use serde_json::{Value, json};
 
 use super::http::redact;
 use super::{WandbClient, queries, version_from_fragment};
+use crate::backend::{LogOptions, LoggedArtifact, UpsertedPart};
 use crate::error::{Error, Result};
-use crate::store::{ArtifactVersion, ProjectRef};
+use wandb_store::{ArtifactVersion, ProjectRef};
 
-/// Files at least this big are uploaded in parts (`S3MinMultiUploadSize`).
-pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 2 << 30;
-/// The part size (`S3DefaultChunkSize`), grown for files over 10,000 parts.
-const PART_SIZE: u64 = 100 << 20;
+/// The part size (`S3DefaultChunkSize`) is grown for files over this many parts.
 const MAX_PARTS: u64 = 10_000;
 /// Files registered per `CreateArtifactFiles` request.
 const FILES_PER_BATCH: usize = 1000;
 
-/// Options of [`WandbClient::log_artifact`].
-#[derive(Clone)]
-pub struct RemoteLogOptions {
-    /// Custom aliases (`latest` is always added).
-    pub aliases: Vec<String>,
-    /// Tags of the version.
-    pub tags: Vec<String>,
-    /// The run logging it; `None` logs it as user-created (no producing run).
-    pub run_id: Option<String>,
-    /// Files at least this big go up in parts (default 2 GiB).
-    pub multipart_threshold: u64,
-    /// The part size of multipart uploads (default 100 MiB; grown for files of over 10,000 parts).
-    pub part_size: u64,
-    /// Uploads in flight at once.
-    pub concurrency: usize,
-    /// Receives progress in bytes uploaded.
-    pub progress: Option<Arc<dyn Progress>>,
-}
-
-impl Default for RemoteLogOptions {
-    fn default() -> Self {
-        RemoteLogOptions {
-            aliases: Vec::new(),
-            tags: Vec::new(),
-            run_id: None,
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            part_size: PART_SIZE,
-            concurrency: 16,
-            progress: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for RemoteLogOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteLogOptions")
-            .field("aliases", &self.aliases)
-            .field("tags", &self.tags)
-            .field("run_id", &self.run_id)
-            .field("multipart_threshold", &self.multipart_threshold)
-            .field("part_size", &self.part_size)
-            .field("concurrency", &self.concurrency)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The outcome of [`WandbClient::log_artifact`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct RemoteLogged {
-    /// The version: new, or the existing one with the same content.
-    pub version: ArtifactVersion,
-    /// False when the server already had this content as the latest version (nothing was uploaded).
-    pub created: bool,
-    /// The manifest as uploaded (after any MD5 fallback of an XXH128 artifact).
-    pub manifest: Manifest,
-    /// Files whose bodies went up.
-    pub uploaded_files: usize,
-    /// Files the server already had.
-    pub skipped_files: usize,
-    /// Bytes uploaded.
-    pub uploaded_bytes: u64,
-}
-
-/// This process's part of a distributed artifact, uploaded and pending (see [`WandbClient::upsert_artifact`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct UpsertedPart {
-    /// The pending artifact's id (the same for every writer of the distributed id).
-    pub artifact_id: String,
-    /// This process's entries, as uploaded in its PATCH manifest.
-    pub manifest: Manifest,
-    /// Files whose bodies went up.
-    pub uploaded_files: usize,
-    /// Files the server already had.
-    pub skipped_files: usize,
-    /// Bytes uploaded.
-    pub uploaded_bytes: u64,
-}
-
 struct Saved {
-    logged: Option<RemoteLogged>,
+    logged: Option<LoggedArtifact>,
     part: UpsertedPart,
 }
 
@@ -118,33 +38,25 @@ struct Upload {
 }
 
 impl WandbClient {
-    /// Logs `artifact` to `project`, as `run.log_artifact` does.
-    ///
-    /// # Errors
-    /// [`Error::TypeConflict`] when the name exists with another type; [`Error::Graphql`] and HTTP errors;
-    /// [`Error::Protocol`] for answers that break the protocol; I/O errors reading the files.
-    pub async fn log_artifact(
+    /// Logs `artifact` to `project`, as `run.log_artifact` does (see [`crate::Backend::log_artifact`]).
+    pub(crate) async fn log(
         &self,
         project: &ProjectRef,
         artifact: &Artifact,
-        options: &RemoteLogOptions,
-    ) -> Result<RemoteLogged> {
+        options: &LogOptions,
+    ) -> Result<LoggedArtifact> {
         let saved = self.save(project, artifact, options, None).await?;
         Ok(saved.logged.expect("a full save commits"))
     }
 
     /// Uploads this process's part of the distributed artifact `distributed_id` (`run.upsert_artifact`): the
-    /// artifact stays pending, and [`WandbClient::finish_artifact`] commits the union of every part.
-    ///
-    /// # Errors
-    /// [`Error::DistributedArtifactFinished`] when it was already finished (the SDK silently loses the part), and
-    /// the errors of [`WandbClient::log_artifact`].
-    pub async fn upsert_artifact(
+    /// artifact stays pending until one writer finishes it.
+    pub(crate) async fn upsert(
         &self,
         project: &ProjectRef,
         artifact: &Artifact,
-        options: &RemoteLogOptions,
         distributed_id: &str,
+        options: &LogOptions,
     ) -> Result<UpsertedPart> {
         let saved = self.save(project, artifact, options, Some((distributed_id, false))).await?;
         Ok(saved.part)
@@ -152,16 +64,13 @@ impl WandbClient {
 
     /// Uploads this process's part, if any, and commits the distributed artifact `distributed_id`
     /// (`run.finish_artifact`); the server merges every part uploaded for it.
-    ///
-    /// # Errors
-    /// See [`WandbClient::upsert_artifact`].
-    pub async fn finish_artifact(
+    pub(crate) async fn finish(
         &self,
         project: &ProjectRef,
         artifact: &Artifact,
-        options: &RemoteLogOptions,
         distributed_id: &str,
-    ) -> Result<RemoteLogged> {
+        options: &LogOptions,
+    ) -> Result<LoggedArtifact> {
         let saved = self.save(project, artifact, options, Some((distributed_id, true))).await?;
         Ok(saved.logged.expect("finishing commits"))
     }
@@ -171,12 +80,10 @@ impl WandbClient {
         &self,
         project: &ProjectRef,
         artifact: &Artifact,
-        options: &RemoteLogOptions,
+        options: &LogOptions,
         distributed: Option<(&str, bool)>,
     ) -> Result<Saved> {
-        for alias in &options.aliases {
-            artifact_core::validate_alias(alias)?;
-        }
+        crate::backend::check_log_request(artifact, options)?;
         let tags = artifact_core::validate_tags(&options.tags)?;
         let name = artifact.name();
         self.check_type(project, name, artifact.artifact_type()).await?;
@@ -208,7 +115,19 @@ impl WandbClient {
             input["tags"] =
                 tags.iter().map(|t| json!({"attributes": null, "tagCategoryName": null, "tagName": t})).collect();
         }
-        let data = self.graphql("CreateArtifact", queries::CREATE_ARTIFACT, json!({"input": input})).await?;
+        let data = match self.graphql("CreateArtifact", queries::CREATE_ARTIFACT, json!({"input": input})).await {
+            // `dagster-wandb server` refuses a part for a finished distributed artifact (W&B answers COMMITTED,
+            // handled below); both are the same condition.
+            Err(Error::Graphql { message, .. })
+                if distributed.is_some() && message.contains("was already finished") =>
+            {
+                return Err(Error::DistributedArtifactFinished {
+                    name: name.to_owned(),
+                    distributed_id: distributed.map(|(d, _)| d.to_owned()).unwrap_or_default(),
+                });
+            }
+            other => other?,
+        };
         let created = data.pointer("/createArtifact/artifact").cloned().unwrap_or(Value::Null);
         let id = created.get("id").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| Error::Protocol {
             operation: "CreateArtifact".to_owned(),
@@ -227,22 +146,16 @@ impl WandbClient {
                     "Artifact \"{name}\" already exists with the same content. No new version will be created."
                 );
                 let version = self.artifact_by_id(&id).await?;
-                let manifest = self.manifest(&version).await?;
-                let skipped_files = manifest.len();
-                let part = UpsertedPart {
-                    artifact_id: id,
-                    manifest: manifest.clone(),
-                    uploaded_files: 0,
-                    skipped_files,
-                    uploaded_bytes: 0,
-                };
-                let logged = RemoteLogged {
+                let manifest = self.fetch_manifest(&version).await?;
+                let reused_files = manifest.len();
+                let part = UpsertedPart { manifest: manifest.clone(), stored_files: 0, reused_files, stored_bytes: 0 };
+                let logged = LoggedArtifact {
                     version,
                     created: false,
                     manifest,
-                    uploaded_files: 0,
-                    skipped_files,
-                    uploaded_bytes: 0,
+                    stored_files: 0,
+                    reused_files,
+                    stored_bytes: 0,
                 };
                 return Ok(Saved { logged: Some(logged), part });
             }
@@ -279,7 +192,8 @@ impl WandbClient {
             })?;
 
         let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
-        let uploads = plan_uploads(&manifest, algorithm, options.multipart_threshold, options.part_size).await?;
+        let uploads =
+            plan_uploads(&manifest, algorithm, self.options.multipart_threshold, self.options.part_size).await?;
         progress.begin("uploading", uploads.iter().map(|u| u.size).sum());
         let mut manifest = manifest;
         let mut uploaded_files = 0;
@@ -287,7 +201,15 @@ impl WandbClient {
         let mut uploaded_bytes = 0;
         for batch in uploads.chunks(FILES_PER_BATCH) {
             let outcome = self
-                .upload_batch(&id, &manifest_id, batch, algorithm, send_digests, options.concurrency, &progress)
+                .upload_batch(
+                    &id,
+                    &manifest_id,
+                    batch,
+                    algorithm,
+                    send_digests,
+                    self.options.upload_concurrency,
+                    &progress,
+                )
                 .await?;
             for (upload, birth_id, uploaded) in outcome {
                 if let Some(entry) = manifest.entries_mut().find(|(p, _)| **p == upload.name).map(|(_, e)| e) {
@@ -339,11 +261,10 @@ impl WandbClient {
             })
             .await?;
         let part = UpsertedPart {
-            artifact_id: id.clone(),
             manifest: manifest.clone(),
-            uploaded_files,
-            skipped_files,
-            uploaded_bytes,
+            stored_files: uploaded_files,
+            reused_files: skipped_files,
+            stored_bytes: uploaded_bytes,
         };
         if distributed.is_some_and(|(_, finalize)| !finalize) {
             return Ok(Saved { logged: None, part });
@@ -352,15 +273,22 @@ impl WandbClient {
         let version = self.artifact_by_id(&id).await?;
         if distributed.is_some() {
             // The committed manifest is every writer's parts merged, not this process's alone.
-            manifest = self.manifest(&version).await?;
+            manifest = self.fetch_manifest(&version).await?;
         }
-        let logged = RemoteLogged { version, created: true, manifest, uploaded_files, skipped_files, uploaded_bytes };
+        let logged = LoggedArtifact {
+            version,
+            created: true,
+            manifest,
+            stored_files: uploaded_files,
+            reused_files: skipped_files,
+            stored_bytes: uploaded_bytes,
+        };
         Ok(Saved { logged: Some(logged), part })
     }
 
     /// `ArtifactType`: one name, one type (the SDK checks before logging; a failed check is ignored there and
     /// here, the server checks again).
-    async fn check_type(&self, project: &ProjectRef, name: &str, artifact_type: &str) -> Result<()> {
+    pub(crate) async fn check_type(&self, project: &ProjectRef, name: &str, artifact_type: &str) -> Result<()> {
         let variables =
             json!({"entity": project.entity(), "project": project.project(), "name": format!("{name}:latest")});
         let Ok(data) = self.graphql("ArtifactType", queries::ARTIFACT_TYPE, variables).await else { return Ok(()) };
@@ -475,8 +403,12 @@ impl WandbClient {
                     reason: format!("expected {} upload URLs, got {}", remaining.len(), edges.len()),
                 });
             }
-            let attempts = futures_util::stream::iter(remaining.iter().copied().zip(edges))
-                .map(|(upload, edge)| async move {
+            // Items by index, not by reference: a closure over borrowed items makes the future's `Send` bound
+            // higher-ranked, which `async_trait`'s boxed futures cannot prove.
+            let remaining_ref = &remaining;
+            let attempts = futures_util::stream::iter(edges.into_iter().enumerate())
+                .map(|(index, edge)| async move {
+                    let upload: &Upload = remaining_ref[index];
                     let node = edge.get("node").cloned().unwrap_or(Value::Null);
                     let birth_id =
                         node.pointer("/artifact/id").and_then(Value::as_str).unwrap_or(artifact_id).to_owned();
@@ -561,8 +493,8 @@ impl WandbClient {
             .map(|(_, v)| v)
             .unwrap_or_default();
         let mut etags = vec![String::new(); hexes.len()];
-        let results = futures_util::stream::iter(urls.iter())
-            .map(|part| {
+        let results = futures_util::stream::iter(urls)
+            .map(|part: Value| {
                 let content_type = content_type.clone();
                 async move {
                     let number = part.get("partNumber").and_then(Value::as_u64).unwrap_or(0);
@@ -613,10 +545,7 @@ impl WandbClient {
     }
 
     /// The version with id `id`.
-    ///
-    /// # Errors
-    /// [`Error::ArtifactIdNotFound`], [`Error::Graphql`] and HTTP errors.
-    pub async fn artifact_by_id(&self, id: &str) -> Result<ArtifactVersion> {
+    pub(crate) async fn artifact_by_id(&self, id: &str) -> Result<ArtifactVersion> {
         let data = self.graphql("ArtifactByID", &queries::artifact_by_id(), json!({"id": id})).await?;
         match data.get("artifact") {
             Some(artifact) if !artifact.is_null() => version_from_fragment(artifact),

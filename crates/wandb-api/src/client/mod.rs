@@ -1,28 +1,32 @@
 //! The W&B client: GraphQL and storage over HTTP, as the real `wandb` 0.31.0 client speaks it.
 //!
-//! [`WandbClient`] logs artifacts (spec §6.2: dedup, batched file registration, uploads with `Content-MD5`,
-//! multipart for big files, the manifest, commit), resolves them by `name:alias`, downloads them through the
-//! content cache, records their use, and links them to portfolios and registries. It is async (tokio), holds
-//! one connection pool, and retries as the SDK does ([`RetryPolicy`]). The API key goes only to the base URL
-//! and never into a log line or an error.
+//! [`WandbClient`] is the server [`Backend`](crate::Backend): it logs artifacts (spec §6.2: dedup, batched file
+//! registration, uploads with `Content-MD5`, multipart for big files, the manifest, commit), resolves and lists
+//! them, downloads them through the content cache, records their use, links them to portfolios and registries,
+//! reads lineage, and creates, streams to and reads runs. It is async (tokio), holds one connection pool, and
+//! retries as the SDK does ([`RetryPolicy`]). The API key goes only to the base URL and never into a log line
+//! or an error.
 //!
 //! ```no_run
 //! # async fn demo() -> wandb_api::Result<()> {
 //! use artifact_core::{AddDirOptions, Artifact};
-//! use wandb_api::ProjectRef;
-//! use wandb_api::client::{RemoteLogOptions, WandbClient};
+//! use wandb_api::{Backend, LogOptions, ProjectRef, Settings};
+//! use wandb_api::client::WandbClient;
 //!
-//! let client = WandbClient::new("https://api.wandb.ai", Some(std::env::var("WANDB_API_KEY").unwrap()))?;
+//! let settings = Settings::server("https://api.wandb.ai", std::env::var("WANDB_API_KEY").ok());
+//! let client = WandbClient::from_settings(&settings)?;
 //! let project = ProjectRef::new("my-team", "my-project")?;
 //! let mut dataset = Artifact::new("mnist", "dataset")?;
 //! dataset.add_dir("data/mnist", AddDirOptions::default())?;
-//! let logged = client.log_artifact(&project, &dataset, &RemoteLogOptions::default()).await?;
+//! let logged = client.log_artifact(&project, &dataset, &LogOptions::default()).await?;
 //! println!("{}", logged.version.qualified_name());
 //! # Ok(()) }
 //! ```
 
+mod backend;
 mod fetch;
 mod http;
+mod lineage;
 mod log;
 mod queries;
 mod runs;
@@ -33,54 +37,126 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-pub use fetch::RemoteDownloadOptions;
 pub use http::RetryPolicy;
-pub use log::{DEFAULT_MULTIPART_THRESHOLD, RemoteLogOptions, RemoteLogged, UpsertedPart};
 
 use crate::error::{Error, Result};
-use crate::store::{ArtifactVersion, ProjectRef};
+use crate::settings::{BaseUrl, Settings};
 use http::Transport;
+use wandb_store::{ArtifactVersion, ProjectRef};
+
+/// Files at least this big are uploaded in parts (`S3MinMultiUploadSize`).
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 2 << 30;
+
+/// How a [`WandbClient`] talks to its server: retries, and how big files go up and come down.
+///
+/// A file of at least `ranged_threshold` bytes is fetched as consecutive `range_size` ranges, `ranges_in_flight`
+/// of them at once, handed to the verifier in order: one connection's throughput no longer bounds a big file,
+/// and memory stays under `ranges_in_flight × range_size` (24 MiB by default) whatever the file's size.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// How requests are retried.
+    pub retry: RetryPolicy,
+    /// Files at least this big go up in parts (default 2 GiB).
+    pub multipart_threshold: u64,
+    /// The part size of multipart uploads (default 100 MiB; grown for files of over 10,000 parts).
+    pub part_size: u64,
+    /// Uploads in flight at once (16).
+    pub upload_concurrency: usize,
+    /// Files at least this big are fetched in parallel ranges (64 MiB).
+    pub ranged_threshold: u64,
+    /// The size of one range (4 MiB).
+    pub range_size: u64,
+    /// Ranges fetched at once per file, the one being consumed included (6).
+    pub ranges_in_flight: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            retry: RetryPolicy::default(),
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            part_size: 100 << 20,
+            upload_concurrency: 16,
+            ranged_threshold: 64 << 20,
+            range_size: 4 << 20,
+            ranges_in_flight: 6,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// With retry policy `retry`.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Uploading files of at least `threshold` bytes in parts of `part_size`.
+    pub fn with_multipart(mut self, threshold: u64, part_size: u64) -> Self {
+        self.multipart_threshold = threshold;
+        self.part_size = part_size;
+        self
+    }
+
+    /// Fetching files of at least `threshold` bytes as ranges of `range_size`, `in_flight` at once.
+    pub fn with_ranged_downloads(mut self, threshold: u64, range_size: u64, in_flight: usize) -> Self {
+        self.ranged_threshold = threshold;
+        self.range_size = range_size.max(1);
+        self.ranges_in_flight = in_flight.max(1);
+        self
+    }
+}
 
 /// A client of one W&B server. Cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct WandbClient {
     transport: Transport,
+    options: Arc<ClientOptions>,
     features: Arc<OnceCell<Vec<String>>>,
 }
 
 impl WandbClient {
+    /// A client of the server `settings` name, with its API key and extra headers.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBaseUrl`] when the settings name an embedded store; see [`WandbClient::with_options`].
+    pub fn from_settings(settings: &Settings) -> Result<Self> {
+        Self::from_settings_with(settings, ClientOptions::default())
+    }
+
+    /// A client of the server `settings` name, with `options`.
+    ///
+    /// # Errors
+    /// See [`WandbClient::from_settings`].
+    pub fn from_settings_with(settings: &Settings, options: ClientOptions) -> Result<Self> {
+        let BaseUrl::Server(url) = &settings.base_url else {
+            return Err(Error::InvalidBaseUrl {
+                url: settings.base_url.to_url(),
+                reason: "names an embedded store, not a W&B server".to_owned(),
+            });
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in &settings.extra_headers {
+            let invalid =
+                |reason: String| Error::InvalidBaseUrl { url: "WANDB_X_EXTRA_HTTP_HEADERS".to_owned(), reason };
+            let header =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(format!("bad header name {name:?}")))?;
+            let value = HeaderValue::from_str(value).map_err(|_| invalid(format!("bad value for header {name:?}")))?;
+            headers.insert(header, value);
+        }
+        Self::with_options(url, settings.api_key.clone(), headers, options)
+    }
+
     /// A client of the server at `base_url` (e.g. `https://api.wandb.ai`), authenticating with `api_key`.
     ///
     /// # Errors
     /// [`Error::Http`] when the HTTP client cannot be built or the key cannot go in a header.
     pub fn new(base_url: &str, api_key: Option<String>) -> Result<Self> {
-        Self::with_options(base_url, api_key, HeaderMap::new(), RetryPolicy::default())
+        Self::with_options(base_url, api_key, HeaderMap::new(), ClientOptions::default())
     }
 
-    /// A client from `WANDB_BASE_URL` (default `https://api.wandb.ai`), `WANDB_API_KEY` and
-    /// `WANDB_X_EXTRA_HTTP_HEADERS` (a JSON object of headers added to every request).
-    ///
-    /// # Errors
-    /// Malformed extra headers; see [`WandbClient::new`].
-    pub fn from_env() -> Result<Self> {
-        let base_url = std::env::var("WANDB_BASE_URL").unwrap_or_else(|_| "https://api.wandb.ai".to_owned());
-        let api_key = std::env::var("WANDB_API_KEY").ok().filter(|k| !k.is_empty());
-        Self::with_env_headers(&base_url, api_key)
-    }
-
-    /// A client of `base_url` with the extra headers of `WANDB_X_EXTRA_HTTP_HEADERS`.
-    ///
-    /// # Errors
-    /// Malformed extra headers; see [`WandbClient::new`].
-    pub fn with_env_headers(base_url: &str, api_key: Option<String>) -> Result<Self> {
-        let extra = match std::env::var("WANDB_X_EXTRA_HTTP_HEADERS") {
-            Ok(json) if !json.trim().is_empty() => extra_headers(&json)?,
-            _ => HeaderMap::new(),
-        };
-        Self::with_options(base_url, api_key, extra, RetryPolicy::default())
-    }
-
-    /// A client with extra headers on every request and its own retry policy.
+    /// A client with extra headers on every request and its own options.
     ///
     /// # Errors
     /// See [`WandbClient::new`].
@@ -88,15 +164,20 @@ impl WandbClient {
         base_url: &str,
         api_key: Option<String>,
         extra_headers: HeaderMap,
-        retry: RetryPolicy,
+        options: ClientOptions,
     ) -> Result<Self> {
-        let transport = Transport::new(base_url, api_key.as_deref(), extra_headers, retry)?;
-        Ok(WandbClient { transport, features: Arc::new(OnceCell::new()) })
+        let transport = Transport::new(base_url, api_key.as_deref(), extra_headers, options.retry.clone())?;
+        Ok(WandbClient { transport, options: Arc::new(options), features: Arc::new(OnceCell::new()) })
     }
 
     /// The base URL.
     pub fn base_url(&self) -> &str {
         &self.transport.base_url
+    }
+
+    /// The API key this client sends, for processes it starts (a launch agent's jobs).
+    pub fn api_key(&self) -> Option<&str> {
+        self.transport.api_key()
     }
 
     /// Runs a GraphQL operation and returns its `data`.
@@ -132,28 +213,11 @@ impl WandbClient {
         Ok(self.server_features().await?.iter().any(|f| f == name))
     }
 
-    /// Creates run `run_id` in `project` or updates it (`UpsertBucket`, what `wandb.init` sends).
-    ///
-    /// # Errors
-    /// See [`WandbClient::graphql`].
-    pub async fn upsert_run(&self, project: &ProjectRef, run_id: &str, job_type: Option<&str>) -> Result<()> {
-        let variables = json!({
-            "name": run_id, "project": project.project(), "entity": project.entity(), "jobType": job_type,
-        });
-        self.graphql("UpsertBucket", queries::UPSERT_BUCKET, variables).await?;
-        Ok(())
-    }
-
-    /// Resumes run `options.id` of `project`, creating it when missing (`wandb.init(id=…, name=…, tags=…,
-    /// resume="allow")`); returns whether it was created.
-    ///
-    /// # Errors
-    /// [`Error::InvalidRunId`] without an id; see [`WandbClient::graphql`].
-    pub async fn resume_run(&self, project: &ProjectRef, options: &crate::RunOptions) -> Result<bool> {
-        let Some(run_id) = options.id.as_deref() else {
-            return Err(Error::InvalidRunId { run_id: String::new() });
-        };
-        let tags = crate::store::run_tags(&options.tags);
+    /// Creates or resumes run `options.id` of `project` (`UpsertBucket`, what `wandb.init` sends); returns
+    /// whether it was created.
+    pub(crate) async fn upsert_run(&self, project: &ProjectRef, options: &wandb_store::RunOptions) -> Result<bool> {
+        let run_id = crate::backend::require_run_id(options)?;
+        let tags = wandb_store::run_tags(&options.tags);
         let variables = json!({
             "name": run_id, "project": project.project(), "entity": project.entity(),
             "jobType": options.job_type, "displayName": options.name, "tags": if tags.is_empty() { None } else { Some(tags) },
@@ -161,21 +225,6 @@ impl WandbClient {
         let data = self.graphql("UpsertBucket", queries::UPSERT_RUN, variables).await?;
         Ok(data.pointer("/upsertBucket/inserted").and_then(Value::as_bool).unwrap_or(false))
     }
-}
-
-fn extra_headers(json: &str) -> Result<HeaderMap> {
-    let invalid = |reason: String| Error::Http { url: "WANDB_X_EXTRA_HTTP_HEADERS".to_owned(), reason };
-    let map: Map<String, Value> =
-        serde_json::from_str(json).map_err(|e| invalid(format!("not a JSON object of headers: {e}")))?;
-    let mut headers = HeaderMap::new();
-    for (name, value) in map {
-        let value = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-        let header =
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(format!("bad header name {name:?}")))?;
-        let value = HeaderValue::from_str(&value).map_err(|_| invalid(format!("bad value for header {name:?}")))?;
-        headers.insert(header, value);
-    }
-    Ok(headers)
 }
 
 /// An `ArtifactFragment` as an [`ArtifactVersion`] (the version as its own collection sees it).

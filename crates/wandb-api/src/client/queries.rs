@@ -2,14 +2,6 @@
 
 pub(crate) const SERVER_FEATURES: &str = "query ServerFeaturesQuery { serverInfo { features { name isEnabled } } }";
 
-pub(crate) const UPSERT_BUCKET: &str =
-    "mutation UpsertBucket($name: String, $project: String, $entity: String, $jobType: String) {
-  upsertBucket(input: {name: $name, modelName: $project, entityName: $entity, jobType: $jobType}) {
-    bucket { id name project { id name entity { id name } } }
-    inserted
-  }
-}";
-
 /// `UpsertBucket` with the display name and tags `wandb.init(name=…, tags=…)` sends.
 pub(crate) const UPSERT_RUN: &str = "mutation UpsertBucket($name: String, $project: String, $entity: String, $jobType: String, $displayName: String, $tags: [String!]) {
   upsertBucket(input: {name: $name, modelName: $project, entityName: $entity, jobType: $jobType, displayName: $displayName, tags: $tags}) {
@@ -124,6 +116,16 @@ pub(crate) const PROJECT_COLLECTIONS: &str =
   }
 }";
 
+pub(crate) const PROJECT_ARTIFACT_TYPES: &str =
+    "query ProjectArtifactTypes($entity: String!, $project: String!, $cursor: String, $perPage: Int) {
+  project(name: $project, entityName: $entity) {
+    artifactTypes(after: $cursor, first: $perPage) {
+      edges { node { __typename id name description createdAt } }
+      pageInfo { __typename endCursor hasNextPage }
+    }
+  }
+}";
+
 pub(crate) fn project_artifacts() -> String {
     format!(
         "query ProjectArtifacts($entity: String!, $project: String!, $type: String!, $collection: String!, $cursor: String, $perPage: Int = 50, $order: String) {{
@@ -133,6 +135,7 @@ pub(crate) fn project_artifacts() -> String {
         __typename
         artifacts(after: $cursor, first: $perPage, order: $order) {{
           totalCount
+          pageInfo {{ __typename endCursor hasNextPage }}
           edges {{ version node {{ {ARTIFACT_FIELDS} }} }}
         }}
       }}

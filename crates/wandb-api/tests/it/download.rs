@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use artifact_core::{LogicalPath, Manifest, ManifestEntry, ReferenceOptions, md5_b64};
 use io_cache::ContentCache;
-use wandb_api::{DownloadOptions, Error, LogOptions, download};
+use wandb_api::{DownloadOptions, Error, download};
+use wandb_store::LogOptions;
 
 use crate::support::{Fixture, dataset, tree};
 
@@ -33,7 +34,7 @@ fn round_trip_is_byte_identical_and_the_second_get_is_served_locally() {
     let manifest = f.store.manifest(&logged.version).unwrap();
     let options = with_cache(&f);
 
-    let first = download(&f.store, &manifest, &f.path("out1"), &options).unwrap();
+    let first = download(&f.backend, &manifest, &f.path("out1"), &options).unwrap();
     assert_eq!(
         tree(&f.path("out1")),
         files.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>()
@@ -41,17 +42,17 @@ fn round_trip_is_byte_identical_and_the_second_get_is_served_locally() {
     assert_eq!((first.fetched, first.from_cache, first.already_present), (5, 0, 0));
 
     // Into a second root: every body comes from the cache, none from the store.
-    let second = download(&f.store, &manifest, &f.path("out2"), &options).unwrap();
+    let second = download(&f.backend, &manifest, &f.path("out2"), &options).unwrap();
     assert_eq!((second.fetched, second.from_cache), (0, 5));
     assert_eq!(tree(&f.path("out2")), tree(&f.path("out1")));
 
     // Into the same root again: nothing is copied at all.
-    let third = download(&f.store, &manifest, &f.path("out1"), &options).unwrap();
+    let third = download(&f.backend, &manifest, &f.path("out1"), &options).unwrap();
     assert_eq!(third.already_present, 5);
 
     // A modified destination file is restored.
     fs::write(f.path("out1/README.md"), b"edited").unwrap();
-    let fourth = download(&f.store, &manifest, &f.path("out1"), &options).unwrap();
+    let fourth = download(&f.backend, &manifest, &f.path("out1"), &options).unwrap();
     assert_eq!((fourth.already_present, fourth.from_cache), (4, 1));
     assert_eq!(fs::read(f.path("out1/README.md")).unwrap(), b"# tiny dataset\n");
 }
@@ -69,7 +70,7 @@ fn files_served_in_place_record_their_access_and_stay_memoised() {
     let manifest = f.store.manifest(&logged.version).unwrap();
     let options = with_cache(&f);
     let root = f.path("out");
-    download(&f.store, &manifest, &root, &options).unwrap();
+    download(&f.backend, &manifest, &root, &options).unwrap();
     // Pretend a week passed since the files were last read (which moves their ctime), then let them settle:
     // files changed this recently are never memoised.
     let long_ago = SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
@@ -83,7 +84,7 @@ fn files_served_in_place_record_their_access_and_stay_memoised() {
     let mut previous_access: Vec<SystemTime> = vec![long_ago; manifest.entries().len()];
     for round in 0..3 {
         std::thread::sleep(Duration::from_millis(20));
-        let report = download(&f.store, &manifest, &root, &options).unwrap();
+        let report = download(&f.backend, &manifest, &root, &options).unwrap();
         assert_eq!(report.already_present, 2, "round {round}");
         let table = memo.load(&std::path::absolute(&root).unwrap(), DigestAlgorithm::Md5);
         for ((path, entry), previous) in manifest.entries().zip(&mut previous_access) {
@@ -108,11 +109,11 @@ fn corrupt_cache_objects_are_evicted_and_refetched() {
     let logged = f.store.log_artifact(&f.project, &dataset("c", &src), &LogOptions::default()).unwrap();
     let manifest = f.store.manifest(&logged.version).unwrap();
     let options = with_cache(&f);
-    download(&f.store, &manifest, &f.path("a"), &options).unwrap();
+    download(&f.backend, &manifest, &f.path("a"), &options).unwrap();
     let cache = ContentCache::new(f.path("cache"));
     let cached = cache.lookup(&md5_b64(b"the real bytes"), artifact_core::DigestAlgorithm::Md5, 14).unwrap().unwrap();
     fs::write(&cached, b"same size, bad").unwrap();
-    let report = download(&f.store, &manifest, &f.path("b"), &options).unwrap();
+    let report = download(&f.backend, &manifest, &f.path("b"), &options).unwrap();
     assert_eq!((report.from_cache, report.fetched), (0, 1));
     assert_eq!(fs::read(f.path("b/x.bin")).unwrap(), b"the real bytes");
     assert_eq!(fs::read(&cached).unwrap(), b"the real bytes", "the cache was repaired");
@@ -127,12 +128,12 @@ fn corrupt_store_objects_are_refused() {
     let object = f.store.object_path(manifest.get("x.bin").unwrap()).unwrap();
     fs::write(&object, b"rotten bytes").unwrap();
     for options in [with_cache(&f), DownloadOptions::default()] {
-        let err = download(&f.store, &manifest, &f.path("out"), &options).unwrap_err();
+        let err = download(&f.backend, &manifest, &f.path("out"), &options).unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
         assert!(!f.path("out/x.bin").exists(), "no partial or wrong file is left");
     }
     fs::remove_file(&object).unwrap();
-    let err = download(&f.store, &manifest, &f.path("out"), &DownloadOptions::default()).unwrap_err();
+    let err = download(&f.backend, &manifest, &f.path("out"), &DownloadOptions::default()).unwrap_err();
     assert!(matches!(err, Error::MissingObject { .. }), "{err}");
 }
 
@@ -156,7 +157,7 @@ fn unsafe_manifest_paths_are_refused_before_anything_is_written() {
         );
         let manifest = Manifest::from_json(json.as_bytes()).unwrap();
         let root = f.path(&format!("out-{}", hostile.len()));
-        let err = download(&f.store, &manifest, &root, &DownloadOptions::default()).unwrap_err();
+        let err = download(&f.backend, &manifest, &root, &DownloadOptions::default()).unwrap_err();
         assert!(matches!(err, Error::UnsafeManifestPath { .. }), "{hostile:?}: {err}");
         assert!(err.to_string().contains("nothing was written"), "{err}");
         assert!(!root.exists(), "{hostile:?}: the root was not even created");
@@ -175,7 +176,7 @@ fn file_and_directory_clashes_and_obstacles_are_refused() {
     let mut clash = Manifest::new();
     clash.add_entry(LogicalPath::new("a").unwrap(), entry(), false).unwrap();
     clash.add_entry(LogicalPath::new("a/b").unwrap(), entry(), false).unwrap();
-    let err = download(&f.store, &clash, &f.path("clash"), &DownloadOptions::default()).unwrap_err();
+    let err = download(&f.backend, &clash, &f.path("clash"), &DownloadOptions::default()).unwrap_err();
     assert!(err.to_string().contains("both a file and a directory"), "{err}");
 
     let mut nested = Manifest::new();
@@ -183,7 +184,7 @@ fn file_and_directory_clashes_and_obstacles_are_refused() {
     nested.add_entry(LogicalPath::new("plain").unwrap(), entry(), false).unwrap();
     let root = f.path("obstacles");
     fs::create_dir_all(root.join("plain")).unwrap();
-    let err = download(&f.store, &nested, &root, &DownloadOptions::default()).unwrap_err();
+    let err = download(&f.backend, &nested, &root, &DownloadOptions::default()).unwrap_err();
     assert!(matches!(err, Error::PathConflict { .. }), "{err}");
     assert!(!root.join("sub").exists(), "nothing was written");
 
@@ -196,7 +197,7 @@ fn file_and_directory_clashes_and_obstacles_are_refused() {
         std::os::unix::fs::symlink(&outside, root.join("sub")).unwrap();
         let mut only_sub = Manifest::new();
         only_sub.add_entry(LogicalPath::new("sub/file").unwrap(), entry(), false).unwrap();
-        let err = download(&f.store, &only_sub, &root, &DownloadOptions::default()).unwrap_err();
+        let err = download(&f.backend, &only_sub, &root, &DownloadOptions::default()).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing was written through the link");
     }
@@ -214,20 +215,20 @@ fn file_references_are_copied_and_verified() {
     assert_eq!(logged.stored_objects, 0, "references are not stored");
     let manifest = f.store.manifest(&logged.version).unwrap();
 
-    let report = download(&f.store, &manifest, &f.path("out"), &with_cache(&f)).unwrap();
+    let report = download(&f.backend, &manifest, &f.path("out"), &with_cache(&f)).unwrap();
     assert_eq!(report.references, 2);
     assert_eq!(fs::read(f.path("out/ref.txt")).unwrap(), b"referenced");
     assert_eq!(fs::read(f.path("out/loose.txt")).unwrap(), b"unverified");
 
     fs::write(target.join("ref.txt"), b"REFERENCED").unwrap();
-    let err = download(&f.store, &manifest, &f.path("out2"), &DownloadOptions::default()).unwrap_err();
+    let err = download(&f.backend, &manifest, &f.path("out2"), &DownloadOptions::default()).unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "a changed reference target is caught: {err}");
 
     fs::remove_file(target.join("ref.txt")).unwrap();
-    let err = download(&f.store, &manifest, &f.path("out3"), &DownloadOptions::default()).unwrap_err();
-    assert!(matches!(err, Error::ReferenceMissing { .. }), "{err}");
+    let err = download(&f.backend, &manifest, &f.path("out3"), &DownloadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Reference(wandb_references::Error::ReferenceMissing { .. })), "{err}");
     let allowed = DownloadOptions { allow_missing_references: true, ..Default::default() };
-    let report = download(&f.store, &manifest, &f.path("out4"), &allowed).unwrap();
+    let report = download(&f.backend, &manifest, &f.path("out4"), &allowed).unwrap();
     assert_eq!((report.references, report.missing_references), (1, 1));
 }
 
@@ -238,7 +239,7 @@ fn network_references_are_refused_clearly() {
     a.add_reference("s3://bucket/key.bin", ReferenceOptions { checksum: false, ..Default::default() }).unwrap();
     let logged = f.store.log_artifact(&f.project, &a, &LogOptions::default()).unwrap();
     let manifest = f.store.manifest(&logged.version).unwrap();
-    let err = download(&f.store, &manifest, &f.path("out"), &DownloadOptions::default()).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedReference { .. }), "{err}");
+    let err = download(&f.backend, &manifest, &f.path("out"), &DownloadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Reference(wandb_references::Error::UnsupportedReference { .. })), "{err}");
     assert!(err.to_string().contains("s3://bucket/key.bin"));
 }

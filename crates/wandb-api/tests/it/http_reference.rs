@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
 use artifact_core::{Artifact, ReferenceOptions};
-use wandb_api::HttpReferenceResolver;
+use wandb_references::HttpReferenceResolver;
 
 /// Serves `responses` (status line and headers) to successive connections and returns the base URL.
 fn serve(responses: Vec<String>) -> String {
@@ -86,21 +86,21 @@ fn downloads_check_the_etag_and_use_the_etag_cache() {
         references: Some(resolver.clone()),
         ..Default::default()
     };
-    let report = wandb_api::download(&f.store, a.manifest(), &f.path("one"), &options("cache")).unwrap();
+    let report = wandb_api::download(&f.backend, a.manifest(), &f.path("one"), &options("cache")).unwrap();
     assert_eq!(report.references, 1);
     assert_eq!(std::fs::read_to_string(f.path("one/file.csv")).unwrap(), body);
     let cached = io_cache::ContentCache::new(f.path("cache")).etag_path(&url, "v1");
     assert_eq!(std::fs::read_to_string(cached).unwrap(), body);
     // The scripted server has no response left for this one: it must come from the cache.
-    let report = wandb_api::download(&f.store, a.manifest(), &f.path("two"), &options("cache")).unwrap();
+    let report = wandb_api::download(&f.backend, a.manifest(), &f.path("two"), &options("cache")).unwrap();
     assert_eq!(report.from_cache, 1);
 
-    let err = wandb_api::download(&f.store, a.manifest(), &f.path("three"), &options("cache-2")).unwrap_err();
+    let err = wandb_api::download(&f.backend, a.manifest(), &f.path("three"), &options("cache-2")).unwrap_err();
     assert!(
-        matches!(&err, wandb_api::Error::ReferenceChanged { expected, found, .. } if expected == "v1" && found == "v2"),
+        matches!(&err, wandb_api::Error::Reference(wandb_references::Error::ReferenceChanged { expected, found, .. }) if expected == "v1" && found == "v2"),
         "{err}"
     );
     assert!(!f.path("three/file.csv").exists());
-    let err = wandb_api::download(&f.store, a.manifest(), &f.path("four"), &options("cache-3")).unwrap_err();
-    assert!(matches!(err, wandb_api::Error::ReferenceMissing { .. }), "{err}");
+    let err = wandb_api::download(&f.backend, a.manifest(), &f.path("four"), &options("cache-3")).unwrap_err();
+    assert!(matches!(err, wandb_api::Error::Reference(wandb_references::Error::ReferenceMissing { .. })), "{err}");
 }

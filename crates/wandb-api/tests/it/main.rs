@@ -1,13 +1,15 @@
-//! Integration tests of wandb-api: the embedded store, downloads and the HTTP resolver on real files.
+//! Integration tests of wandb-api: one conformance suite over both backends, downloads and references on real
+//! files, runs, and our client against our server over real HTTP.
 
+#[cfg(feature = "client")]
+mod conformance;
 mod download;
 #[cfg(feature = "http-references")]
 mod http_reference;
-mod launch;
 #[cfg(feature = "object-references")]
 mod object_stores;
-#[cfg(feature = "server")]
+#[cfg(feature = "client")]
 mod runs;
+#[cfg(feature = "client")]
 mod server;
-mod store;
 mod support;

@@ -17,9 +17,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use io_cache::ContentCache;
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
-use wandb_api::{
-    AzureReferenceResolver, DownloadOptions, DownloadReport, Error, GcsReferenceResolver, ReferenceFetcher, download,
-};
+use wandb_api::{DownloadOptions, DownloadReport, ReferenceFetcher, download};
+use wandb_references::{AzureReferenceResolver, Error, GcsReferenceResolver};
 
 use crate::support::Fixture;
 
@@ -554,7 +553,7 @@ fn get(
         allow_missing_references,
         ..Default::default()
     };
-    download(&f.store, artifact.manifest(), &f.path(root), &options)
+    download(&f.backend, artifact.manifest(), &f.path(root), &options)
 }
 
 fn read(path: impl AsRef<Path>) -> Vec<u8> {
@@ -737,7 +736,7 @@ fn gcs_overwritten_object_is_reference_changed() {
 
     let err = get(&f, &artifact, resolver, "out", "fresh-cache", false).unwrap_err();
     match err {
-        Error::ReferenceChanged { path, reference, expected, found } => {
+        wandb_api::Error::Reference(Error::ReferenceChanged { path, reference, expected, found }) => {
             assert_eq!((path.as_str(), reference.as_str()), ("x.txt", "gs://b/data/x.txt"));
             assert_eq!((expected, found), (gcs_etag(old), gcs_etag(new)));
         }
@@ -772,7 +771,10 @@ fn gcs_deleted_object_is_reference_missing_unless_allowed() {
     gcs.delete("data/x.txt");
 
     let err = get(&f, &artifact, resolver.clone(), "out", "cache", false).unwrap_err();
-    assert!(matches!(&err, Error::ReferenceMissing { path, .. } if path == "x.txt"), "{err}");
+    assert!(
+        matches!(&err, wandb_api::Error::Reference(Error::ReferenceMissing { path, .. }) if path == "x.txt"),
+        "{err}"
+    );
     let report = get(&f, &artifact, resolver, "out", "cache", true).unwrap();
     assert_eq!((report.missing_references, report.references), (1, 0));
     assert!(!f.path("out/x.txt").exists());
@@ -963,7 +965,7 @@ fn azure_overwritten_blob_is_reference_changed() {
 
     let err = get(&f, &artifact, resolver, "out", "fresh-cache", false).unwrap_err();
     match err {
-        Error::ReferenceChanged { path, reference, expected, found } => {
+        wandb_api::Error::Reference(Error::ReferenceChanged { path, reference, expected, found }) => {
             assert_eq!((path.as_str(), reference.as_str()), ("x.txt", url.as_str()));
             assert_eq!((expected, found), (azure_etag(old), azure_etag(new)));
         }
@@ -998,7 +1000,10 @@ fn azure_deleted_blob_is_reference_missing_unless_allowed() {
     azure.delete("data/x.txt");
 
     let err = get(&f, &artifact, resolver.clone(), "out", "cache", false).unwrap_err();
-    assert!(matches!(&err, Error::ReferenceMissing { path, .. } if path == "x.txt"), "{err}");
+    assert!(
+        matches!(&err, wandb_api::Error::Reference(Error::ReferenceMissing { path, .. }) if path == "x.txt"),
+        "{err}"
+    );
     let report = get(&f, &artifact, resolver, "out", "cache", true).unwrap();
     assert_eq!((report.missing_references, report.references), (1, 0));
     assert!(!f.path("out/x.txt").exists());

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use wandb_api::run::{LogStep, Resume, Run, RunSettings};
-use wandb_api::server::{ServerOptions, WandbServer};
-use wandb_api::{EmbeddedStore, HISTORY_FILE, OUTPUT_FILE, ProjectRef, RunState, StreamChunk};
+use wandb_api::{Api, HISTORY_FILE, OUTPUT_FILE, ProjectRef, RunState, Settings, StreamChunk};
+use wandb_store::EmbeddedStore;
+use wandb_store::server::{ServerOptions, WandbServer};
 
 fn row(value: Value) -> Map<String, Value> {
     value.as_object().expect("an object").clone()
@@ -17,15 +18,20 @@ fn project() -> ProjectRef {
 }
 
 fn settings(id: &str) -> RunSettings {
-    RunSettings {
-        id: Some(id.into()),
-        name: Some("first".into()),
-        tags: vec!["t1".into()],
-        config: row(json!({"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam"}})),
-        transmit_interval: Duration::from_millis(50),
-        flush_interval: Duration::from_millis(50),
-        ..Default::default()
-    }
+    let mut settings = RunSettings::new("proj")
+        .entity("ent")
+        .id(id)
+        .name("first")
+        .tags(["t1"])
+        .config(row(json!({"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam"}})));
+    settings.transmit_interval = Duration::from_millis(50);
+    settings.flush_interval = Duration::from_millis(50);
+    settings
+}
+
+/// The API over the embedded store in `dir`.
+fn embedded(dir: &std::path::Path) -> Api {
+    Api::new(Settings::embedded(dir).with_cache_dir(None)).unwrap()
 }
 
 /// The first process of the SDK capture (`runlog.jsonl`), minus the prints: steps 0–2, then step 5.
@@ -85,33 +91,34 @@ fn check_resumed(store: &EmbeddedStore) {
 fn a_run_logs_and_resumes_on_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    let mut run = Run::init_embedded(&store, &project(), settings("runlog1")).unwrap();
+    let api = embedded(dir.path());
+    let mut run = api.init(settings("runlog1")).unwrap();
     assert!(!run.resumed());
     log_first_process(&mut run);
-    run.finish(3).unwrap();
+    run.finish_with_exit_code(3).unwrap();
     check_first_process(&store);
 
-    let resume =
-        RunSettings { id: Some("runlog1".into()), flush_interval: Duration::from_millis(10), ..Default::default() };
-    let mut run = Run::init_embedded(&store, &project(), resume).unwrap();
+    let mut resume = RunSettings::new("proj").entity("ent").id("runlog1");
+    resume.flush_interval = Duration::from_millis(10);
+    let mut run = api.init(resume).unwrap();
     assert!(run.resumed());
     assert_eq!(run.step(), 6);
     assert_eq!(run.config()["lr"], 0.1);
     run.log(row(json!({"loss": 0.1}))).unwrap();
-    run.finish(0).unwrap();
+    run.finish().unwrap();
     check_resumed(&store);
 }
 
 #[test]
 fn resume_must_and_never_refuse_with_the_sdk_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path()).unwrap();
-    let must = RunSettings { id: Some("ghost".into()), resume: Resume::Must, ..Default::default() };
-    let error = Run::init_embedded(&store, &project(), must).unwrap_err().to_string();
+    let api = embedded(dir.path());
+    let must = RunSettings::new("proj").entity("ent").id("ghost").resume(Resume::Must);
+    let error = api.init(must).unwrap_err().to_string();
     assert!(error.starts_with("You provided an invalid value for the `resume` argument. The value 'must' is not a valid option for resuming the run (ghost) that has not been initialized."), "{error}");
-    Run::init_embedded(&store, &project(), settings("exists")).unwrap().finish(0).unwrap();
-    let never = RunSettings { id: Some("exists".into()), resume: Resume::Never, ..Default::default() };
-    let error = Run::init_embedded(&store, &project(), never).unwrap_err().to_string();
+    api.init(settings("exists")).unwrap().finish().unwrap();
+    let never = RunSettings::new("proj").entity("ent").id("exists").resume(Resume::Never);
+    let error = api.init(never).unwrap_err().to_string();
     assert!(
         error.contains("The value 'never' is not a valid option for resuming a run (exists) that already exists."),
         "{error}"
@@ -147,32 +154,31 @@ fn streams_replace_lines_at_their_offset() {
 fn a_run_logs_and_resumes_through_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
-    let runtime = std::sync::Arc::new(tokio::runtime::Runtime::new().unwrap());
+    let runtime = wandb_api::runtime().unwrap();
     let server = runtime.block_on(async {
         WandbServer::bind(store.clone(), "127.0.0.1:0".parse().unwrap(), ServerOptions::default())
             .await
             .unwrap()
             .spawn()
     });
-    let client = wandb_api::client::WandbClient::new(server.base_url(), Some("key".into())).unwrap();
-    let mut run = Run::init_remote(&client, runtime.clone(), &project(), settings("runlog1")).unwrap();
+    let api = Api::new(Settings::server(server.base_url(), Some("key".into())).with_cache_dir(None)).unwrap();
+    let mut run = api.init(settings("runlog1")).unwrap();
     assert!(!run.resumed());
     log_first_process(&mut run);
-    run.finish(3).unwrap();
+    run.finish_with_exit_code(3).unwrap();
     check_first_process(&store);
     let streams = server.requests().requests().into_iter().filter(|r| r.path.ends_with("/file_stream")).count();
     assert!(streams >= 1, "{streams} file_stream requests");
 
-    let resume = RunSettings { id: Some("runlog1".into()), resume: Resume::Must, ..Default::default() };
-    let mut run = Run::init_remote(&client, runtime.clone(), &project(), resume).unwrap();
+    let resume = RunSettings::new("proj").entity("ent").id("runlog1").resume(Resume::Must);
+    let mut run = api.init(resume).unwrap();
     assert!(run.resumed());
     assert_eq!(run.step(), 6);
     assert_eq!(run.config()["bs"], 32);
     run.log(row(json!({"loss": 0.1}))).unwrap();
-    run.finish(0).unwrap();
+    run.finish().unwrap();
     check_resumed(&store);
     runtime.block_on(server.shutdown());
-    drop(runtime);
 }
 
 #[test]

@@ -5,9 +5,10 @@ use std::fs;
 use std::time::Duration;
 
 use artifact_core::{AddDirOptions, Artifact, DigestAlgorithm};
-use wandb_api::client::{RemoteDownloadOptions, RemoteLogOptions, RetryPolicy, WandbClient};
-use wandb_api::server::{Fault, FaultTarget, RunningServer, ServerOptions, WandbServer};
-use wandb_api::{DownloadOptions, EmbeddedStore, Error, ProjectRef};
+use wandb_api::client::{ClientOptions, RetryPolicy, WandbClient};
+use wandb_api::{ArtifactVersion, Backend, DownloadOptions, DownloadReport, Error, LogOptions, ProjectRef, RunOptions};
+use wandb_store::EmbeddedStore;
+use wandb_store::server::{Fault, FaultTarget, RunningServer, ServerOptions, WandbServer};
 
 use crate::support::Fixture;
 
@@ -28,7 +29,27 @@ fn fast_retries() -> RetryPolicy {
 }
 
 fn client(server: &RunningServer) -> WandbClient {
-    WandbClient::with_options(server.base_url(), Some(KEY.to_owned()), Default::default(), fast_retries()).unwrap()
+    client_with(server, ClientOptions::default())
+}
+
+fn client_with(server: &RunningServer, options: ClientOptions) -> WandbClient {
+    let options = options.with_retry(fast_retries());
+    WandbClient::with_options(server.base_url(), Some(KEY.to_owned()), Default::default(), options).unwrap()
+}
+
+/// Downloads all of `version` into `root`, as `ArtifactHandle::download_with` does.
+async fn fetch(
+    client: &WandbClient,
+    version: &ArtifactVersion,
+    root: &std::path::Path,
+    options: &DownloadOptions,
+) -> wandb_api::Result<DownloadReport> {
+    let manifest = client.manifest(version).await?;
+    client.download(version, &manifest, root, options).await
+}
+
+fn run_options(id: &str, job_type: Option<&str>) -> RunOptions {
+    RunOptions { id: Some(id.into()), job_type: job_type.map(str::to_owned), ..Default::default() }
 }
 
 fn files(f: &Fixture) -> std::path::PathBuf {
@@ -70,8 +91,8 @@ fn tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn download_options(f: &Fixture, cache: &str) -> RemoteDownloadOptions {
-    DownloadOptions { cache: Some(io_cache::ContentCache::new(f.path(cache))), ..Default::default() }.into()
+fn download_options(f: &Fixture, cache: &str) -> DownloadOptions {
+    DownloadOptions { cache: Some(io_cache::ContentCache::new(f.path(cache))), ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,27 +102,27 @@ async fn log_dedup_use_download_and_link_round_trip() {
     let client = client(&server);
     let project = ProjectRef::new("ent", "proj").unwrap();
     let dir = files(&f);
-    client.upsert_run(&project, "run1", Some("train")).await.unwrap();
+    client.resume_run(&project, &run_options("run1", Some("train"))).await.unwrap();
 
     let art = dataset("my-ds", &dir, DigestAlgorithm::Md5);
-    let options = RemoteLogOptions { aliases: vec!["best".into()], run_id: Some("run1".into()), ..Default::default() };
+    let options = LogOptions::default().with_aliases(["best"]).with_run_id("run1");
     let logged = client.log_artifact(&project, &art, &options).await.unwrap();
     assert!(logged.created);
     assert_eq!(logged.version.qualified_name(), "my-ds:v0");
     assert_eq!(logged.version.digest, art.digest());
     assert_eq!(logged.version.aliases, ["best", "latest"]);
     assert_eq!(logged.version.metadata["k"], 1);
-    assert_eq!(logged.uploaded_files, 4);
+    assert_eq!(logged.stored_files, 4);
     // The store now holds what a local log would: same digest, manifest with birth ids.
     let stored = f.store.artifact(&project, "my-ds", "best").unwrap();
     assert_eq!(stored.digest, art.digest());
     assert_eq!(stored.created_by.as_deref(), Some("run1"));
 
     // Identical content: dedup, nothing uploaded, the new alias lands on v0.
-    let again = RemoteLogOptions { aliases: vec!["again".into()], ..Default::default() };
+    let again = LogOptions::default().with_aliases(["again"]);
     let deduped = client.log_artifact(&project, &art, &again).await.unwrap();
     assert!(!deduped.created);
-    assert_eq!(deduped.uploaded_files, 0);
+    assert_eq!(deduped.stored_files, 0);
     assert_eq!(deduped.version.id, logged.version.id);
     assert_eq!(f.store.artifact(&project, "my-ds", "again").unwrap().version_index, 0);
 
@@ -112,16 +133,15 @@ async fn log_dedup_use_download_and_link_round_trip() {
         .await
         .unwrap();
     assert_eq!(v1.version.version_index, 1);
-    assert_eq!((v1.uploaded_files, v1.skipped_files), (1, 3));
+    assert_eq!((v1.stored_files, v1.reused_files), (1, 3));
 
     // Tags travel with CreateArtifact and come back with the version.
     fs::write(dir.join("train/a.csv"), b"x,y\n5,6\n").unwrap();
-    let tagged =
-        RemoteLogOptions { tags: vec!["nightly".into(), "from ci".into(), "nightly".into()], ..Default::default() };
+    let tagged = LogOptions::default().with_tags(["nightly", "from ci", "nightly"]);
     let v2 = client.log_artifact(&project, &dataset("my-ds", &dir, DigestAlgorithm::Md5), &tagged).await.unwrap();
     assert_eq!(v2.version.tags, ["nightly", "from ci"]);
     assert_eq!(f.store.artifact(&project, "my-ds", "v2").unwrap().tags, ["nightly", "from ci"]);
-    let bad = RemoteLogOptions { tags: vec!["a,b".into()], ..Default::default() };
+    let bad = LogOptions::default().with_tags(["a,b"]);
     fs::write(dir.join("train/a.csv"), b"x,y\n7,8\n").unwrap();
     let err = client.log_artifact(&project, &dataset("my-ds", &dir, DigestAlgorithm::Md5), &bad).await.unwrap_err();
     assert!(err.to_string().contains("'a,b'"), "{err}");
@@ -144,32 +164,33 @@ async fn log_dedup_use_download_and_link_round_trip() {
     let version = client.artifact(&project, "my-ds", "best").await.unwrap();
     assert_eq!(version.version_index, 0);
     let out = f.path("out");
-    let (_, report) = client.download(&version, &out, &download_options(&f, "cache")).await.unwrap();
+    let report = fetch(&client, &version, &out, &download_options(&f, "cache")).await.unwrap();
     assert_eq!(report.fetched, 4);
     fs::write(dir.join("train/a.csv"), b"x,y\n1,2\n").unwrap();
     assert_eq!(tree(&out), tree(&dir));
     // Again into another directory: every body from the cache.
-    let (_, report) = client.download(&version, &f.path("out2"), &download_options(&f, "cache")).await.unwrap();
+    let report = fetch(&client, &version, &f.path("out2"), &download_options(&f, "cache")).await.unwrap();
     assert_eq!((report.fetched, report.from_cache), (0, 4));
 
     // Use records the lineage; link makes a portfolio with its own versions and aliases.
-    client.upsert_run(&project, "run2", None).await.unwrap();
-    client.use_artifact(&project, "run2", &version).await.unwrap();
+    client.resume_run(&project, &run_options("run2", None)).await.unwrap();
+    client.record_use(&project, "run2", &version).await.unwrap();
     let lineage = f.store.lineage(&f.store.artifact(&project, "my-ds", "v0").unwrap()).unwrap();
     assert_eq!(lineage.used_by.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["run2"]);
-    let linked = client.link(&version, "ent/proj/portfolio-x", &project, &["prod".into()]).await.unwrap();
+    let linked = client.link(&version, &project, "portfolio-x", &["prod".into()]).await.unwrap();
     assert_eq!(linked.qualified_name(), "portfolio-x:v0");
     assert_eq!(linked.aliases, ["latest", "prod"]);
     assert_eq!(linked.linked_from.as_deref(), Some("ent/proj/my-ds:v0"));
-    let linked_v1 = client.link(&v1.version, "portfolio-x", &project, &["prod".into()]).await.unwrap();
+    let linked_v1 = client.link(&v1.version, &project, "portfolio-x", &["prod".into()]).await.unwrap();
     assert_eq!(linked_v1.version_index, 1);
     assert_eq!(client.artifact(&project, "portfolio-x", "prod").await.unwrap().id, v1.version.id);
     // Downloading through the portfolio gives the source's files.
-    let (_, report) = client.download(&linked, &f.path("out3"), &download_options(&f, "cache")).await.unwrap();
+    let report = fetch(&client, &linked, &f.path("out3"), &download_options(&f, "cache")).await.unwrap();
     assert_eq!(report.files, 4);
 
     // A registry target resolves the organisation entity first.
-    let registry = client.link(&version, "wandb-registry-model/mnist", &project, &[]).await.unwrap();
+    let registry_project = ProjectRef::new("ent", "wandb-registry-model").unwrap();
+    let registry = client.link(&version, &registry_project, "mnist", &[]).await.unwrap();
     assert_eq!((registry.entity.as_str(), registry.project.as_str()), ("ent", "wandb-registry-model"));
     server.shutdown().await;
 }
@@ -186,8 +207,7 @@ async fn xxh128_is_kept_when_allowed_and_replaced_by_md5_when_not() {
     assert_eq!(logged.version.digest_algorithm, "MANIFEST_XXH128");
     assert_eq!(logged.version.digest, art.digest());
     assert!(logged.manifest.entries().all(|(_, e)| e.digest_algorithm() == DigestAlgorithm::Xxh128));
-    let (_, report) =
-        client(&server).download(&logged.version, &f.path("out"), &download_options(&f, "c")).await.unwrap();
+    let report = fetch(&client(&server), &logged.version, &f.path("out"), &download_options(&f, "c")).await.unwrap();
     assert_eq!(report.fetched, 4);
     server.shutdown().await;
 
@@ -209,10 +229,10 @@ async fn big_files_go_up_in_parts() {
     let big: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
     let dir = f.dir("big", &[("model.bin", &big), ("small.txt", b"s")]);
     let server = serve(&f, ServerOptions::default()).await;
-    let options = RemoteLogOptions { multipart_threshold: 1 << 20, part_size: 1 << 20, ..Default::default() };
+    let client = client_with(&server, ClientOptions::default().with_multipart(1 << 20, 1 << 20));
     let art = dataset("big", &dir, DigestAlgorithm::Md5);
-    let logged = client(&server).log_artifact(&project, &art, &options).await.unwrap();
-    assert_eq!(logged.uploaded_files, 2);
+    let logged = client.log_artifact(&project, &art, &Default::default()).await.unwrap();
+    assert_eq!(logged.stored_files, 2);
     let object = f.store.object_path(art.manifest().get("model.bin").unwrap()).unwrap();
     assert_eq!(fs::read(object).unwrap(), big);
     server.shutdown().await;
@@ -240,13 +260,13 @@ async fn transient_faults_are_retried_and_expired_urls_replaced() {
         .unwrap();
     assert_eq!(faults.pending(), 0, "every fault happened");
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
-    assert_eq!(logged.uploaded_files, 4);
+    assert_eq!(logged.stored_files, 4);
 
     faults.inject(FaultTarget::Download, Fault::CutBody, 2);
     faults.inject(FaultTarget::Download, Fault::Forbidden, 1);
     faults.inject(FaultTarget::Download, Fault::Status(502), 1);
     let out = f.path("out");
-    client(&server).download(&logged.version, &out, &download_options(&f, "c")).await.unwrap();
+    fetch(&client(&server), &logged.version, &out, &download_options(&f, "c")).await.unwrap();
     assert_eq!(faults.pending(), 0);
     assert_eq!(tree(&out), tree(&dir));
     server.shutdown().await;
@@ -265,19 +285,14 @@ async fn big_files_come_down_in_parallel_ranges_through_faults() {
         client(&server).log_artifact(&project, &dataset("big", &dir, DigestAlgorithm::Md5), &Default::default()).await;
     let version = logged.unwrap().version;
 
-    let options = RemoteDownloadOptions {
-        ranged_threshold: 1 << 20,
-        range_size: 256 << 10,
-        ranges_in_flight: 3,
-        ..download_options(&f, "c")
-    };
+    let ranged = client_with(&server, ClientOptions::default().with_ranged_downloads(1 << 20, 256 << 10, 3));
     let faults = server.faults();
     faults.inject(FaultTarget::FileDownload, Fault::Status(502), 1);
     faults.inject(FaultTarget::FileDownload, Fault::CutBody, 4);
     faults.inject(FaultTarget::FileDownload, Fault::Forbidden, 1);
     let before = server.requests().requests().len();
     let out = f.path("out");
-    let (_, report) = client(&server).download(&version, &out, &options).await.unwrap();
+    let report = fetch(&ranged, &version, &out, &download_options(&f, "c")).await.unwrap();
     assert_eq!(faults.pending(), 0);
     assert_eq!(report.fetched, 1);
     assert_eq!(tree(&out), tree(&dir));
@@ -298,9 +313,9 @@ async fn final_errors_fail_at_once_and_never_show_the_key() {
     let dir = files(&f);
     let server = serve(&f, ServerOptions { api_key: Some(KEY.into()), ..Default::default() }).await;
 
-    let wrong =
-        WandbClient::with_options(server.base_url(), Some("wrong-key-123".into()), Default::default(), fast_retries())
-            .unwrap();
+    let options = ClientOptions::default().with_retry(fast_retries());
+    let wrong = WandbClient::with_options(server.base_url(), Some("wrong-key-123".into()), Default::default(), options)
+        .unwrap();
     let err = wrong.artifact(&project, "nope", "latest").await.unwrap_err();
     assert!(matches!(err, Error::HttpStatus { status: 401, .. }), "{err}");
     assert!(!err.to_string().contains("wrong-key-123"), "{err}");
@@ -397,6 +412,13 @@ async fn requests_match_the_wire_captures_of_the_real_client() {
             ],
         );
         let mut art = dataset("my-ds", &dir, DigestAlgorithm::Xxh128);
+        // The capture's reference target, where the vectors were generated (its digest is of the URI, but the
+        // file must exist); written atomically, since other test binaries write the same bytes there.
+        let target = std::path::Path::new("/tmp/wandb-manifest-vectors/fixtures/dataset/README.md");
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let staged = target.with_extension(format!("tmp-{}", std::process::id()));
+        fs::write(&staged, b"# tiny dataset\n").unwrap();
+        fs::rename(&staged, target).unwrap();
         art.add_reference(
             "file:///tmp/wandb-manifest-vectors/fixtures/dataset/README.md",
             artifact_core::ReferenceOptions { name: Some("ref/readme".into()), checksum: false, ..Default::default() },
@@ -405,13 +427,8 @@ async fn requests_match_the_wire_captures_of_the_real_client() {
         let project = ProjectRef::new("ent", "proj").unwrap();
         let server = serve(&f, ServerOptions { xxhash_digests_enabled: xxhash_enabled, ..Default::default() }).await;
         let client = client(&server);
-        client.upsert_run(&project, "run1", None).await.unwrap();
-        let options = RemoteLogOptions {
-            aliases: vec!["best".into()],
-            tags: vec!["t1".into()],
-            run_id: Some("run1".into()),
-            ..Default::default()
-        };
+        client.resume_run(&project, &run_options("run1", None)).await.unwrap();
+        let options = LogOptions::default().with_aliases(["best"]).with_tags(["t1"]).with_run_id("run1");
         client.log_artifact(&project, &art, &options).await.unwrap();
         let ours: Vec<(String, Option<String>, serde_json::Value)> =
             server.requests().requests().into_iter().map(|r| (r.path, r.operation, r.variables)).collect();
@@ -533,7 +550,7 @@ async fn file_urls_name_references_too() {
     // download is refused before anything is written.
     let version = f.store.artifact(&project, "refs", "v0").unwrap();
     let root = f.path("root");
-    let err = client.download(&version, &root, &download_options(&f, "cache")).await.unwrap_err();
+    let err = fetch(&client, &version, &root, &download_options(&f, "cache")).await.unwrap_err();
     assert!(err.to_string().contains("no reference fetcher"), "{err}");
     assert!(!root.exists() || tree(&root).is_empty(), "nothing written");
 }

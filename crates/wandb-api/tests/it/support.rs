@@ -4,11 +4,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use artifact_core::{AddDirOptions, Artifact};
-use wandb_api::{EmbeddedStore, ProjectRef};
+use wandb_api::{EmbeddedBackend, ProjectRef};
+use wandb_store::EmbeddedStore;
 
 pub(crate) struct Fixture {
     pub(crate) tmp: tempfile::TempDir,
+    /// The store, and the same store as a backend (also the object source downloads read).
     pub(crate) store: EmbeddedStore,
+    pub(crate) backend: EmbeddedBackend,
     pub(crate) project: ProjectRef,
 }
 
@@ -16,7 +19,8 @@ impl Fixture {
     pub(crate) fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(tmp.path().join("store")).unwrap();
-        Fixture { tmp, store, project: ProjectRef::new("ent", "proj").unwrap() }
+        let backend = EmbeddedBackend::from(store.clone());
+        Fixture { tmp, store, backend, project: ProjectRef::new("ent", "proj").unwrap() }
     }
 
     pub(crate) fn path(&self, relative: &str) -> PathBuf {

@@ -1,0 +1,184 @@
+//! Argument parsing, backend selection and error reporting for the command-line tool.
+
+mod artifact;
+mod cache_cmd;
+mod launch_cmd;
+mod output;
+mod progress;
+mod run_cmd;
+mod serde_cmd;
+mod server_cmd;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wandb_api::{Api, BaseUrl, Settings};
+
+/// Version ML datasets and models as W&B artifacts.
+///
+/// Without a W&B server configured, artifacts live in the embedded store (see `artifact --help`).
+#[derive(Debug, Parser)]
+#[command(name = "dagster-wandb", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Log, fetch and list artifacts.
+    Artifact(ArtifactArgs),
+    /// Decode and encode step outputs (pickle, dill, cloudpickle, joblib, json, msgpack, raw, …).
+    #[command(subcommand)]
+    Serde(serde_cmd::SerdeCommand),
+    /// Keep local storage bounded: dagster-wandb's sweep, and size-capped cleanup of the W&B cache.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
+    /// Serve an embedded store over the W&B protocol, for the Python `wandb` client and ours.
+    Server(server_cmd::ServerArgs),
+    /// List runs and print what they logged.
+    Run(RunArgs),
+    /// W&B Launch: enqueue jobs, run a launch agent, create jobs (against a W&B server).
+    Launch(LaunchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LaunchArgs {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: launch_cmd::LaunchCommand,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: run_cmd::RunCommand,
+}
+
+#[derive(Debug, clap::Args)]
+struct ArtifactArgs {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: artifact::ArtifactCommand,
+}
+
+/// Where artifacts go, before or after the subcommand's name. Each overrides its `WANDB_*` variable, which
+/// `wandb_api::Settings::from_env` reads (an empty variable counts as unset).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Backend {
+    /// Backend: file:///path for an embedded store, http(s)://host for a W&B server [env: WANDB_BASE_URL].
+    /// Defaults to the embedded store in ~/.local/share/dagster-wandb/store (or the platform's data directory).
+    #[arg(long, global = true, value_name = "URL")]
+    base_url: Option<String>,
+    /// Entity (user or team) that owns the project [env: WANDB_ENTITY; default: local].
+    #[arg(long, global = true)]
+    entity: Option<String>,
+    /// Project the artifacts belong to [env: WANDB_PROJECT; default: uncategorized].
+    #[arg(long, global = true)]
+    project: Option<String>,
+}
+
+/// Everything a command can fail with. Each prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Core(#[from] artifact_core::Error),
+    #[error(transparent)]
+    Api(#[from] wandb_api::Error),
+    #[error(transparent)]
+    Launch(#[from] wandb_launch::Error),
+    #[error(transparent)]
+    References(#[from] wandb_references::Error),
+    #[error(transparent)]
+    Store(#[from] wandb_store::Error),
+    #[error(transparent)]
+    Cache(#[from] io_cache::Error),
+    #[error(transparent)]
+    Serialization(#[from] serde_modules::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+/// Stack for the command: step outputs may nest a thousand levels, which the recursive conversions to and from
+/// JSON handle only with room to spare in unoptimised builds. Reserved, and touched only as used.
+const COMMAND_STACK: usize = 256 << 20;
+
+/// Parses the command line, runs the command and maps failures to one line on stderr and exit code 1.
+pub(crate) fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = std::thread::Builder::new()
+        .name("dagster-wandb".to_owned())
+        .stack_size(COMMAND_STACK)
+        .spawn(move || match &cli.command {
+            Command::Artifact(args) => artifact::run(&args.backend, &args.command),
+            Command::Serde(command) => serde_cmd::run(command),
+            Command::Cache(command) => cache_cmd::run(command),
+            Command::Server(args) => server_cmd::run(args),
+            Command::Run(args) => run_cmd::run(&args.backend, &args.command),
+            Command::Launch(args) => launch_cmd::run(&args.backend, &args.command),
+        })
+        .map_err(|e| CliError::Usage(format!("cannot start the command: {e}")))
+        .and_then(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = e.to_string().replace('\n', " ");
+            #[allow(clippy::print_stderr, reason = "the CLI reports errors on stderr")]
+            {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Backend {
+    /// Backend, key, entity, project and cache: the environment's, with the flags over it.
+    fn settings(&self) -> CliResult<Settings> {
+        let mut settings = match self.base_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => Settings::from_env_with_base_url(BaseUrl::parse(url)?)?,
+            None => Settings::from_env()?,
+        };
+        if let Some(entity) = self.entity.as_deref().filter(|e| !e.is_empty()) {
+            settings = settings.with_entity(entity);
+        }
+        if let Some(project) = self.project.as_deref().filter(|p| !p.is_empty()) {
+            settings = settings.with_project(project);
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The API over the configured backend.
+    fn api(&self) -> CliResult<Api> {
+        Ok(Api::new(self.settings()?)?)
+    }
+}
+
+/// Library warnings (unverifiable references, unsupported schemes) go to stderr; `RUST_LOG` adjusts them.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+fn absolute(path: &std::path::Path) -> CliResult<PathBuf> {
+    std::path::absolute(path).map_err(|e| CliError::Usage(format!("cannot resolve {}: {e}", path.display())))
+}

@@ -1,0 +1,922 @@
+//! The `dagster-wandb` binary, driven as a user drives it: real processes, real files, one store.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// An isolated environment: its own store, cache, home and working directory.
+struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env { tmp: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.tmp.path().join(relative)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dagster-wandb"));
+        cmd.current_dir(self.tmp.path())
+            .env("WANDB_BASE_URL", format!("file://{}", self.path("store").display()))
+            .env("WANDB_CACHE_DIR", self.path("cache"))
+            .env("HOME", self.path("home"))
+            .env_remove("WANDB_ENTITY")
+            .env_remove("WANDB_PROJECT")
+            .env_remove("WANDB_ARTIFACT_DIR");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed and print one JSON object.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Runs a command that must fail with one line on stderr; returns that line.
+    fn error(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(lines[0].starts_with("error: "), "{stderr}");
+        assert!(out.stdout.is_empty());
+        lines[0].to_owned()
+    }
+
+    fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+fn read_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.strip_prefix(root).unwrap().to_string_lossy().into_owned(), fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Like `read_tree`, for a tree a concurrent sweep may be emptying: what vanishes is skipped.
+fn read_tree_while_swept(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(_) => {
+                    if let Ok(bytes) = fs::read(&path) {
+                        out.push((path.strip_prefix(root).unwrap().to_string_lossy().into_owned(), bytes));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+/// The dataset tree of the SDK vectors (`case1_add_dir`): its digest is known from wandb 0.31.0.
+fn vector_tree(env: &Env) -> PathBuf {
+    env.write("dataset/README.md", b"# tiny dataset\n");
+    env.write("dataset/empty.txt", b"");
+    env.write("dataset/train/a.csv", b"x,y\n1,2\n3,4\n");
+    env.write("dataset/train/nested/deep/b.bin", &(0..=255u8).collect::<Vec<_>>());
+    env.write("dataset/unicode-éè name.txt", "héllo wörld\n".as_bytes());
+    env.write("dataset/val/c.json", b"{\"k\": \"v\\u00e9\", \"n\": [1, 2, 3]}\n");
+    env.path("dataset")
+}
+
+#[test]
+fn dry_run_matches_the_sdk_digest_and_prints_the_go_manifest() {
+    let env = Env::new();
+    let dir = vector_tree(&env);
+    let out = env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "--name",
+        "vec-dir",
+        "--type",
+        "dataset",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(out["digest"], "f13c7db5fd9169d14c2ac7d73982e59e");
+    assert_eq!((out["size"].as_u64(), out["file_count"].as_u64()), (Some(330), Some(6)));
+    assert!(out.get("version").is_none(), "nothing was logged");
+    assert_eq!(out["manifest"]["contents"]["val/c.json"]["digest"], "3lb+jODhK4JRTOmwMHrfOA==");
+    assert_eq!(out["manifest"]["contents"]["empty.txt"]["size"], 0);
+    assert!(!env.path("store").exists(), "a dry run does not even create the store");
+
+    let prefixed = env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "-n",
+        "p",
+        "-t",
+        "dataset",
+        "--prefix",
+        "data/v1",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(prefixed["digest"], "63e3f258b76e7f34fd87bcba3976a857");
+    let xxh = env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "-n",
+        "x",
+        "-t",
+        "dataset",
+        "--digest",
+        "xxh128",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(xxh["digest"], "5d4b6cdc3c65eb48c04c2d8ef678b065");
+    assert_eq!(xxh["manifest"]["contents"]["README.md"]["extra"]["alg"], "XXH128");
+}
+
+#[test]
+fn put_get_round_trip_is_byte_identical_and_cached() {
+    let env = Env::new();
+    let dir = vector_tree(&env);
+    env.write("dataset/big.bin", &(0..5_000_000u32).map(|i| (i * 7 % 256) as u8).collect::<Vec<_>>());
+    let put = env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "--name",
+        "my-ds",
+        "--type",
+        "dataset",
+        "--alias",
+        "best",
+        "--description",
+        "desc",
+        "--metadata",
+        "{\"k\": 1}",
+        "--json",
+    ]);
+    assert_eq!((put["version"].as_str(), put["created"].as_bool()), (Some("v0"), Some(true)));
+    assert_eq!(put["aliases"], serde_json::json!(["best", "latest"]));
+
+    let get = env.json(&["artifact", "get", "my-ds:best", "--json"]);
+    let root = PathBuf::from(get["download"]["root"].as_str().unwrap());
+    assert_eq!(root, env.path("artifacts/my-ds:v0"), "default root is ./artifacts/NAME:vN");
+    assert_eq!(read_tree(&root), read_tree(&dir));
+    assert_eq!(get["download"]["fetched"], 7);
+    assert_eq!(get["digest"], put["digest"]);
+
+    let elsewhere = env.path("elsewhere");
+    let second =
+        env.json(&["artifact", "get", "local/uncategorized/my-ds:v0", "--root", elsewhere.to_str().unwrap(), "--json"]);
+    assert_eq!((second["download"]["fetched"].as_u64(), second["download"]["from_cache"].as_u64()), (Some(0), Some(7)));
+    assert_eq!(read_tree(&elsewhere), read_tree(&dir));
+    let again = env.json(&["artifact", "get", "my-ds", "--json"]);
+    assert_eq!(again["download"]["already_present"], 7, "nothing is copied when the root already matches");
+}
+
+#[test]
+fn identical_content_keeps_the_version_and_changes_make_new_ones() {
+    let env = Env::new();
+    env.write("d/a.txt", b"one");
+    let d = env.path("d");
+    let first = env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "ds", "-t", "dataset", "--json"]);
+    let out = env
+        .command()
+        .args(["artifact", "put", d.to_str().unwrap(), "-n", "ds", "-t", "dataset", "--alias", "best", "--json"])
+        .output()
+        .unwrap();
+    let same: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((same["version"].as_str(), same["created"].as_bool()), (Some("v0"), Some(false)));
+    assert_eq!(same["digest"], first["digest"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("already exists with the same content. No new version will be created.")
+    );
+    env.write("d/a.txt", b"two");
+    let changed = env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "ds", "-t", "dataset", "--json"]);
+    assert_eq!(changed["version"], "v1");
+    let single = env.write("model.pt", b"weights");
+    let model = env.json(&[
+        "artifact",
+        "put",
+        single.to_str().unwrap(),
+        "-n",
+        "net",
+        "-t",
+        "model",
+        "--prefix",
+        "weights",
+        "--json",
+    ]);
+    assert!(model["manifest"]["contents"]["weights/model.pt"].is_object());
+
+    let listed = env.json(&["artifact", "ls", "--json"]);
+    let names: Vec<(&str, u64)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["version_count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(names, [("ds", 2), ("net", 1)]);
+    let models = env.json(&["artifact", "ls", "--type", "model", "--json"]);
+    assert_eq!(models.as_array().unwrap().len(), 1);
+    let text = env.run(&["artifact", "ls"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("ds:v1"));
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let env = Env::new();
+    let d = env.write("d/a.txt", b"a").parent().unwrap().to_path_buf();
+    let d = d.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["artifact", "put", d, "-n", "bad name", "-t", "dataset"], "Invalid name: 'bad name'"),
+        (&["artifact", "put", d, "-n", "ok", "-t", "wandb-x"], "reserved for internal use"),
+        (&["artifact", "put", d, "-n", "ok", "-t", "a:b"], "'a:b'"),
+        (&["artifact", "put", d, "-n", "ok", "-t", "dataset", "--alias", "a/b"], "'a/b'"),
+        (
+            &["artifact", "put", d, "-n", "ok", "-t", "dataset", "--prefix", "../up"],
+            "Invalid artifact path: '../up/a.txt'",
+        ),
+        (
+            &["artifact", "put", d, "-n", "ok", "-t", "dataset", "--metadata", "{\"loss\": NaN}"],
+            "NaN at line 1 column 10",
+        ),
+        (&["artifact", "put", d, "-n", "ok", "-t", "dataset", "--metadata", "[1]"], "must be a JSON object"),
+        (&["artifact", "put", "missing-dir", "-n", "ok", "-t", "dataset"], "missing-dir"),
+        (&["artifact", "put", d, "-n", "ok:v1", "-t", "dataset"], "--alias"),
+        (&["artifact", "get", "nothing"], "project 'uncategorized' not found under entity 'local'"),
+        (&["artifact", "--base-url", "ftp://x", "ls"], "ftp://x"),
+        (&["artifact", "ls", "--project", "a/b"], "'a/b'"),
+    ];
+    for (args, expected) in cases {
+        let line = env.error(args);
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+    env.json(&["artifact", "put", d, "-n", "cats", "-t", "dataset", "--json"]);
+    let line = env.error(&["artifact", "put", d, "-n", "cats", "-t", "model"]);
+    assert_eq!(
+        line,
+        "error: Artifact cats already exists with type 'dataset'; cannot create another with type 'model'"
+    );
+    let line = env.error(&["artifact", "get", "nothing"]);
+    assert_eq!(line, "error: artifact membership 'nothing:latest' not found in 'local/uncategorized'");
+    let runs = fs::read_dir(env.path("store/entities/local/projects/uncategorized/runs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".json"))
+        .count();
+    assert_eq!(runs, 1, "the refused put created no run");
+}
+
+/// A tampered store cannot make `get` write outside the root.
+#[test]
+fn a_hostile_manifest_writes_nothing() {
+    let env = Env::new();
+    let d = env.write("d/a.txt", b"a").parent().unwrap().to_path_buf();
+    env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "t", "-t", "dataset", "--json"]);
+    let manifest_path = env.path("store/entities/local/projects/uncategorized/collections/t/versions/0/manifest.json");
+    let manifest = fs::read_to_string(&manifest_path).unwrap();
+    fs::write(&manifest_path, manifest.replace("\"a.txt\"", "\"../../escaped.txt\"")).unwrap();
+    let line = env.error(&["artifact", "get", "t", "--root", "out"]);
+    assert!(line.contains("refusing to download \"../../escaped.txt\""), "{line}");
+    assert!(!env.path("out").exists());
+    assert!(!env.path("escaped.txt").exists() && !env.tmp.path().parent().unwrap().join("escaped.txt").exists());
+}
+
+/// Several processes log to one collection at the same time: every one gets its own version, none is lost,
+/// and every version reads back intact.
+#[test]
+fn concurrent_processes_share_one_store() {
+    let env = Env::new();
+    let writers = 6;
+    let children: Vec<_> = (0..writers)
+        .map(|i| {
+            let dir = env.path(&format!("w{i}"));
+            env.write(&format!("w{i}/shared.bin"), &vec![1u8; 200_000]);
+            env.write(&format!("w{i}/own.txt"), format!("writer {i}").as_bytes());
+            env.command()
+                .args(["artifact", "put", dir.to_str().unwrap(), "-n", "busy", "-t", "dataset", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut versions: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["version"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    versions.sort_by_key(|v| v[1..].parse::<u32>().unwrap());
+    assert_eq!(versions, (0..writers).map(|i| format!("v{i}")).collect::<Vec<_>>());
+    let mut owners = Vec::new();
+    for v in &versions {
+        let root = env.path(&format!("check-{v}"));
+        env.json(&["artifact", "get", &format!("busy:{v}"), "--root", root.to_str().unwrap(), "--json"]);
+        assert_eq!(fs::read(root.join("shared.bin")).unwrap(), vec![1u8; 200_000]);
+        owners.push(fs::read_to_string(root.join("own.txt")).unwrap());
+    }
+    owners.sort();
+    assert_eq!(owners, (0..writers).map(|i| format!("writer {i}")).collect::<Vec<_>>());
+}
+
+fn testdata(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(relative)
+}
+
+#[test]
+fn serde_decode_prints_every_vector_as_its_view() {
+    let env = Env::new();
+    let dir = testdata("wandb-0.31.0/pickle");
+    let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mut decoded = 0;
+    for spec in index["cases"].as_object().unwrap().values() {
+        for file in spec["files"].as_object().unwrap().keys() {
+            let out = env.json(&["serde", "decode", dir.join(file).to_str().unwrap()]);
+            assert_eq!(out, spec["json"], "{file}");
+            decoded += 1;
+        }
+    }
+    assert_eq!(decoded, 56);
+}
+
+#[test]
+fn serde_refuses_code_in_one_line_and_runs_nothing() {
+    let env = Env::new();
+    let marker = Path::new("/tmp/pickle-executed");
+    let existed_before = marker.exists();
+    let dir = testdata("wandb-0.31.0/pickle");
+    let line = env.error(&["serde", "decode", dir.join("refuse_reduce_os_system.pickle").to_str().unwrap()]);
+    assert!(line.contains("refusing pickle opcode GLOBAL 'posix system'"), "{line}");
+    let line = env.error(&["serde", "decode", dir.join("refuse_lambda.cloudpickle").to_str().unwrap()]);
+    assert!(line.contains("STACK_GLOBAL"), "{line}");
+    let line = env.error(&["serde", "decode", dir.join("refuse_truncated.pickle").to_str().unwrap()]);
+    assert!(line.contains("truncated"), "{line}");
+    let mystery = env.write("mystery.bin", b"\x80\x05N.");
+    let line = env.error(&["serde", "decode", mystery.to_str().unwrap()]);
+    assert!(line.contains("--module"), "{line}");
+    let line = env.error(&["serde", "encode", "--module", "yaml"]);
+    assert!(line.contains("isn't recognized as a valid serialization module"), "{line}");
+    if !existed_before {
+        assert!(!marker.exists());
+    }
+}
+
+#[test]
+fn serde_encode_then_decode_round_trips_for_every_self_describing_module() {
+    let env = Env::new();
+    let view = serde_json::json!({
+        "ints": [0, -1, {"$bigint": "123456789012345678901234567890"}],
+        "t": {"$tuple": [1.5, "x", null]},
+        "b": {"$bytes_hex": "00ff10"},
+        "k": {"$dict_items": [[1, "one"], [{"$tuple": [2, 3]}, true]]}
+    });
+    for (module, parameters) in [
+        ("pickle", "{}"),
+        ("pickle", r#"{"protocol": 2}"#),
+        ("dill", "{}"),
+        ("cloudpickle", r#"{"protocol": 4}"#),
+        ("joblib", r#"{"compress": 3}"#),
+        ("joblib", r#"{"compress": ["gzip", 6]}"#),
+        ("json", r#"{"indent": 2}"#),
+    ] {
+        let mut child = env
+            .command()
+            .args(["serde", "encode", "--module", module, "--parameters", parameters])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), view.to_string().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{module}");
+        let dir = env.path(&format!("out-{module}-{}", parameters.len()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("output.{module}")), &out.stdout).unwrap();
+        // Decoding a directory finds output.<module> as dagster-wandb does.
+        assert_eq!(env.json(&["serde", "decode", dir.to_str().unwrap()]), view, "{module} {parameters}");
+    }
+}
+
+/// A value nested as deep as the reader allows goes through decode and encode (the CLI's command thread has
+/// the stack for it even unoptimised); one level deeper is refused.
+#[test]
+fn serde_handles_the_deepest_values_it_accepts() {
+    let env = Env::new();
+    let nested = |levels: usize| {
+        let mut stream = vec![0x80, 0x02];
+        stream.extend(std::iter::repeat_n(b']', levels));
+        stream.extend(std::iter::repeat_n(b'a', levels - 1));
+        stream.push(b'.');
+        stream
+    };
+    let file = env.write("deep.pickle", &nested(1000));
+    let out = env.run(&["serde", "decode", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim_end(), format!("{}{}", "[".repeat(1000), "]".repeat(1000)));
+
+    let mut child = env
+        .command()
+        .args(["serde", "encode", "--module", "pickle", "--parameters", r#"{"protocol": 2}"#])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let encoded = child.wait_with_output().unwrap();
+    assert!(encoded.status.success());
+    let again = env.write("again.pickle", &encoded.stdout);
+    let out = env.run(&["serde", "decode", again.to_str().unwrap()]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+
+    let too_deep = env.write("too-deep.pickle", &nested(1002));
+    let line = env.error(&["serde", "decode", too_deep.to_str().unwrap()]);
+    assert!(line.contains("more than 1000 levels"), "{line}");
+}
+
+/// Downloads (which write the cache and the destination), cache cleanups to zero and sweeps, as separate
+/// processes hammering one cache and one storage directory: no download fails, no file is ever partial, and with
+/// a positive duration nothing just written is lost.
+#[test]
+fn cleanup_and_sweep_never_break_concurrent_downloads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let env = Arc::new(Env::new());
+    for i in 0..6 {
+        env.write(
+            &format!("src/part{i}.bin"),
+            &(0..(300_000 * (i + 1))).map(|j| (j * 7 + i) as u8).collect::<Vec<_>>(),
+        );
+    }
+    for i in 0..40 {
+        env.write(&format!("src/small/{i}.txt"), format!("small {i}").as_bytes());
+    }
+    let src = env.path("src");
+    env.json(&["artifact", "put", src.to_str().unwrap(), "-n", "shared", "-t", "dataset", "--json"]);
+    let expected = read_tree(&src);
+    let base = env.path("base");
+    let storage = base.join("storage/wandb_artifacts_manager");
+
+    for minutes in ["60", "0"] {
+        let done = Arc::new(AtomicBool::new(false));
+        let hammer = |args: Vec<String>| {
+            let (env, done) = (env.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut runs = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let out = env.command().args(&args).output().unwrap();
+                    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                    runs += 1;
+                }
+                runs
+            })
+        };
+        let cleaner =
+            hammer(vec!["cache".into(), "cleanup".into(), "--max-size".into(), "0".into(), "--remove-temp".into()]);
+        let sweeper = hammer(vec![
+            "cache".into(),
+            "sweep".into(),
+            "--base-dir".into(),
+            base.display().to_string(),
+            "--minutes".into(),
+            minutes.into(),
+        ]);
+        for i in 0..10 {
+            let root = storage.join(format!("artifacts/shared.v0-{}", i % 3));
+            let out = env
+                .command()
+                .args(["artifact", "get", "shared:v0", "--root", root.to_str().unwrap(), "--json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "get {i} with sweeps of {minutes}: {}", String::from_utf8_lossy(&out.stderr));
+            if minutes == "60" {
+                // Nothing just written is lost: the whole tree is there, byte for byte.
+                assert_eq!(read_tree(&root), expected, "get {i}");
+            } else {
+                // A sweep of 0 may remove files right after the download, but never leaves a partial one.
+                for (path, bytes) in read_tree_while_swept(&root) {
+                    let original =
+                        &expected.iter().find(|(p, _)| *p == path).unwrap_or_else(|| panic!("unexpected {path}")).1;
+                    assert_eq!(&bytes, original, "{path} is partial or wrong");
+                }
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        let (cleanups, sweeps) = (cleaner.join().unwrap(), sweeper.join().unwrap());
+        assert!(cleanups > 0 && sweeps > 0, "the hammers ran ({cleanups} cleanups, {sweeps} sweeps)");
+    }
+    // No temporary file survives: every writer finished or cleaned up after itself.
+    let leftovers: Vec<_> = read_tree(&env.path("cache")).into_iter().filter(|(p, _)| p.contains("/tmp/")).collect();
+    assert!(leftovers.is_empty(), "{:?}", leftovers.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    if storage.exists() {
+        assert!(read_tree(&storage).iter().all(|(p, _)| !p.contains(".dwtmp-")));
+    }
+}
+
+/// `dagster-wandb server` on a free port, killed when dropped.
+struct ServerProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(env: &Env, api_key: &str) -> ServerProcess {
+    use std::io::BufRead;
+    let mut child = env
+        .command()
+        .args(["server", "--port", "0", "--api-key", api_key, "--store"])
+        .arg(env.path("served-store"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = std::io::BufReader::new(stdout)
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| line.strip_prefix("WANDB_BASE_URL=").map(str::to_owned))
+        .expect("the server prints its URL");
+    ServerProcess { child, url }
+}
+
+#[test]
+fn put_get_and_link_through_the_server_and_on_the_store() {
+    let env = Env::new();
+    let dir = vector_tree(&env);
+    let server = start_server(&env, "secret-key-1");
+    let remote = |args: &[&str]| {
+        let out = env
+            .command()
+            .env("WANDB_BASE_URL", &server.url)
+            .env("WANDB_API_KEY", "secret-key-1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let put = remote(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "--name",
+        "ent/proj/my-ds",
+        "--type",
+        "dataset",
+        "--alias",
+        "best",
+        "--tag",
+        "raw data",
+        "--json",
+    ]);
+    assert_eq!((put["version"].as_str(), put["created"].as_bool()), (Some("v0"), Some(true)));
+    assert_eq!(put["tags"], serde_json::json!(["raw data"]));
+    let again =
+        remote(&["artifact", "put", dir.to_str().unwrap(), "--name", "ent/proj/my-ds", "--type", "dataset", "--json"]);
+    assert_eq!(again["created"], false);
+    let listed = remote(&["artifact", "ls", "--entity", "ent", "--project", "proj", "--json"]);
+    assert_eq!(listed[0]["name"], "my-ds");
+    assert_eq!(
+        (listed[0]["version_count"].as_u64(), listed[0]["latest"]["digest"].as_str()),
+        (Some(1), put["digest"].as_str())
+    );
+
+    let root = env.path("from-server");
+    let get = remote(&["artifact", "get", "ent/proj/my-ds:best", "--root", root.to_str().unwrap(), "--json"]);
+    assert_eq!(get["digest"], put["digest"]);
+    assert_eq!(read_tree(&root), read_tree(&dir));
+
+    let linked =
+        remote(&["artifact", "link", "ent/proj/my-ds:best", "ent/proj/portfolio-x", "--alias", "prod", "--json"]);
+    assert_eq!(linked["linked_from"], "ent/proj/my-ds:v0");
+    assert_eq!(linked["aliases"], serde_json::json!(["latest", "prod"]));
+
+    // The served store is an ordinary embedded store: the file:// backend reads what the server wrote.
+    let store_url = format!("file://{}", env.path("served-store").display());
+    let local = env
+        .command()
+        .env("WANDB_BASE_URL", &store_url)
+        .args(["artifact", "get", "ent/proj/portfolio-x:prod", "--json", "--root"])
+        .arg(env.path("local"))
+        .output()
+        .unwrap();
+    assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stderr));
+    assert_eq!(read_tree(&env.path("local")), read_tree(&dir));
+
+    // Linking on the embedded store works the same way.
+    let put = env.json(&["artifact", "put", dir.to_str().unwrap(), "--name", "m", "--type", "model", "--json"]);
+    let linked = env.json(&["artifact", "link", "m:v0", "registry-model", "--alias", "staging", "--json"]);
+    assert_eq!((linked["name"].as_str(), linked["digest"].as_str()), (Some("registry-model"), put["digest"].as_str()));
+    let err = env.error(&["artifact", "put", dir.to_str().unwrap(), "--name", "t", "--type", "model", "--tag", "a;b"]);
+    assert!(err.contains("Invalid tag 'a;b'"), "{err}");
+    let err = env.error(&["artifact", "link", "m:v0", "m"]);
+    assert!(err.contains("is an artifact collection, not a portfolio"), "{err}");
+
+    // A wrong key is refused, and the refusal does not echo it.
+    let out = env
+        .command()
+        .env("WANDB_BASE_URL", &server.url)
+        .env("WANDB_API_KEY", "not-the-key-42")
+        .args(["artifact", "get", "ent/proj/my-ds"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains("not-the-key-42"), "{stderr}");
+}
+
+#[test]
+fn run_ls_and_history_show_what_a_run_logged() {
+    use wandb_api::{Api, RunSettings, Settings};
+    let env = Env::new();
+    let api = Api::new(Settings::embedded(env.path("store")).with_cache_dir(None)).unwrap();
+    let mut run = api.init(RunSettings::new("proj").entity("ent").id("train1").name("training")).unwrap();
+    for loss in [0.5, 0.25] {
+        run.log(serde_json::json!({"loss": loss}).as_object().unwrap().clone()).unwrap();
+    }
+    run.finish_with_exit_code(2).unwrap();
+
+    let listed = env.json(&["run", "ls", "--entity", "ent", "--project", "proj", "--json"]);
+    assert_eq!(listed[0]["id"], "train1");
+    assert_eq!(listed[0]["name"], "training");
+    assert_eq!(listed[0]["state"], "failed");
+    assert_eq!(listed[0]["exit_code"], 2);
+    assert_eq!(listed[0]["history_rows"], 2);
+
+    let out = env.run(&["run", "history", "ent/proj/train1", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0]["_step"].as_u64(), rows[0]["loss"].as_f64()), (Some(0), Some(0.5)));
+    assert_eq!((rows[1]["_step"].as_u64(), rows[1]["loss"].as_f64()), (Some(1), Some(0.25)));
+
+    let error = env.error(&["run", "history", "ent/proj/nope"]);
+    assert_eq!(error, "error: run 'nope' not found in 'ent/proj'");
+}
+
+/// N writer processes upsert their parts of one artifact at the same time, then one finishes it: the committed
+/// version holds every part, and a part upserted after the finish is refused (the SDK silently loses it).
+#[test]
+fn parallel_writers_build_one_distributed_artifact_on_the_store_and_through_the_server() {
+    const WRITERS: usize = 4;
+    let env = Env::new();
+    let server = start_server(&env, "dist-key");
+    for (label, base_url) in [("store", None), ("server", Some(server.url.clone()))] {
+        let command = |args: &[&str]| {
+            let mut cmd = env.command();
+            if let Some(url) = &base_url {
+                cmd.env("WANDB_BASE_URL", url).env("WANDB_API_KEY", "dist-key");
+            }
+            cmd.args(args);
+            cmd
+        };
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let part = env
+                    .write(&format!("{label}-data/part{i}/table_{i}.json"), format!("{{\"rows\": [{i}]}}").as_bytes());
+                let dir = part.parent().unwrap().to_string_lossy().into_owned();
+                command(&[
+                    "artifact",
+                    "put",
+                    &dir,
+                    "--name",
+                    "dist-ds",
+                    "--type",
+                    "dataset",
+                    "--prefix",
+                    "parts",
+                    "--distributed-id",
+                    "grp-1",
+                    "--json",
+                ])
+                .output_async()
+            })
+            .collect();
+        for writer in writers {
+            let out = writer.wait_with_output().unwrap();
+            assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+            let part: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!((part["finished"].as_bool(), part["part_files"].as_u64()), (Some(false), Some(1)));
+        }
+        let merged = env.write(
+            &format!("{label}-data/merged.partitioned-table.json"),
+            br#"{"_type": "partitioned-table", "parts_path": "parts"}"#,
+        );
+        let out = command(&[
+            "artifact",
+            "put",
+            &merged.to_string_lossy(),
+            "--name",
+            "dist-ds",
+            "--type",
+            "dataset",
+            "--distributed-id",
+            "grp-1",
+            "--finish",
+            "--alias",
+            "merged",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        let finished: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut paths: Vec<String> = finished["manifest"]["contents"].as_object().unwrap().keys().cloned().collect();
+        paths.sort();
+        let mut expected: Vec<String> = (0..WRITERS).map(|i| format!("parts/table_{i}.json")).collect();
+        expected.push("merged.partitioned-table.json".to_owned());
+        expected.sort();
+        assert_eq!(paths, expected, "{label}");
+        assert_eq!(finished["version"], "v0", "{label}");
+
+        let late = env.write(&format!("{label}-data/late/table_9.json"), b"{}");
+        let out = command(&[
+            "artifact",
+            "put",
+            &late.parent().unwrap().to_string_lossy(),
+            "--name",
+            "dist-ds",
+            "--type",
+            "dataset",
+            "--distributed-id",
+            "grp-1",
+        ])
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{label}: a late upsert must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("grp-1") && stderr.contains("finished"), "{label}: {stderr}");
+    }
+}
+
+trait OutputAsync {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl OutputAsync for Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    }
+}
+
+/// `launch create-job`, `launch add` and `launch agent` through `dagster-wandb server`: the agent runs the job
+/// with the run's `WANDB_*` environment, and SIGTERM stops it cleanly.
+#[cfg(unix)]
+#[test]
+fn launch_add_and_an_agent_run_a_local_process_job_and_sigterm_stops_it() {
+    let env = Env::new();
+    let server = start_server(&env, "launch-key");
+    let seen = env.path("job-saw.txt");
+    env.write(
+        "job-code/run.sh",
+        format!("echo \"$WANDB_RUN_ID $WANDB_LAUNCH_QUEUE_NAME $WANDB_CONFIG $*\" > '{}'\n", seen.display()).as_bytes(),
+    );
+    let remote = |args: &[&str]| {
+        let mut cmd = env.command();
+        cmd.env("WANDB_BASE_URL", &server.url).env("WANDB_API_KEY", "launch-key").env("WANDB_ENTITY", "ent").args(args);
+        cmd
+    };
+    let out = remote(&[
+        "launch",
+        "create-job",
+        &env.path("job-code").to_string_lossy(),
+        "--name",
+        "job-sh",
+        "--project",
+        "proj",
+        "--entry-point",
+        "sh",
+        "--entry-point",
+        "run.sh",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(job, "ent/proj/job-sh:v0");
+
+    // No queue yet: `default` is created on the first launch, as the SDK does.
+    let out = remote(&[
+        "launch",
+        "add",
+        "--job",
+        &job,
+        "--resource",
+        "local-process",
+        "--config",
+        r#"{"overrides": {"run_config": {"lr": 0.1}, "args": ["--epochs", "2"]}}"#,
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let queued: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(queued["queue"], "default");
+
+    let agent = remote(&["launch", "agent", "--queue", "default", "--poll-interval", "0.1"]).output_async();
+    let started = std::time::Instant::now();
+    while !seen.exists() && started.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let saw = fs::read_to_string(&seen).expect("the job ran");
+    let words: Vec<&str> = saw.split_whitespace().collect();
+    assert_eq!(words[0].len(), 8, "the run id the agent picked: {saw}");
+    assert_eq!(&words[1..], ["default", "{\"lr\":0.1}", "--epochs", "2"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = agent.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped: 1 succeeded, 0 failed, 0 stopped"), "{stderr}");
+
+    let error = env.error(&["launch", "agent", "--queue", "q1"]);
+    assert!(error.contains("launch needs a W&B server"), "{error}");
+}
+
+#[test]
+fn put_takes_a_uri_in_place_of_a_path_and_logs_it_by_reference() {
+    let env = Env::new();
+    env.write("refs/a.txt", b"alpha\n");
+    env.write("refs/sub/b.txt", b"beta\n");
+    let uri = format!("file://{}", env.path("refs").display());
+    let dry = env.json(&["artifact", "put", &uri, "--name", "refs", "--type", "dataset", "--dry-run", "--json"]);
+    let contents = dry["manifest"]["contents"].as_object().unwrap();
+    assert_eq!(contents.keys().collect::<Vec<_>>(), ["a.txt", "sub/b.txt"]);
+    assert_eq!(contents["a.txt"]["ref"], format!("{uri}/a.txt"));
+    let unchecked = env.json(&[
+        "artifact",
+        "put",
+        &uri,
+        "--name",
+        "refs",
+        "--type",
+        "dataset",
+        "--no-checksum",
+        "--dry-run",
+        "--json",
+    ]);
+    // As the SDK: a file:// directory still expands, each entry's digest then being the MD5 of its URI.
+    let unchecked = unchecked["manifest"]["contents"].as_object().unwrap();
+    assert_eq!(unchecked.len(), 2);
+    assert_ne!(unchecked["a.txt"]["digest"], contents["a.txt"]["digest"]);
+    let limited =
+        env.error(&["artifact", "put", &uri, "--name", "refs", "--type", "dataset", "--max-objects", "1", "--dry-run"]);
+    assert!(limited.contains('1'), "{limited}");
+    let local = env.error(&[
+        "artifact",
+        "put",
+        &env.path("refs").to_string_lossy(),
+        "--name",
+        "refs",
+        "--type",
+        "dataset",
+        "--no-checksum",
+    ]);
+    assert!(local.contains("--no-checksum and --max-objects apply to references"), "{local}");
+}

@@ -1,0 +1,180 @@
+//! The JSON records the embedded store keeps on disk, and the public views built from them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The marker file that makes a directory an embedded store.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StoreMarker {
+    pub(crate) format: u32,
+    pub(crate) created_at: String,
+}
+
+/// `collections/<name>/collection.json`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CollectionRecord {
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) artifact_type: String,
+    pub(crate) created_at: String,
+}
+
+/// `collections/<name>/versions/<n>/version.json`.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct VersionRecord {
+    pub(crate) id: String,
+    pub(crate) version_index: u64,
+    pub(crate) digest: String,
+    pub(crate) digest_algorithm: String,
+    pub(crate) description: Option<String>,
+    pub(crate) metadata: Map<String, Value>,
+    pub(crate) size: u64,
+    pub(crate) file_count: u64,
+    pub(crate) created_at: String,
+    pub(crate) created_by: Option<String>,
+    /// Base64 MD5 of `manifest.json`, as the server records the manifest file's digest.
+    pub(crate) manifest_digest: String,
+    /// Tags of the version (absent in records written before tags existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tags: Vec<String>,
+}
+
+/// `index/artifacts/<n>.json`: where the artifact with id `Artifact:<n>` lives.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct IdIndexRecord {
+    pub(crate) entity: String,
+    pub(crate) project: String,
+    pub(crate) name: String,
+    /// `None` while the id is reserved but the version not yet committed.
+    pub(crate) version_index: Option<u64>,
+}
+
+/// `portfolios/<name>/versions/<n>`: the version linked as member `n`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct MemberRecord {
+    pub(crate) id: String,
+    pub(crate) linked_at: String,
+}
+
+/// One artifact version, as stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArtifactVersion {
+    /// The store-wide id (`base64("Artifact:<n>")`, the shape W&B ids have).
+    pub id: String,
+    /// The entity.
+    pub entity: String,
+    /// The project.
+    pub project: String,
+    /// The collection name.
+    pub name: String,
+    /// The type.
+    #[serde(rename = "type")]
+    pub artifact_type: String,
+    /// `N` of `vN`: the version's position in its collection, in log order from 0.
+    pub version_index: u64,
+    /// Aliases pointing at this version: `latest` for the newest, plus custom ones, sorted.
+    pub aliases: Vec<String>,
+    /// The artifact digest (lowercase hex).
+    pub digest: String,
+    /// `MANIFEST_MD5` or `MANIFEST_XXH128`.
+    pub digest_algorithm: String,
+    /// The description.
+    pub description: Option<String>,
+    /// The metadata object.
+    pub metadata: Map<String, Value>,
+    /// Total size of the entries in bytes.
+    pub size: u64,
+    /// Number of manifest entries.
+    pub file_count: u64,
+    /// When the version was logged (RFC 3339, UTC).
+    pub created_at: String,
+    /// The run that logged it, if any.
+    pub created_by: Option<String>,
+    /// Its tags, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// For a version seen through a portfolio (a link target): the source, `entity/project/name:vN`. Its id,
+    /// digest and files are the source's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked_from: Option<String>,
+}
+
+impl ArtifactVersion {
+    /// `vN`.
+    pub fn version(&self) -> String {
+        format!("v{}", self.version_index)
+    }
+
+    /// `name:vN`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}:v{}", self.name, self.version_index)
+    }
+}
+
+/// What kind of collection a name is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectionKind {
+    /// An artifact sequence: the versions logged under the name.
+    #[default]
+    Sequence,
+    /// A portfolio: versions of other collections linked into it (a registry collection is one).
+    Portfolio,
+}
+
+/// A collection (all versions of one artifact name, or a portfolio of linked versions) with its newest version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Collection {
+    /// The collection name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub artifact_type: String,
+    /// A sequence or a portfolio.
+    pub kind: CollectionKind,
+    /// How many versions it has.
+    pub version_count: u64,
+    /// The newest version.
+    pub latest: ArtifactVersion,
+}
+
+/// An edge between a run and an artifact version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactEdge {
+    /// The artifact id.
+    pub id: String,
+    /// `name:vN`.
+    pub name: String,
+    /// The artifact type.
+    #[serde(rename = "type")]
+    pub artifact_type: String,
+}
+
+/// A run: one execution that logs and uses artifacts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run id (unique in its project).
+    pub id: String,
+    /// A display name.
+    pub name: Option<String>,
+    /// What kind of step the run is (`load-data`, `train`, …).
+    pub job_type: Option<String>,
+    /// Its tags, in the order given (records written before tags existed read as untagged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// Artifact versions it used, in order of first use.
+    pub inputs: Vec<ArtifactEdge>,
+    /// Artifact versions it logged, in order of first logging.
+    pub outputs: Vec<ArtifactEdge>,
+}
+
+/// Which runs produced and consumed an artifact version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Lineage {
+    /// The run that logged the version, if any.
+    pub created_by: Option<RunRecord>,
+    /// Runs that used it, by id.
+    pub used_by: Vec<RunRecord>,
+}

@@ -1,0 +1,374 @@
+//! A W&B-compatible server over the [`EmbeddedStore`]: the GraphQL endpoint, upload and download URLs, and
+//! what `wandb.init` and `run.finish` need, so that the real Python client (and ours) can log, use, download
+//! and link artifacts against a store on this machine — in tests, in CI, or as a small team server.
+//!
+//! What it answers is what the real `wandb` 0.31.0 client sends (the wire captures in the project's shared
+//! vectors); the real server's schema is private. Operations are dispatched by name, their variables read
+//! as the client sends them, and their responses shaped as the client's fragments read them.
+//!
+//! Storage URLs (`/storage/...`) stand in for presigned URLs: they need no credentials. Everything else needs
+//! HTTP Basic `api:<key>` when [`ServerOptions::api_key`] is set.
+//!
+//! ```no_run
+//! # async fn demo() -> wandb_store::Result<()> {
+//! use wandb_store::EmbeddedStore;
+//! use wandb_store::server::{ServerOptions, WandbServer};
+//!
+//! let store = EmbeddedStore::open("/srv/wandb-store")?;
+//! let server = WandbServer::bind(store, "127.0.0.1:8080".parse().unwrap(), ServerOptions::default()).await?;
+//! println!("WANDB_BASE_URL={}", server.base_url());
+//! server.serve().await
+//! # }
+//! ```
+
+mod faults;
+mod graphql;
+mod launch;
+mod runs;
+mod storage;
+mod views;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+pub use faults::{Fault, FaultTarget, Faults};
+
+use crate::error::{Error, Result};
+use crate::{EmbeddedStore, ProjectRef, VersionDraft};
+use artifact_core::DigestAlgorithm;
+
+/// How the server behaves.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// The API key clients must present (HTTP Basic `api:<key>`); `None` accepts any client.
+    pub api_key: Option<String>,
+    /// The entity `viewer` reports, which clients use when none is given.
+    pub default_entity: String,
+    /// Whether the viewer's entity allows XXH128 artifact digests (`entity.xxhashDigestsEnabled`); when false,
+    /// the real client re-hashes XXH128 artifacts with MD5 before logging them.
+    pub xxhash_digests_enabled: bool,
+    /// The base URL the server advertises in upload and download URLs; by default `http://<bound address>`.
+    /// Set it when clients reach the server through another name (a proxy, a container network).
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            api_key: None,
+            default_entity: crate::DEFAULT_ENTITY.to_owned(),
+            xxhash_digests_enabled: true,
+            public_url: None,
+        }
+    }
+}
+
+/// A bound server, not yet serving.
+pub struct WandbServer {
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+}
+
+/// One request as the server received it, for request-level tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`, `PUT`.
+    pub method: String,
+    /// The URL path, still percent-encoded.
+    pub path: String,
+    /// The GraphQL operation name, for `/graphql`.
+    pub operation: Option<String>,
+    /// The GraphQL variables, for `/graphql`.
+    pub variables: serde_json::Value,
+    /// The `Range` header, when there was one.
+    pub range: Option<String>,
+}
+
+/// The requests a server received, in order (shared, cheap to clone).
+#[derive(Clone, Debug, Default)]
+pub struct RequestLog(Arc<Mutex<Vec<RecordedRequest>>>);
+
+impl RequestLog {
+    /// Everything received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.0.lock().expect("request log lock").clone()
+    }
+
+    /// Forgets what was received so far.
+    pub fn clear(&self) {
+        self.0.lock().expect("request log lock").clear();
+    }
+
+    pub(crate) fn push(&self, request: RecordedRequest) {
+        self.0.lock().expect("request log lock").push(request);
+    }
+}
+
+/// A server serving in the background; dropping it (or [`RunningServer::shutdown`]) stops it.
+pub struct RunningServer {
+    base_url: String,
+    faults: Faults,
+    requests: RequestLog,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub(crate) struct ServerState {
+    pub(crate) store: EmbeddedStore,
+    pub(crate) options: ServerOptions,
+    pub(crate) base_url: String,
+    pub(crate) faults: Faults,
+    pub(crate) requests: RequestLog,
+    /// Artifacts created but not committed, by id. In memory: a restarted server forgets uploads in flight
+    /// (their bodies stay in the store, unreferenced), as a client's retry after a failed commit starts over.
+    pub(crate) pending: Mutex<HashMap<String, PendingArtifact>>,
+    /// Multipart uploads in flight, by upload id.
+    pub(crate) multipart: Mutex<HashMap<String, MultipartUpload>>,
+    /// Distributed artifacts: the pending id of each `(project, collection, distributedID)`, and those already
+    /// committed (an upsert to one is refused rather than silently lost).
+    pub(crate) distributed: Mutex<DistributedArtifacts>,
+    /// Run queues, their items and launch agents.
+    pub(crate) launch: Mutex<launch::LaunchState>,
+}
+
+/// Distributed artifacts by `(entity/project, collection, distributedID)`.
+#[derive(Default)]
+pub(crate) struct DistributedArtifacts {
+    pub(crate) pending: HashMap<(String, String, String), String>,
+    pub(crate) committed: HashMap<(String, String, String), String>,
+}
+
+/// An artifact between `CreateArtifact` and `CommitArtifact`.
+pub(crate) struct PendingArtifact {
+    pub(crate) project: ProjectRef,
+    pub(crate) draft: VersionDraft,
+    /// Declared files by name: what each upload must hash to.
+    pub(crate) files: HashMap<String, FileSpec>,
+    /// The uploaded manifest.
+    pub(crate) manifest: Option<Vec<u8>>,
+    /// For a distributed artifact: its key, and each writer's PATCH manifest in creation order (`None` until
+    /// uploaded), merged at commit.
+    pub(crate) distributed: Option<(String, String, String)>,
+    pub(crate) patches: Vec<Option<Vec<u8>>>,
+}
+
+/// What an uploaded file must be.
+#[derive(Clone, Debug)]
+pub(crate) struct FileSpec {
+    /// Base64 MD5 (the storage integrity check, always sent), empty for multipart files.
+    pub(crate) md5: String,
+    /// The entry digest the object is stored under, and its algorithm.
+    pub(crate) digest: String,
+    pub(crate) algorithm: DigestAlgorithm,
+}
+
+pub(crate) struct MultipartUpload {
+    pub(crate) artifact_id: String,
+    pub(crate) name: String,
+    pub(crate) parts: usize,
+}
+
+impl WandbServer {
+    /// Binds `addr` (port 0 picks a free one) to serve `store`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the address cannot be bound.
+    pub async fn bind(store: EmbeddedStore, addr: SocketAddr, options: ServerOptions) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io("listen on", std::path::Path::new(&addr.to_string()), e))?;
+        let local =
+            listener.local_addr().map_err(|e| Error::io("listen on", std::path::Path::new(&addr.to_string()), e))?;
+        let base_url = options
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{local}"));
+        let state = Arc::new(ServerState {
+            store,
+            options,
+            base_url,
+            faults: Faults::default(),
+            requests: RequestLog::default(),
+            pending: Mutex::new(HashMap::new()),
+            multipart: Mutex::new(HashMap::new()),
+            distributed: Mutex::new(DistributedArtifacts::default()),
+            launch: Mutex::new(launch::LaunchState::default()),
+        });
+        Ok(WandbServer { listener, state })
+    }
+
+    /// The URL clients use as `WANDB_BASE_URL`.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    /// The fault injector, for tests of clients' retries.
+    pub fn faults(&self) -> Faults {
+        self.state.faults.clone()
+    }
+
+    /// Serves until the process ends.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when accepting connections fails.
+    pub async fn serve(self) -> Result<()> {
+        let addr = self.state.base_url.clone();
+        axum::serve(self.listener, router(self.state))
+            .await
+            .map_err(|e| Error::io("serve on", std::path::Path::new(&addr), e))
+    }
+
+    /// Serves until `signal` completes (e.g. Ctrl-C), finishing requests in flight.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when accepting connections fails.
+    pub async fn serve_until(self, signal: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+        let addr = self.state.base_url.clone();
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(signal)
+            .await
+            .map_err(|e| Error::io("serve on", std::path::Path::new(&addr), e))
+    }
+
+    /// Serves on the current tokio runtime in the background.
+    pub fn spawn(self) -> RunningServer {
+        let base_url = self.state.base_url.clone();
+        let faults = self.state.faults.clone();
+        let requests = self.state.requests.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = self
+                .serve_until(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        RunningServer { base_url, faults, requests, shutdown: Some(tx), task: Some(task) }
+    }
+}
+
+impl RunningServer {
+    /// The URL clients use as `WANDB_BASE_URL`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The fault injector, for tests of clients' retries.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The requests received so far, in order.
+    pub fn requests(&self) -> &RequestLog {
+        &self.requests
+    }
+
+    /// Stops accepting connections and waits for requests in flight.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn router(state: Arc<ServerState>) -> Router {
+    let authenticated = Router::new()
+        .route("/graphql", post(graphql::handle))
+        .route("/files/{entity}/{project}/{run}/file_stream", post(storage::file_stream))
+        .route("/artifactsV2/{*rest}", get(storage::download_v2))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    Router::new()
+        .merge(authenticated)
+        .route("/storage/upload/{artifact}/{*name}", put(storage::upload_file))
+        .route("/storage/multipart/{upload}/{part}", put(storage::upload_part))
+        .route("/storage/manifests/{artifact}", put(storage::upload_manifest).get(storage::download_manifest))
+        .route("/storage/objects/{algorithm}/{digest}", get(storage::download_object))
+        .route("/storage/runfiles/{*path}", put(storage::upload_run_file))
+        .fallback(any(not_found))
+        .layer(middleware::from_fn_with_state(state.clone(), record_storage_request))
+        // Bodies stream to disk; the GraphQL and manifest handlers bound what they buffer themselves.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Records every request but GraphQL's, which the GraphQL handler records with its operation and variables.
+async fn record_storage_request(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
+    if request.uri().path() != "/graphql" {
+        state.requests.push(RecordedRequest {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            operation: None,
+            variables: serde_json::Value::Null,
+            range: request.headers().get(axum::http::header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        });
+    }
+    next.run(request).await
+}
+
+async fn not_found(request: Request) -> Response {
+    let message = format!("no such endpoint: {} {}", request.method(), request.uri().path());
+    (StatusCode::NOT_FOUND, message).into_response()
+}
+
+async fn require_api_key(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.options.api_key else { return next.run(request).await };
+    if basic_api_key(request.headers()).is_some_and(|key| &key == expected) {
+        next.run(request).await
+    } else {
+        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"wandb\"")], Body::from("unauthorized"))
+            .into_response()
+    }
+}
+
+/// The key of an `Authorization: Basic base64("api:<key>")` header.
+fn basic_api_key(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
+    decoded.split_once(':').map(|(_, key)| key.to_owned())
+}
+
+/// Hex of an id, for use in URL paths (ids are base64 and may hold `/` and `+`).
+pub(crate) fn id_token(id: &str) -> String {
+    artifact_core::to_hex(id.as_bytes())
+}
+
+/// The id a token of [`id_token`] stands for.
+pub(crate) fn id_from_token(token: &str) -> Option<String> {
+    if !token.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..token.len()).step_by(2).map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok()).collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// Percent-encodes a file name for a URL path, keeping `/` between segments.
+pub(crate) fn encode_path(name: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
+}

@@ -1,0 +1,111 @@
+//! Store records shaped as the client's GraphQL fragments read them.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+
+use super::ServerState;
+use crate::ArtifactVersion;
+use crate::error::Result;
+
+/// A W&B-style global id: `base64("<Type>:<key>")`.
+pub(crate) fn global_id(kind: &str, key: &str) -> String {
+    B64.encode(format!("{kind}:{key}"))
+}
+
+/// The key of a [`global_id`] of type `kind`.
+pub(crate) fn decode_global_id(id: &str, kind: &str) -> std::result::Result<String, super::graphql::GqlError> {
+    B64.decode(id)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(&format!("{kind}:")).map(str::to_owned))
+        .ok_or_else(|| super::graphql::GqlError(format!("{id:?} is not a {kind} id")))
+}
+
+/// `ProjectInfoFragment`.
+pub(crate) fn project_info(entity: &str, project: &str) -> Value {
+    json!({
+        "id": global_id("Project", &format!("{entity}/{project}")),
+        "internalId": format!("{entity}/{project}"),
+        "name": project,
+        "entity": {"id": global_id("Entity", entity), "name": entity},
+    })
+}
+
+/// `CollectionInfoFragment` / `SourceCollectionInfoFragment`.
+fn collection_info(version: &ArtifactVersion, typename: &str) -> Value {
+    json!({"__typename": typename, "name": version.name, "project": project_info(&version.entity, &version.project)})
+}
+
+fn alias_list(version: &ArtifactVersion, with_collection: bool) -> Vec<Value> {
+    version
+        .aliases
+        .iter()
+        .map(|alias| {
+            let mut value = json!({
+                "__typename": "ArtifactAlias",
+                "id": global_id("ArtifactAlias", &format!("{}:{}", version.id, alias)),
+                "alias": alias,
+            });
+            if with_collection {
+                value["artifactCollection"] = collection_info(version, "ArtifactSequence");
+            }
+            value
+        })
+        .collect()
+}
+
+/// `ArtifactFragment` of a source version (never a portfolio view).
+pub(crate) fn artifact_fragment(version: &ArtifactVersion, include_aliases: bool) -> Value {
+    let mut value = json!({
+        "__typename": "Artifact",
+        "id": version.id,
+        "artifactSequence": collection_info(version, "ArtifactSequence"),
+        "versionIndex": version.version_index,
+        "artifactType": {"name": version.artifact_type},
+        "description": version.description,
+        "metadata": serde_json::to_string(&version.metadata).expect("metadata serialises"),
+        "ttlDurationSeconds": -2,
+        "ttlIsInherited": true,
+        "tags": version.tags.iter().map(|name| json!({
+            "__typename": "Tag", "id": global_id("Tag", name), "name": name,
+        })).collect::<Vec<_>>(),
+        "historyStep": null,
+        "state": "COMMITTED",
+        "size": version.size,
+        "digest": version.digest,
+        "digestAlgorithm": version.digest_algorithm,
+        "commitHash": version.digest,
+        "fileCount": version.file_count,
+        "createdAt": graphql_time(&version.created_at),
+        "updatedAt": null,
+    });
+    if include_aliases {
+        value["aliases"] = Value::Array(alias_list(version, true));
+    }
+    value
+}
+
+/// `ArtifactMembershipFragment` of `view` (a version as its collection or a portfolio sees it).
+pub(crate) fn membership_fragment(state: &ServerState, view: &ArtifactVersion, include_aliases: bool) -> Result<Value> {
+    let source = match &view.linked_from {
+        Some(_) => state.store.artifact_by_id(&view.id)?,
+        None => view.clone(),
+    };
+    let typename = if view.linked_from.is_some() { "ArtifactPortfolio" } else { "ArtifactSequence" };
+    Ok(json!({
+        "__typename": "ArtifactCollectionMembership",
+        "id": global_id("ArtifactCollectionMembership", &format!("{}/{}/{}:{}", view.entity, view.project, view.name, view.version_index)),
+        "versionIndex": view.version_index,
+        "createdAt": graphql_time(&view.created_at),
+        "aliases": alias_list(view, false),
+        "artifactCollection": collection_info(view, typename),
+        "artifact": artifact_fragment(&source, include_aliases),
+    }))
+}
+
+/// W&B returns times without a zone suffix (`2026-01-01T00:00:00`), in UTC.
+pub(crate) fn graphql_time(rfc3339: &str) -> String {
+    let trimmed = rfc3339.trim_end_matches('Z');
+    trimmed.split('.').next().unwrap_or(trimmed).to_owned()
+}

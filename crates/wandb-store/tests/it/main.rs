@@ -1,0 +1,4 @@
+//! Integration tests of wandb-store: the embedded store on real files, several processes' worth of writers.
+
+mod store;
+mod support;
