@@ -12,6 +12,9 @@
   dist-write <name> <distributed id> <i>    one writer of the distributed capture: parts/table_<i> upserted
   dist-finish <name> <distributed id>       the finisher: merged = PartitionedTable("parts"), finish_artifact
   launch-add <job> <queue>                  launch_add(job, queue_name, resource="local-process", run_config lr=0.1)
+  lineage <entity/project/name:alias>       wandb.Api(): logged_by().used_artifacts() back to the first run, with each
+                                            run's job type and the artifacts each used
+  history <entity/project/run id>           wandb.Api().run(...): history(pandas=False), scan_history() and the state
 """
 import hashlib
 import json
@@ -118,6 +121,28 @@ def main():
         queued = launch_add(job=job, queue_name=queue, entity="ent", project="proj", resource="local-process",
                             config={"overrides": {"run_config": {"lr": 0.1}}})
         result = {"item_id": queued.id, "queue": queued.queue_name}
+    elif command == "lineage":
+        (path,) = args
+        api = wandb.Api()
+        entity, project, _ = path.split("/")
+        chain = []
+        artifact = api.artifact(path)
+        while artifact is not None:
+            run = artifact.logged_by()
+            if run is None:
+                chain.append({"artifact": f"{artifact.name.split(':')[0]}:{artifact.version}", "run": None})
+                break
+            used = [a.name for a in run.used_artifacts()]
+            name = f"{artifact.name.split(':')[0]}:{artifact.version}"
+            chain.append({"artifact": name, "run": run.id, "job_type": run.job_type, "used": used,
+                          "used_by": [r.id for r in artifact.used_by()]})
+            artifact = api.artifact(f"{entity}/{project}/{used[0]}") if used else None
+        result = {"chain": chain}
+    elif command == "history":
+        (path,) = args
+        run = wandb.Api().run(path)
+        result = {"state": run.state, "history": run.history(pandas=False), "scan": list(run.scan_history()),
+                  "summary": {k: v for k, v in run.summary.items() if not k.startswith("_")}}
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

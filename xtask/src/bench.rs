@@ -66,10 +66,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 }
 
 fn add_dir(options: &Options) -> Result<()> {
-    let mut build = cargo();
-    build.args(["build", "--release", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
-    ensure!(build.status()?.success(), "building the release binary failed");
-    let binary = project_root().join("target/release/dagster-wandb");
+    let binary = crate::cli_binary(true)?;
 
     let small = options.dir.join("small");
     let large = options.dir.join("large");

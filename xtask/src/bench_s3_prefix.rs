@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::{cargo, project_root, say};
+use crate::{project_root, say};
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let mut objects: u64 = 100_000;
@@ -27,9 +27,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
     }
     let python = crate::venv::python("target/s3/venv", crate::s3::PACKAGES)?;
-    let mut build = cargo();
-    build.args(["build", "--quiet", "--release", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
-    ensure!(build.status()?.success(), "building the CLI failed");
+    let cli = crate::cli_binary(true)?;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     say(&format!("filling moto with {objects} objects under s3://bench/prefix/"));
@@ -47,7 +45,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     say(&format!("filled in {:.1} s", filled.elapsed().as_secs_f64()));
 
     let endpoint = format!("http://127.0.0.1:{port}");
-    let mut put = Command::new(project_root().join("target/release/dagster-wandb"));
+    let mut put = Command::new(&cli);
     put.args(["artifact", "put", "s3://bench/prefix/", "--name", "bench", "--type", "dataset", "--dry-run", "--json"])
         .env("AWS_ENDPOINT_URL", &endpoint)
         .env("AWS_ACCESS_KEY_ID", "x")

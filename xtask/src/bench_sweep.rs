@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::{cargo, project_root, say};
+use crate::{project_root, say};
 
 const DIRS: usize = 1_000;
 const FILES_PER_DIR: usize = 100;
@@ -65,10 +65,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     ensure!(runs >= 1, "--runs must be at least 1");
 
-    let mut build = cargo();
-    build.args(["build", "--release", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
-    ensure!(build.status()?.success(), "building the release binary failed");
-    let binary = project_root().join("target/release/dagster-wandb");
+    let binary = crate::cli_binary(true)?;
     let base = dir;
     let storage = base.join("storage/wandb_artifacts_manager");
     let files = DIRS * FILES_PER_DIR;

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::bench::XorShift;
 use crate::served_store::ServedStore;
-use crate::{cargo, project_root, say};
+use crate::{project_root, say};
 
 const DEFAULT_SIZE: u64 = 2 << 30;
 const RSS_TARGET: u64 = 64 << 20;
@@ -46,10 +46,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     ensure!(size > 0, "--size must be positive");
 
-    let mut build = cargo();
-    build.args(["build", "--release", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
-    ensure!(build.status()?.success(), "building the release binary failed");
-    let binary = project_root().join("target/release/dagster-wandb");
+    let binary = crate::cli_binary(true)?;
 
     let ours = dir.join("ours/model.bin");
     let theirs = dir.join("curl/model.bin");

@@ -51,7 +51,7 @@ pub(crate) fn run() -> Result<()> {
         "--example",
         "dagster_step",
         "-p",
-        "dagster-wandb",
+        "dagster-wandb-cli",
         "--bin",
         "dagster-wandb",
     ]);

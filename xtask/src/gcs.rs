@@ -61,10 +61,7 @@ fn as_uploaded(contents: &Value) -> Value {
 
 pub(crate) fn run() -> Result<()> {
     let python = crate::venv::python("target/gcs/venv", PACKAGES)?;
-    let mut build = crate::cargo();
-    build.args(["build", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
-    ensure!(build.status()?.success(), "building the CLI failed");
-    let cli = project_root().join("target/debug/dagster-wandb");
+    let cli = crate::cli_binary(false)?;
     let mut emulator = start_emulator(&python)?;
     let seeded = objects(&python, &emulator, &["seed"])?;
     ensure!(seeded.as_object().is_some_and(|o| o.len() == 5), "seeding the emulator: {seeded}");

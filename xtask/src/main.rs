@@ -107,6 +107,17 @@ pub(crate) fn cargo() -> Command {
     cmd
 }
 
+/// The `dagster-wandb` binary, built first (`release` for benchmarks).
+pub(crate) fn cli_binary(release: bool) -> Result<PathBuf> {
+    let mut build = cargo();
+    build.args(["build", "--quiet", "-p", "dagster-wandb-cli", "--bin", "dagster-wandb"]);
+    if release {
+        build.arg("--release");
+    }
+    anyhow::ensure!(build.status()?.success(), "building the dagster-wandb binary failed");
+    Ok(project_root().join(if release { "target/release" } else { "target/debug" }).join("dagster-wandb"))
+}
+
 /// The checks CI runs: `.ci/run`, the single recipe.
 fn ci() -> Result<()> {
     let status = Command::new("bash")

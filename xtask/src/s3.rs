@@ -125,10 +125,7 @@ pub(crate) fn run() -> Result<()> {
         }
     }
     // The CLI takes the URI in place of a path, with the endpoint and credentials from the AWS variables.
-    let mut build = crate::cargo();
-    build.args(["build", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
-    ensure!(build.status()?.success(), "building the CLI failed");
-    let out = Command::new(project_root().join("target/debug/dagster-wandb"))
+    let out = Command::new(crate::cli_binary(false)?)
         .args([
             "artifact",
             "put",

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::{cargo, project_root, say};
+use crate::{project_root, say};
 
 /// The SDK version the project is compatible with.
 pub(crate) const WANDB_VERSION: &str = "0.31.0";
@@ -33,10 +33,7 @@ pub(crate) fn run(suite: Option<&str>) -> Result<()> {
         bail!("unknown interop suite {other:?}: expected manifests, outputs or wandb");
     }
     let python = crate::venv::python("target/interop/venv", PACKAGES)?;
-    let mut build = cargo();
-    build.args(["build", "--quiet", "-p", "dagster-wandb", "--bin", "dagster-wandb"]);
-    ensure!(build.status()?.success(), "building the CLI failed");
-    let cli = project_root().join("target/debug/dagster-wandb");
+    let cli = crate::cli_binary(false)?;
 
     let mut results = Comparisons::default();
     if wanted("manifests") {

@@ -216,6 +216,7 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
         format!("got {ours:?}")
     });
     runs(&sides, &work.join("store"), results)?;
+    main_job(&sides, results)?;
     distributed(&sides, &work, &expected_parts(), results)?;
     launch(&sides, &work, &work.join("store"), results)?;
     drop(server);
@@ -283,12 +284,95 @@ fn runs(sides: &Sides<'_>, store_dir: &Path, results: &mut Comparisons) -> Resul
         run.log(serde_json::json!({"loss": loss}).as_object().cloned().unwrap_or_default())?;
     }
     run.finish()?;
+    // Python reads back what our Run logged: history(), scan_history() and the summary.
+    let read = sides.python(&["history", "ent/proj/rsrun"], "cache-py")?;
+    let losses = |rows: &Value| -> Vec<f64> {
+        rows.as_array().into_iter().flatten().filter_map(|r| r["loss"].as_f64()).collect::<Vec<_>>()
+    };
+    results.record(
+        "runs: Python's run.history() and scan_history() return the rows our Run logged, in step order",
+        losses(&read["history"]) == [0.9, 0.8, 0.7] && losses(&read["scan"]) == [0.9, 0.8, 0.7],
+        || format!("python read {read}"),
+    );
+    results.record(
+        "runs: Python sees our finished run's state and summary",
+        read["state"] == "finished" && read["summary"]["loss"] == 0.7,
+        || format!("python read {read}"),
+    );
     let resumed = sides.python(&["resume", "rsrun", "must"], "cache-py")?;
     results.record(
         "runs: our Run logs through the server, Python resumes it (must) at step 3 with its config",
         resumed["resumed"] == true && steps("rsrun")? == [0, 1, 2, 3] && resumed["config"]["lr"] == 0.5,
         || format!("resume answer {resumed}, steps {:?}", steps("rsrun")),
     );
+    // Our CLI reads runs through the server as well as from the store.
+    let mut ls = Command::new(sides.cli);
+    ls.args(["run", "ls", "--json"]).stdout(Stdio::piped());
+    sides.env(&mut ls, "cache-cli");
+    let listed: Value = serde_json::from_slice(&ls.output()?.stdout).unwrap_or(Value::Null);
+    let ids: Vec<&str> = listed.as_array().into_iter().flatten().filter_map(|r| r["id"].as_str()).collect();
+    let mut history = Command::new(sides.cli);
+    history.args(["run", "history", "ent/proj/rsrun", "--json"]).stdout(Stdio::piped());
+    sides.env(&mut history, "cache-cli");
+    let rows: Vec<Value> =
+        String::from_utf8(history.output()?.stdout)?.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let stored: Vec<Value> = store.run_history(&project, "rsrun")?.into_iter().map(Value::Object).collect();
+    results.record(
+        "runs: `dagster-wandb run ls` and `run history` against the server show the store's runs and rows",
+        ids.contains(&"pyrun") && ids.contains(&"rsrun") && rows == stored,
+        || {
+            format!(
+                "ls {listed}
+  history {rows:?}
+  stored {stored:?}"
+            )
+        },
+    );
+    Ok(())
+}
+
+/// The README's main job (the seed tutorial's pipeline) through the server, then the real client walks its
+/// lineage: `trained-model:best` was logged by a run that used `mnist-preprocess`, whose run used `mnist-raw`.
+fn main_job(sides: &Sides<'_>, results: &mut Comparisons) -> Result<()> {
+    let mut build = crate::cargo();
+    build.args(["build", "--quiet", "-p", "examples", "--example", "track_models_and_datasets"]);
+    ensure!(build.status()?.success(), "building the main job failed");
+    let mut job = Command::new(project_root().join("target/debug/examples/track_models_and_datasets"));
+    job.current_dir(&sides.work).stdout(Stdio::piped()).stderr(Stdio::piped());
+    sides.env(&mut job, "cache-main-job");
+    let out = job.output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(out.status.success(), "the main job failed against the server: {stderr}");
+    let printed = String::from_utf8(out.stdout)? + &stderr;
+
+    let lineage = sides.python(&["lineage", "ent/artifacts-example/trained-model:best"], "cache-py")?;
+    let chain: Vec<(String, String, Vec<String>)> = lineage["chain"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|link| {
+            let text = |key: &str| link[key].as_str().unwrap_or("").to_owned();
+            let used = link["used"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned);
+            (text("artifact"), text("job_type"), used.collect())
+        })
+        .collect();
+    let expected = [
+        ("trained-model:v0", "train", vec!["mnist-preprocess:v0"]),
+        ("mnist-preprocess:v0", "preprocess-data", vec!["mnist-raw:v0"]),
+        ("mnist-raw:v0", "load-data", vec![]),
+    ];
+    let same = chain.len() == expected.len()
+        && chain.iter().zip(&expected).all(|((a, j, u), (ea, ej, eu))| a == ea && j == ej && u == eu);
+    results.record(
+        "main job: our SDK runs the tutorial through the server; Python's logged_by().used_artifacts() walks it back to mnist-raw",
+        same && printed.contains("mnist-raw:v0 <- logged by run"),
+        || format!("python saw {lineage}
+  the job printed {printed}"),
+    );
+    let raw_used_by = lineage["chain"][2]["used_by"].as_array().map_or(0, Vec::len);
+    results.record("main job: Python's used_by() names the run that preprocessed mnist-raw", raw_used_by == 1, || {
+        format!("{lineage}")
+    });
     Ok(())
 }
 

@@ -136,16 +136,7 @@ impl WandbClient {
                 reason: "names an embedded store, not a W&B server".to_owned(),
             });
         };
-        let mut headers = HeaderMap::new();
-        for (name, value) in &settings.extra_headers {
-            let invalid =
-                |reason: String| Error::InvalidBaseUrl { url: "WANDB_X_EXTRA_HTTP_HEADERS".to_owned(), reason };
-            let header =
-                HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(format!("bad header name {name:?}")))?;
-            let value = HeaderValue::from_str(value).map_err(|_| invalid(format!("bad value for header {name:?}")))?;
-            headers.insert(header, value);
-        }
-        Self::with_options(url, settings.api_key.clone(), headers, options)
+        Self::with_options(url, settings.api_key.clone(), &settings.extra_headers, options)
     }
 
     /// A client of the server at `base_url` (e.g. `https://api.wandb.ai`), authenticating with `api_key`.
@@ -153,20 +144,29 @@ impl WandbClient {
     /// # Errors
     /// [`Error::Http`] when the HTTP client cannot be built or the key cannot go in a header.
     pub fn new(base_url: &str, api_key: Option<String>) -> Result<Self> {
-        Self::with_options(base_url, api_key, HeaderMap::new(), ClientOptions::default())
+        Self::with_options(base_url, api_key, &[], ClientOptions::default())
     }
 
-    /// A client with extra headers on every request and its own options.
+    /// A client with extra headers (name, value) on every request and its own options.
     ///
     /// # Errors
-    /// See [`WandbClient::new`].
+    /// [`Error::InvalidBaseUrl`] for a header that cannot be sent; see [`WandbClient::new`].
     pub fn with_options(
         base_url: &str,
         api_key: Option<String>,
-        extra_headers: HeaderMap,
+        extra_headers: &[(String, String)],
         options: ClientOptions,
     ) -> Result<Self> {
-        let transport = Transport::new(base_url, api_key.as_deref(), extra_headers, options.retry.clone())?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in extra_headers {
+            let invalid =
+                |reason: String| Error::InvalidBaseUrl { url: "WANDB_X_EXTRA_HTTP_HEADERS".to_owned(), reason };
+            let header =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(format!("bad header name {name:?}")))?;
+            let value = HeaderValue::from_str(value).map_err(|_| invalid(format!("bad value for header {name:?}")))?;
+            headers.insert(header, value);
+        }
+        let transport = Transport::new(base_url, api_key.as_deref(), headers, options.retry.clone())?;
         Ok(WandbClient { transport, options: Arc::new(options), features: Arc::new(OnceCell::new()) })
     }
 

@@ -43,7 +43,7 @@ impl Subject {
             ..RetryPolicy::default()
         };
         let options = ClientOptions::default().with_retry(retry);
-        let client = WandbClient::with_options(server.base_url(), Some("key".into()), Default::default(), options);
+        let client = WandbClient::with_options(server.base_url(), Some("key".into()), &[], options);
         Subject { backend: Arc::new(client.unwrap()), dir, _server: Some(server) }
     }
 

@@ -34,7 +34,7 @@ fn client(server: &RunningServer) -> WandbClient {
 
 fn client_with(server: &RunningServer, options: ClientOptions) -> WandbClient {
     let options = options.with_retry(fast_retries());
-    WandbClient::with_options(server.base_url(), Some(KEY.to_owned()), Default::default(), options).unwrap()
+    WandbClient::with_options(server.base_url(), Some(KEY.to_owned()), &[], options).unwrap()
 }
 
 /// Downloads all of `version` into `root`, as `ArtifactHandle::download_with` does.
@@ -314,8 +314,7 @@ async fn final_errors_fail_at_once_and_never_show_the_key() {
     let server = serve(&f, ServerOptions { api_key: Some(KEY.into()), ..Default::default() }).await;
 
     let options = ClientOptions::default().with_retry(fast_retries());
-    let wrong = WandbClient::with_options(server.base_url(), Some("wrong-key-123".into()), Default::default(), options)
-        .unwrap();
+    let wrong = WandbClient::with_options(server.base_url(), Some("wrong-key-123".into()), &[], options).unwrap();
     let err = wrong.artifact(&project, "nope", "latest").await.unwrap_err();
     assert!(matches!(err, Error::HttpStatus { status: 401, .. }), "{err}");
     assert!(!err.to_string().contains("wrong-key-123"), "{err}");
