@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{IoManagerConfig, WANDB_CLOUD_HOST, WandbConfig, WandbResource};
+use crate::config::{IoManagerConfig, WandbConfig, WandbResource};
 use crate::error::{Error, Result};
 use crate::io_manager::{
     InputContext, IoManagerSettings, Loaded, Materialization, Output, OutputContext, WandbArtifactsIoManager,
@@ -65,11 +65,11 @@ impl DagsterStep {
             Some(value) => {
                 let mut resource = WandbResource::from_json(value)?;
                 if value.get("host").is_none() {
-                    resource.host = default_host();
+                    resource.host = default_host()?;
                 }
                 resource
             }
-            None => WandbResource { host: default_host(), ..Default::default() },
+            None => WandbResource { host: default_host()?, ..Default::default() },
         };
         let wandb_config = WandbConfig::from_json(context.extra(EXTRA_WANDB_CONFIG)?)?;
         let config = match context.extras.get(EXTRA_IO_MANAGER) {
@@ -249,8 +249,10 @@ impl DagsterStep {
     }
 }
 
-fn default_host() -> String {
-    std::env::var("WANDB_BASE_URL").ok().filter(|url| !url.is_empty()).unwrap_or_else(|| WANDB_CLOUD_HOST.to_owned())
+/// A step given no `host` uses what every other part of the toolkit would: `WANDB_BASE_URL`, else the embedded
+/// store (`wandb_api::Settings::from_env`'s one rule).
+fn default_host() -> Result<String> {
+    Ok(wandb_api::Settings::from_env()?.base_url.to_url())
 }
 
 fn invalid(key: &str, value: &Value, expected: &str) -> Error {

@@ -33,6 +33,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The base URL this backend stands for (`file:///…` or `http(s)://…`).
     fn base_url(&self) -> BaseUrl;
 
+    /// True when each [`Backend::write_run_stream`] is a request worth batching (a server: at most one per
+    /// `RunSettings::transmit_interval`); false when it is a cheap local append (`RunSettings::flush_interval`).
+    fn batches_run_streams(&self) -> bool {
+        false
+    }
+
     /// The W&B client, when this backend is a server (Launch and other server-only operations need it).
     #[cfg(feature = "client")]
     fn as_client(&self) -> Option<&crate::client::WandbClient> {

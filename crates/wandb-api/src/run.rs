@@ -21,7 +21,6 @@ use wandb_store::{HISTORY_FILE, ProjectRef, RunOptions, SUMMARY_FILE, StreamChun
 use crate::backend::{Backend, LogOptions, LoggedArtifact, UpsertedPart};
 use crate::blocking::{Api, ArtifactHandle, block_on};
 use crate::error::{Error, Result};
-use crate::settings::BaseUrl;
 
 /// What to do with a run id that may already exist (the SDK's `resume`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -312,10 +311,7 @@ impl Run {
         let (sender, receiver) = sync_channel(settings.queue_capacity.div_ceil(HANDOFF_ROWS).max(1));
         let (recycle, recycled) = channel();
         let backend = api.backend().clone();
-        let interval = match backend.base_url() {
-            BaseUrl::Embedded(_) => settings.flush_interval,
-            BaseUrl::Server(_) => settings.transmit_interval,
-        };
+        let interval = if backend.batches_run_streams() { settings.transmit_interval } else { settings.flush_interval };
         let writer = Writer {
             backend,
             project: project.clone(),

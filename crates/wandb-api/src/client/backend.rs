@@ -27,6 +27,10 @@ impl Backend for WandbClient {
         BaseUrl::Server(self.transport.base_url.clone())
     }
 
+    fn batches_run_streams(&self) -> bool {
+        true
+    }
+
     fn as_client(&self) -> Option<&WandbClient> {
         Some(self)
     }
