@@ -18,8 +18,10 @@ use crate::settings::{BaseUrl, Settings};
 /// IO manager, [`crate::run::Run`], the launch agent — works through this trait, so what works on one backend
 /// works on the other; [`connect`] picks one from [`Settings`].
 ///
-/// The trait is async and object-safe (`Arc<dyn Backend>`). The embedded store does its file work with
-/// `tokio::task::block_in_place` on a multi-thread runtime, so it never stalls the runtime's other tasks.
+/// The trait is async and object-safe (`Arc<dyn Backend>`). The embedded store does its file work on the
+/// runtime's blocking pool, or, where it borrows a draft or a manifest (logging, downloading), with
+/// `tokio::task::block_in_place`, so it never stalls the runtime's other tasks (on a current-thread runtime those
+/// two run inline).
 /// [`crate::Api`] is the synchronous face over it.
 ///
 /// Names are validated the same way on both backends; the errors both can meet have one variant each

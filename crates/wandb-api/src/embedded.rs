@@ -76,9 +76,28 @@ impl From<EmbeddedStore> for EmbeddedBackend {
     }
 }
 
-/// Runs file work without stalling the runtime: on a multi-thread runtime its worker hands its other tasks to
-/// the rest first (`block_in_place`); elsewhere (a current-thread runtime, no runtime) there is no one to stall.
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
+impl EmbeddedBackend {
+    /// Runs file work on the runtime's blocking pool, so it never stalls the async workers (inline when there is no
+    /// runtime). The work gets its own handle on the store: the pool needs owned arguments.
+    async fn pooled<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&EmbeddedBackend) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let backend = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(move || work(&backend))
+                .await
+                .map_err(|e| Error::Runtime { reason: format!("a store task failed: {e}") })?,
+            Err(_) => work(&backend),
+        }
+    }
+}
+
+/// File work whose arguments are borrowed (a draft, a manifest a caller holds): on a multi-thread runtime the
+/// worker hands its other tasks to the rest first (`block_in_place`); on a current-thread runtime, or none, it runs
+/// inline.
+fn in_place<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(work)
@@ -134,7 +153,7 @@ impl Backend for EmbeddedBackend {
         options: &LogOptions,
     ) -> Result<LoggedArtifact> {
         check_log_request(artifact, options)?;
-        blocking(|| {
+        in_place(|| {
             self.store.check_type(project, artifact.name(), artifact.artifact_type())?;
             Ok(logged(self.store.log_artifact(project, artifact, &store_options(options))?))
         })
@@ -148,7 +167,7 @@ impl Backend for EmbeddedBackend {
         options: &LogOptions,
     ) -> Result<UpsertedPart> {
         check_log_request(artifact, options)?;
-        blocking(|| {
+        in_place(|| {
             let part = self.store.upsert_artifact(project, artifact, distributed_id)?;
             Ok(UpsertedPart {
                 manifest: part.manifest,
@@ -167,25 +186,29 @@ impl Backend for EmbeddedBackend {
         options: &LogOptions,
     ) -> Result<LoggedArtifact> {
         check_log_request(artifact, options)?;
-        blocking(|| {
+        in_place(|| {
             Ok(logged(self.store.finish_artifact(project, artifact, distributed_id, &store_options(options))?))
         })
     }
 
     async fn artifact(&self, project: &ProjectRef, name: &str, selector: &str) -> Result<ArtifactVersion> {
-        blocking(|| Ok(self.store.artifact(project, name, selector)?))
+        let (project, name, selector) = (project.clone(), name.to_owned(), selector.to_owned());
+        self.pooled(move |b| Ok(b.store.artifact(&project, &name, &selector)?)).await
     }
 
     async fn artifact_by_id(&self, id: &str) -> Result<ArtifactVersion> {
-        blocking(|| Ok(self.store.artifact_by_id(id)?))
+        let id = id.to_owned();
+        self.pooled(move |b| Ok(b.store.artifact_by_id(&id)?)).await
     }
 
     async fn versions(&self, project: &ProjectRef, name: &str) -> Result<Vec<ArtifactVersion>> {
-        blocking(|| Ok(self.store.versions(project, name)?))
+        let (project, name) = (project.clone(), name.to_owned());
+        self.pooled(move |b| Ok(b.store.versions(&project, &name)?)).await
     }
 
     async fn collections(&self, project: &ProjectRef, artifact_type: Option<&str>) -> Result<Vec<Collection>> {
-        blocking(|| Ok(self.store.collections(project, artifact_type)?))
+        let (project, artifact_type) = (project.clone(), artifact_type.map(str::to_owned));
+        self.pooled(move |b| Ok(b.store.collections(&project, artifact_type.as_deref())?)).await
     }
 
     async fn artifact_types(&self, project: &ProjectRef) -> Result<Vec<String>> {
@@ -197,7 +220,8 @@ impl Backend for EmbeddedBackend {
     }
 
     async fn manifest(&self, version: &ArtifactVersion) -> Result<Manifest> {
-        blocking(|| Ok(self.store.manifest(version)?))
+        let version = version.clone();
+        self.pooled(move |b| Ok(b.store.manifest(&version)?)).await
     }
 
     async fn download(
@@ -207,11 +231,12 @@ impl Backend for EmbeddedBackend {
         root: &Path,
         options: &DownloadOptions,
     ) -> Result<DownloadReport> {
-        blocking(|| download(self, entries, root, options))
+        in_place(|| download(self, entries, root, options))
     }
 
     async fn record_use(&self, project: &ProjectRef, run_id: &str, version: &ArtifactVersion) -> Result<()> {
-        blocking(|| Ok(self.store.record_use(project, run_id, version)?))
+        let (project, run_id, version) = (project.clone(), run_id.to_owned(), version.clone());
+        self.pooled(move |b| Ok(b.store.record_use(&project, &run_id, &version)?)).await
     }
 
     async fn link(
@@ -222,46 +247,56 @@ impl Backend for EmbeddedBackend {
         aliases: &[String],
     ) -> Result<ArtifactVersion> {
         // A registry's organisation is the entity itself here, as `dagster-wandb server` answers.
-        blocking(|| Ok(self.store.link_version(version, target, collection, aliases)?))
+        let (version, target) = (version.clone(), target.clone());
+        let (collection, aliases) = (collection.to_owned(), aliases.to_vec());
+        self.pooled(move |b| Ok(b.store.link_version(&version, &target, &collection, &aliases)?)).await
     }
 
     async fn lineage(&self, version: &ArtifactVersion) -> Result<Lineage> {
-        blocking(|| {
-            let lineage = self.store.lineage(version)?;
+        let version = version.clone();
+        self.pooled(move |b| {
+            let lineage = b.store.lineage(&version)?;
             let project = ProjectRef::new(&version.entity, &version.project)?;
             Ok(Lineage {
-                created_by: lineage.created_by.map(|r| self.run_info(&project, r)).transpose()?,
-                used_by: lineage.used_by.into_iter().map(|r| self.run_info(&project, r)).collect::<Result<_>>()?,
+                created_by: lineage.created_by.map(|r| b.run_info(&project, r)).transpose()?,
+                used_by: lineage.used_by.into_iter().map(|r| b.run_info(&project, r)).collect::<Result<_>>()?,
             })
         })
+        .await
     }
 
     async fn resume_run(&self, project: &ProjectRef, options: &RunOptions) -> Result<bool> {
         crate::backend::require_run_id(options)?;
-        blocking(|| Ok(self.store.resume_run(project, options.clone())?.1))
+        let (project, options) = (project.clone(), options.clone());
+        self.pooled(move |b| Ok(b.store.resume_run(&project, options)?.1)).await
     }
 
     async fn run(&self, project: &ProjectRef, run_id: &str) -> Result<RunInfo> {
-        blocking(|| self.run_info(project, self.store.run(project, run_id)?))
+        let (project, run_id) = (project.clone(), run_id.to_owned());
+        self.pooled(move |b| b.run_info(&project, b.store.run(&project, &run_id)?)).await
     }
 
     async fn runs(&self, project: &ProjectRef) -> Result<Vec<RunInfo>> {
-        blocking(|| self.store.runs(project)?.into_iter().map(|r| self.run_info(project, r)).collect())
+        let project = project.clone();
+        self.pooled(move |b| b.store.runs(&project)?.into_iter().map(|r| b.run_info(&project, r)).collect()).await
     }
 
     async fn run_history(&self, project: &ProjectRef, run_id: &str) -> Result<Vec<Map<String, Value>>> {
-        blocking(|| Ok(self.store.run_history(project, run_id)?))
+        let (project, run_id) = (project.clone(), run_id.to_owned());
+        self.pooled(move |b| Ok(b.store.run_history(&project, &run_id)?)).await
     }
 
     async fn resume_point(&self, project: &ProjectRef, run_id: &str) -> Result<Option<ResumePoint>> {
-        blocking(|| {
-            match self.store.run(project, run_id) {
+        let (project, run_id) = (project.clone(), run_id.to_owned());
+        self.pooled(move |b| {
+            let (project, run_id) = (&project, run_id.as_str());
+            match b.store.run(project, run_id) {
                 Ok(_) => {}
                 Err(wandb_store::Error::RunNotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
-            let status = self.store.run_status(project, run_id)?;
-            let history = self.store.run_stream_lines(project, run_id, HISTORY_FILE)?;
+            let status = b.store.run_status(project, run_id)?;
+            let history = b.store.run_stream_lines(project, run_id, HISTORY_FILE)?;
             let last_row_step = history
                 .last()
                 .and_then(|row| serde_json::from_str::<Value>(row).ok())
@@ -270,22 +305,23 @@ impl Backend for EmbeddedBackend {
                 status.line_count(HISTORY_FILE),
                 status.line_count(OUTPUT_FILE),
                 status.line_count(EVENTS_FILE),
-                self.store.run_summary(project, run_id)?,
+                b.store.run_summary(project, run_id)?,
                 last_row_step,
                 status.config,
                 Vec::new(),
             )))
         })
+        .await
     }
 
     async fn write_run_stream(&self, project: &ProjectRef, run_id: &str, chunk: &StreamChunk) -> Result<()> {
-        blocking(|| Ok(self.store.write_run_stream(project, run_id, chunk)?))
+        let (project, run_id, chunk) = (project.clone(), run_id.to_owned(), chunk.clone());
+        self.pooled(move |b| Ok(b.store.write_run_stream(&project, &run_id, &chunk)?)).await
     }
 
     async fn update_run_config(&self, project: &ProjectRef, run_id: &str, config: &Map<String, Value>) -> Result<()> {
-        blocking(|| {
-            // The whole config, as a server is sent it: keys dropped by the caller are dropped here too.
-            Ok(self.store.update_run_config(project, run_id, config.clone(), None)?)
-        })
+        let (project, run_id, config) = (project.clone(), run_id.to_owned(), config.clone());
+        // The whole config, as a server is sent it: keys dropped by the caller are dropped here too.
+        self.pooled(move |b| Ok(b.store.update_run_config(&project, &run_id, config, None)?)).await
     }
 }

@@ -403,3 +403,12 @@ conformance!(
     concurrent_writers_lose_no_version,
     record_use_of_a_run_nobody_started,
 );
+
+/// `block_in_place` is not allowed on a current-thread runtime (`#[tokio::main(flavor = "current_thread")]`, the
+/// default `#[tokio::test]`): the store runs that work inline there instead of panicking.
+#[tokio::test(flavor = "current_thread")]
+async fn the_embedded_store_works_on_a_current_thread_runtime() {
+    logging_dedups_and_moves_aliases(&Subject::embedded()).await;
+    downloads_all_or_part_verified(&Subject::embedded()).await;
+    distributed_artifacts_merge_every_part(&Subject::embedded()).await;
+}
