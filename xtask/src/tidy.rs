@@ -35,7 +35,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
         let lines = source_lines(&dir.join("src"))?;
         if lines > MAX_CRATE_LINES {
             problems.push(format!(
-                "crates/{name} has {lines} lines of source, over {MAX_CRATE_LINES}: split what does not belong together"
+                "crates/{name} has {lines} lines of code, over {MAX_CRATE_LINES}: split what does not belong together"
             ));
         }
         members.push(dir);
@@ -65,10 +65,11 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// The most source lines a crate may have: past this, it holds things that do not belong together.
-const MAX_CRATE_LINES: usize = 6000;
+/// The most lines of code a crate may have: past this, it holds things that do not belong together. Docs, comments,
+/// blank lines and inline test modules do not count: documenting every public item must never push a crate apart.
+const MAX_CRATE_LINES: usize = 5000;
 
-/// Lines of Rust under `dir`.
+/// Lines of Rust code under `dir`: not blank, not a comment, and before a file's top-level `#[cfg(test)]` module.
 fn source_lines(dir: &Path) -> Result<usize> {
     let mut lines = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -78,7 +79,11 @@ fn source_lines(dir: &Path) -> Result<usize> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                lines += fs::read_to_string(&path)?.lines().count();
+                lines += fs::read_to_string(&path)?
+                    .lines()
+                    .take_while(|l| *l != "#[cfg(test)]")
+                    .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
+                    .count();
             }
         }
     }

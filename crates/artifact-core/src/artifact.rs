@@ -136,6 +136,49 @@ impl Artifact {
         })
     }
 
+    /// A new draft from a logged version (`artifact.new_draft()`): its name, type, description, metadata and
+    /// entries. The entries have no local files: their bodies are the backend's, so logging the draft sends only
+    /// what is added to it, and the rest of the manifest — digests, sizes, birth artifact ids — is reused.
+    /// The digest algorithm is the entries' (XXH128 when every file entry has it).
+    ///
+    /// ```
+    /// use artifact_core::{Artifact, Manifest};
+    /// let logged = Manifest::from_json(br#"{"version": 1, "storagePolicy": "wandb-storage-policy-v1",
+    ///     "storagePolicyConfig": {}, "contents": {"a.txt": {"digest": "DMF1ucDxtqgxw5niaXcmYQ==", "size": 1}}}"#)?;
+    /// let mut draft = Artifact::from_logged("ds", "dataset", None, Default::default(), logged.clone())?;
+    /// assert_eq!(draft.digest(), logged.digest());
+    /// draft.remove("a.txt")?;
+    /// assert!(draft.manifest().is_empty());
+    /// # Ok::<(), artifact_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Name and type validation errors.
+    pub fn from_logged(
+        name: &str,
+        artifact_type: &str,
+        description: Option<String>,
+        metadata: Map<String, Value>,
+        mut manifest: Manifest,
+    ) -> Result<Self> {
+        crate::validate::validate_artifact_name(name)?;
+        crate::validate::validate_type_form(artifact_type)?;
+        let mut draft = Artifact::new(name, "placeholder")?;
+        artifact_type.clone_into(&mut draft.artifact_type);
+        let files: Vec<DigestAlgorithm> =
+            manifest.entries().filter(|(_, e)| !e.is_reference()).map(|(_, e)| e.digest_algorithm()).collect();
+        if !files.is_empty() && files.iter().all(|a| *a == DigestAlgorithm::Xxh128) {
+            draft.digest_algorithm = DigestAlgorithm::Xxh128;
+        }
+        for (_, entry) in manifest.entries_mut() {
+            entry.local_path = None;
+        }
+        draft.description = description;
+        draft.metadata = metadata;
+        draft.manifest = manifest;
+        Ok(draft)
+    }
+
     /// Starts a draft of one of the SDK's own kinds — a launch job (`job`), its code (`code`, named
     /// `source-…`), a run table — which [`Artifact::new`] refuses to users, as the SDK does.
     ///

@@ -51,6 +51,7 @@ mod path;
 mod pyrepr;
 mod reference;
 mod validate;
+mod verify;
 mod walk;
 
 pub use artifact::{AddDirOptions, AddFileOptions, AddReport, Artifact, NewFile, NewFileOptions, parse_metadata_json};
@@ -74,3 +75,4 @@ pub use validate::{
     validate_alias, validate_artifact_name, validate_artifact_type, validate_entity_name, validate_project_name,
     validate_tag, validate_tags,
 };
+pub use verify::{VerifyReport, remove_extra_files, verify_dir};

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use artifact_core::{Artifact, Manifest, Progress};
 use serde_json::{Map, Value};
-use wandb_store::{ArtifactEdge, ArtifactVersion, Collection, ProjectRef, RunOptions, RunState, StreamChunk};
+use wandb_store::{
+    ArtifactEdge, ArtifactVersion, Collection, CollectionEdit, ProjectRef, RunOptions, RunState, StreamChunk,
+    VersionEdit,
+};
 
 use crate::download::{DownloadOptions, DownloadReport};
 use crate::error::{Error, Result};
@@ -161,6 +164,41 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         collection: &str,
         aliases: &[String],
     ) -> Result<ArtifactVersion>;
+
+    /// Changes a logged version (`artifact.aliases`/`tags`/`description`/`metadata`/`ttl` then `artifact.save()`):
+    /// custom aliases move onto or off it (`latest` and `vN` are not editable), the rest replaces what is stored.
+    /// Through a portfolio, aliases are the portfolio's and the rest changes the source (a TTL is refused there).
+    /// Returns the version as it is now.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with `AliasNotEditable` or `TtlOnLink`; validation errors; [`Error::ArtifactNotFound`].
+    async fn edit(&self, version: &ArtifactVersion, edit: &VersionEdit) -> Result<ArtifactVersion>;
+
+    /// Deletes a version (`artifact.delete(delete_aliases=…)`); through a portfolio only the link goes. Refused
+    /// while it holds custom aliases unless `delete_aliases`.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with `VersionHasAliases`; [`Error::ArtifactNotFound`] when it is gone already.
+    async fn delete(&self, version: &ArtifactVersion, delete_aliases: bool) -> Result<()>;
+
+    /// Unlinks a version seen through a portfolio or registry collection (`artifact.unlink()`).
+    ///
+    /// # Errors
+    /// [`Error::Store`] with `NotLinked` for a version of its own collection.
+    async fn unlink(&self, linked: &ArtifactVersion) -> Result<()>;
+
+    /// Changes collection `name` of `project`: description, tags, name, type (sequences only). Returns it as it
+    /// is now.
+    ///
+    /// # Errors
+    /// [`Error::ArtifactNotFound`], a name in use, validation errors.
+    async fn edit_collection(&self, project: &ProjectRef, name: &str, edit: &CollectionEdit) -> Result<Collection>;
+
+    /// Deletes collection `name` of `project`: a sequence with every version, a portfolio with every link.
+    ///
+    /// # Errors
+    /// [`Error::ArtifactNotFound`].
+    async fn delete_collection(&self, project: &ProjectRef, name: &str) -> Result<()>;
 
     /// The run that logged `version` and the runs that used it.
     ///

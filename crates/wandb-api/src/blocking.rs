@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use artifact_core::{Artifact, ArtifactAddress, DigestMemo, LogicalPath, Manifest, ManifestEntry};
 use serde_json::{Map, Value};
 use wandb_references::ReferenceResolvers;
-use wandb_store::{ArtifactVersion, Collection, ProjectRef};
+use wandb_store::{ArtifactVersion, Collection, CollectionEdit, ProjectRef, VersionEdit};
 
 use crate::backend::{Backend, LogOptions, LoggedArtifact, RunInfo, connect};
 use crate::download::{DownloadOptions, DownloadReport};
@@ -207,6 +207,31 @@ impl Api {
         }
     }
 
+    /// Changes collection `name` of `project` (the settings' when `None`): description, tags, name, type
+    /// (`collection.save()`).
+    ///
+    /// # Errors
+    /// See [`Backend::edit_collection`].
+    pub fn edit_collection(
+        &self,
+        project: Option<&ProjectRef>,
+        name: &str,
+        edit: &CollectionEdit,
+    ) -> Result<Collection> {
+        let project = project.cloned().unwrap_or_else(|| self.project());
+        block_on(self.backend.edit_collection(&project, name, edit))
+    }
+
+    /// Deletes collection `name` of `project` (the settings' when `None`) with its versions, or a portfolio with
+    /// its links (`collection.delete()`).
+    ///
+    /// # Errors
+    /// See [`Backend::delete_collection`].
+    pub fn delete_collection(&self, project: Option<&ProjectRef>, name: &str) -> Result<()> {
+        let project = project.cloned().unwrap_or_else(|| self.project());
+        block_on(self.backend.delete_collection(&project, name))
+    }
+
     /// Logs `artifact` outside any run, to the settings' project (`artifact.save()` without a run).
     ///
     /// # Errors
@@ -387,6 +412,88 @@ impl ArtifactHandle {
         let aliases: Vec<String> = aliases.iter().map(|a| (*a).to_owned()).collect();
         let linked = block_on(self.api.backend.link(&self.version, &project, &collection, &aliases))?;
         Ok(self.api.handle(linked))
+    }
+
+    /// Downloads the entries under `prefix` (a directory of the artifact) into `root`
+    /// (`artifact.download(path_prefix=…)`); their paths stay the artifact's.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPath`] when nothing is under `prefix`; download errors.
+    pub fn download_prefix(&self, prefix: &str, root: &Path) -> Result<DownloadReport> {
+        let manifest = self.manifest()?;
+        let mut part = Manifest::new();
+        for (name, entry) in manifest.entries().filter(|(name, _)| name.starts_with(prefix)) {
+            part.add_entry(LogicalPath::new(name)?, entry.clone(), false)?;
+        }
+        if part.is_empty() {
+            return Err(Error::NoSuchPath { artifact: self.qualified_name(), path: prefix.to_owned() });
+        }
+        block_on(self.api.backend.download(&self.version, &part, root, &self.api.download_options()))
+    }
+
+    /// The entry at `path` (`artifact.get_entry(path)`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPath`].
+    pub fn get_entry(&self, path: &str) -> Result<ManifestEntry> {
+        self.manifest()?
+            .get(path)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchPath { artifact: self.qualified_name(), path: path.to_owned() })
+    }
+
+    /// Checks `root` against this version (`artifact.verify(root)`): missing, changed and extra files.
+    ///
+    /// # Errors
+    /// I/O errors reading `root`; backend errors fetching the manifest.
+    pub fn verify(&self, root: &Path) -> Result<artifact_core::VerifyReport> {
+        Ok(artifact_core::verify_dir(self.manifest()?, root)?)
+    }
+
+    /// Makes `root` exactly this version (`artifact.checkout(root)`): downloads it, then removes every file the
+    /// version does not contain. Returns the files removed.
+    ///
+    /// # Errors
+    /// Download and I/O errors.
+    pub fn checkout(&self, root: &Path) -> Result<Vec<String>> {
+        self.download_with(root, &self.api.download_options())?;
+        Ok(artifact_core::remove_extra_files(self.manifest()?, root)?)
+    }
+
+    /// A new draft from this version (`artifact.new_draft()`): add or remove entries and log it; only new bodies
+    /// are sent, the rest of the manifest is reused.
+    ///
+    /// # Errors
+    /// Backend errors fetching the manifest.
+    pub fn new_draft(&self) -> Result<Artifact> {
+        let v = &self.version;
+        let manifest = self.manifest()?.clone();
+        Ok(Artifact::from_logged(&v.name, &v.artifact_type, v.description.clone(), v.metadata.clone(), manifest)?)
+    }
+
+    /// Changes this version (`artifact.aliases.append(…)`, `.tags`, `.description`, `.metadata`, `.ttl`, then
+    /// `save()`); returns it as it is now.
+    ///
+    /// # Errors
+    /// See [`Backend::edit`].
+    pub fn edit(&self, edit: &VersionEdit) -> Result<ArtifactHandle> {
+        Ok(self.api.handle(block_on(self.api.backend.edit(&self.version, edit))?))
+    }
+
+    /// Deletes this version (`artifact.delete(delete_aliases=…)`); through a portfolio, only the link.
+    ///
+    /// # Errors
+    /// See [`Backend::delete`].
+    pub fn delete(&self, delete_aliases: bool) -> Result<()> {
+        block_on(self.api.backend.delete(&self.version, delete_aliases))
+    }
+
+    /// Unlinks this version from the portfolio or registry collection it is seen through (`artifact.unlink()`).
+    ///
+    /// # Errors
+    /// See [`Backend::unlink`].
+    pub fn unlink(&self) -> Result<()> {
+        block_on(self.api.backend.unlink(&self.version))
     }
 
     /// The API this handle came from.

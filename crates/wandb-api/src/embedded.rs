@@ -7,8 +7,8 @@ use std::path::Path;
 use artifact_core::{Artifact, Manifest, ManifestEntry};
 use serde_json::{Map, Value};
 use wandb_store::{
-    ArtifactVersion, Collection, EVENTS_FILE, EmbeddedStore, HISTORY_FILE, OUTPUT_FILE, ProjectRef, RunOptions,
-    RunRecord, StreamChunk,
+    ArtifactVersion, Collection, CollectionEdit, EVENTS_FILE, EmbeddedStore, HISTORY_FILE, OUTPUT_FILE, ProjectRef,
+    RunOptions, RunRecord, StreamChunk, VersionEdit,
 };
 
 use crate::backend::{Backend, Lineage, LogOptions, LoggedArtifact, RunInfo, UpsertedPart, check_log_request};
@@ -250,6 +250,31 @@ impl Backend for EmbeddedBackend {
         let (version, target) = (version.clone(), target.clone());
         let (collection, aliases) = (collection.to_owned(), aliases.to_vec());
         self.pooled(move |b| Ok(b.store.link_version(&version, &target, &collection, &aliases)?)).await
+    }
+
+    async fn edit(&self, version: &ArtifactVersion, edit: &VersionEdit) -> Result<ArtifactVersion> {
+        let (version, edit) = (version.clone(), edit.clone());
+        self.pooled(move |b| Ok(b.store.edit_version(&version, &edit)?)).await
+    }
+
+    async fn delete(&self, version: &ArtifactVersion, delete_aliases: bool) -> Result<()> {
+        let version = version.clone();
+        self.pooled(move |b| Ok(b.store.delete_version(&version, delete_aliases)?)).await
+    }
+
+    async fn unlink(&self, linked: &ArtifactVersion) -> Result<()> {
+        let linked = linked.clone();
+        self.pooled(move |b| Ok(b.store.unlink_version(&linked)?)).await
+    }
+
+    async fn edit_collection(&self, project: &ProjectRef, name: &str, edit: &CollectionEdit) -> Result<Collection> {
+        let (project, name, edit) = (project.clone(), name.to_owned(), edit.clone());
+        self.pooled(move |b| Ok(b.store.edit_collection(&project, &name, &edit)?)).await
+    }
+
+    async fn delete_collection(&self, project: &ProjectRef, name: &str) -> Result<()> {
+        let (project, name) = (project.clone(), name.to_owned());
+        self.pooled(move |b| Ok(b.store.delete_collection(&project, &name)?)).await
     }
 
     async fn lineage(&self, version: &ArtifactVersion) -> Result<Lineage> {

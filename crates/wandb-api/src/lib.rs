@@ -70,6 +70,7 @@ pub use run::{Resume, Run, RunSettings};
 pub use settings::{BaseUrl, Settings, default_download_root, default_store_dir};
 pub use wandb_references::{ReferenceFetcher, ReferenceResolvers};
 pub use wandb_store::{
-    ArtifactEdge, ArtifactVersion, Collection, CollectionKind, DEFAULT_ENTITY, EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE,
-    ProjectRef, RunOptions, RunState, SUMMARY_FILE, StreamChunk, generate_run_id, link_target, utc_isoformat,
+    ArtifactEdge, ArtifactVersion, Collection, CollectionEdit, CollectionKind, DEFAULT_ENTITY, EVENTS_FILE,
+    HISTORY_FILE, OUTPUT_FILE, ProjectRef, RunOptions, RunState, SUMMARY_FILE, StreamChunk, Ttl, VersionEdit,
+    generate_run_id, link_target, utc_isoformat,
 };

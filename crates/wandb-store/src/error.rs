@@ -132,6 +132,42 @@ pub enum Error {
         /// The run id.
         run_id: String,
     },
+    /// `latest` and `vN` are the store's to assign, not the user's to add or remove.
+    #[error("alias {alias:?} cannot be added or removed: `latest` and version aliases (vN) are assigned by the store")]
+    AliasNotEditable {
+        /// The alias.
+        alias: String,
+    },
+    /// A version with custom aliases is deleted without `delete_aliases` (the SDK refuses it too).
+    #[error(
+        "cannot delete {name}: it has aliases {aliases:?}; remove them first, or delete with delete_aliases (`--delete-aliases`)"
+    )]
+    VersionHasAliases {
+        /// `entity/project/name:vN`.
+        name: String,
+        /// Its custom aliases.
+        aliases: Vec<String>,
+    },
+    /// Unlinking a version that is not seen through a portfolio.
+    #[error("{name} is not a linked artifact and cannot be unlinked; to delete it, use delete instead")]
+    NotLinked {
+        /// `entity/project/name:vN`.
+        name: String,
+    },
+    /// A TTL set through a link (the SDK's rule).
+    #[error(
+        "Cannot set TTL for link artifact. Unlink the artifact first then set the TTL for the source artifact ({name})"
+    )]
+    TtlOnLink {
+        /// `entity/project/name:vN`.
+        name: String,
+    },
+    /// A collection renamed to a name already in use in its project.
+    #[error("cannot rename to {name}: a collection or portfolio of that name exists")]
+    CollectionNameTaken {
+        /// `entity/project/name`.
+        name: String,
+    },
     /// A file changed between being added to the artifact and being stored.
     #[error("{} changed after it was added to the artifact (it now hashes to {actual}, the manifest says {expected}); nothing was logged", .path.display())]
     FileChanged {

@@ -65,7 +65,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod distributed;
+mod edit;
 mod error;
+mod gc;
 mod records;
 mod run_logs;
 #[cfg(feature = "server")]
@@ -91,7 +93,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use distributed::StoredPart;
-pub use records::{ArtifactEdge, ArtifactVersion, Collection, CollectionKind, Lineage, RunRecord};
+pub use edit::{CollectionEdit, VersionEdit, check_deletable, check_linked};
+pub use gc::{GcOptions, GcReport};
+pub use records::{ArtifactEdge, ArtifactVersion, Collection, CollectionKind, Lineage, RunRecord, Ttl};
 use records::{CollectionRecord, IdIndexRecord, MemberRecord, StoreMarker, VersionRecord};
 pub use run_logs::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, SUMMARY_FILE, StreamChunk};
 
@@ -543,7 +547,7 @@ impl EmbeddedStore {
         if let Some(existing) = read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? {
             ensure_same_type(&existing, &draft.artifact_type)?;
             let versions_dir = collection_dir.join("versions");
-            if let Some(latest) = latest_index(&versions_dir)? {
+            if let Some(latest) = live_latest(&versions_dir)? {
                 let record = self.version_record(&versions_dir, latest)?;
                 if record.digest == draft.digest {
                     tracing::info!(
@@ -611,6 +615,8 @@ impl EmbeddedStore {
                     name: draft.name.clone(),
                     artifact_type: draft.artifact_type.clone(),
                     created_at: now_rfc3339(),
+                    description: None,
+                    tags: Vec::new(),
                 };
                 write_json(&collection_dir.join("collection.json"), &record)?;
                 record
@@ -618,7 +624,7 @@ impl EmbeddedStore {
         };
         let versions_dir = collection_dir.join("versions");
         remove_abandoned_staging(&versions_dir)?;
-        let index = latest_index(&versions_dir)?.map_or(0, |i| i + 1);
+        let index = edit::next_index(&collection_dir)?;
         let manifest_bytes = manifest.to_go_json();
         let record = VersionRecord {
             id: id.to_owned(),
@@ -633,6 +639,7 @@ impl EmbeddedStore {
             created_by: draft.run_id.clone(),
             manifest_digest: md5_b64(&manifest_bytes),
             tags,
+            ttl: Ttl::Inherit,
         };
         let staging = versions_dir.join(format!(".tmp-{}", random_suffix()));
         fs::create_dir_all(&staging).map_err(|e| Error::io("create directory", &staging, e))?;
@@ -664,7 +671,13 @@ impl EmbeddedStore {
     /// [`Error::Cache`] for a digest that is not base64.
     #[cfg(feature = "server")]
     pub(crate) fn object_path_if_present(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<bool> {
-        Ok(self.objects.object_path(digest, algorithm)?.is_file())
+        let path = self.objects.object_path(digest, algorithm)?;
+        let present = path.is_file();
+        if present {
+            // A client will reference it without uploading it: young enough for `gc` to keep it.
+            touch(&path);
+        }
+        Ok(present)
     }
 
     /// Where the body with `digest` (of `algorithm`) is kept, whether or not it is there.
@@ -744,6 +757,8 @@ impl EmbeddedStore {
                     name: portfolio.to_owned(),
                     artifact_type: version.artifact_type.clone(),
                     created_at: now_rfc3339(),
+                    description: None,
+                    tags: Vec::new(),
                 };
                 write_json(&dir.join("portfolio.json"), &record)?;
                 record
@@ -754,7 +769,7 @@ impl EmbeddedStore {
         let index = match latest {
             Some(latest) if self.member(&members_dir, latest)?.id == version.id => latest,
             _ => {
-                let index = latest.map_or(0, |i| i + 1);
+                let index = edit::next_index(&dir)?;
                 write_json(
                     &members_dir.join(index.to_string()),
                     &MemberRecord { id: version.id.clone(), linked_at: now_rfc3339() },
@@ -811,6 +826,9 @@ impl EmbeddedStore {
         };
         let index = select_index(&collection_dir, selector)?.ok_or_else(not_found)?;
         let record = self.version_record(&collection_dir.join("versions"), index)?;
+        if edit::is_expired(record.ttl, &record.created_at, std::time::SystemTime::now()) {
+            return Err(not_found());
+        }
         self.version_view(project, &collection, record, index)
     }
 
@@ -842,7 +860,8 @@ impl EmbeddedStore {
         self.read_manifest(&self.collection_dir(&project, &version.name).join("versions"), version.version_index)
     }
 
-    /// Every version of collection `name` (a sequence or a portfolio), oldest first.
+    /// Every version of collection `name` (a sequence or a portfolio), oldest first; expired versions are left
+    /// out.
     ///
     /// # Errors
     /// [`Error::ArtifactNotFound`] for an unknown collection; damaged records.
@@ -852,10 +871,16 @@ impl EmbeddedStore {
             Some(_) => self.portfolio_dir(project, name).join("versions"),
             None => self.collection_dir(project, name).join("versions"),
         };
-        (0..=latest.version_index)
-            .filter(|i| versions_dir.join(i.to_string()).exists())
-            .map(|i| self.artifact(project, name, &format!("v{i}")))
-            .collect()
+        let mut versions = Vec::new();
+        for i in (0..=latest.version_index).filter(|i| versions_dir.join(i.to_string()).exists()) {
+            match self.artifact(project, name, &format!("v{i}")) {
+                Ok(version) => versions.push(version),
+                // Expired, or deleted meanwhile.
+                Err(Error::ArtifactNotFound { .. } | Error::ArtifactIdNotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(versions)
     }
 
     /// The collections of `project` — sequences and portfolios — (optionally of one type), by name, each with
@@ -877,11 +902,18 @@ impl EmbeddedStore {
                 continue;
             }
             let versions_dir = collection_dir.join("versions");
-            let Some(latest) = latest_index(&versions_dir)? else { continue };
+            let Some(latest) = live_latest(&versions_dir)? else { continue };
             let version_count = count_versions(&versions_dir)?;
             let latest = self.version_view(project, &record, self.version_record(&versions_dir, latest)?, latest)?;
-            let (name, artifact_type) = (record.name, record.artifact_type);
-            out.push(Collection { name, artifact_type, kind: CollectionKind::Sequence, version_count, latest });
+            out.push(Collection {
+                name: record.name,
+                artifact_type: record.artifact_type,
+                kind: CollectionKind::Sequence,
+                description: record.description,
+                tags: record.tags,
+                version_count,
+                latest,
+            });
         }
         for name in list_dir(&self.project_dir(project).join("portfolios"))? {
             if name.starts_with('.') {
@@ -896,8 +928,15 @@ impl EmbeddedStore {
             let Some(latest) = latest_index(&members_dir)? else { continue };
             let version_count = count_versions(&members_dir)?;
             let latest = self.portfolio_view(project, &record, latest)?;
-            let (name, artifact_type) = (record.name, record.artifact_type);
-            out.push(Collection { name, artifact_type, kind: CollectionKind::Portfolio, version_count, latest });
+            out.push(Collection {
+                name: record.name,
+                artifact_type: record.artifact_type,
+                kind: CollectionKind::Portfolio,
+                description: record.description,
+                tags: record.tags,
+                version_count,
+                latest,
+            });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -937,7 +976,9 @@ impl EmbeddedStore {
             .par_iter()
             .map(|((algorithm, digest), (path, entry))| -> Result<Option<u64>> {
                 let size = entry.size.unwrap_or(0);
-                if self.objects.lookup(digest, *algorithm, size)?.is_some() {
+                if let Some(existing) = self.objects.lookup(digest, *algorithm, size)? {
+                    // About to be referenced again: young enough for `gc` to keep it.
+                    touch(&existing);
                     progress.advance(size);
                     return Ok(None);
                 }
@@ -1097,7 +1138,7 @@ impl EmbeddedStore {
         index: u64,
     ) -> Result<ArtifactVersion> {
         let collection_dir = self.collection_dir(project, &collection.name);
-        let latest = latest_index(&collection_dir.join("versions"))?;
+        let latest = live_latest(&collection_dir.join("versions"))?;
         let mut aliases: Vec<String> =
             read_aliases(&collection_dir)?.into_iter().filter(|(_, i)| *i == index).map(|(a, _)| a).collect();
         if latest == Some(index) {
@@ -1122,6 +1163,7 @@ impl EmbeddedStore {
             created_by: record.created_by,
             tags: record.tags,
             linked_from: None,
+            ttl: record.ttl,
         })
     }
 
@@ -1229,7 +1271,7 @@ fn read_aliases(collection_dir: &Path) -> Result<BTreeMap<String, u64>> {
 /// directory (which holds `versions/` and `aliases.json`).
 fn select_index(dir: &Path, selector: &str) -> Result<Option<u64>> {
     let versions_dir = dir.join("versions");
-    let Some(latest) = latest_index(&versions_dir)? else { return Ok(None) };
+    let Some(latest) = live_latest(&versions_dir)? else { return Ok(None) };
     if selector == "latest" {
         return Ok(Some(latest));
     }
@@ -1242,6 +1284,23 @@ fn select_index(dir: &Path, selector: &str) -> Result<Option<u64>> {
 /// How many committed versions (or portfolio members) `versions_dir` holds.
 fn count_versions(versions_dir: &Path) -> Result<u64> {
     Ok(list_dir(versions_dir)?.iter().filter(|n| n.parse::<u64>().is_ok()).count() as u64)
+}
+
+/// The highest version of a collection that has not expired (of a portfolio, its highest member), if any.
+fn live_latest(versions_dir: &Path) -> Result<Option<u64>> {
+    let mut indices: Vec<u64> = list_dir(versions_dir)?.iter().filter_map(|n| n.parse::<u64>().ok()).collect();
+    indices.sort_unstable_by(|a, b| b.cmp(a));
+    let now = std::time::SystemTime::now();
+    for index in indices {
+        let path = versions_dir.join(index.to_string()).join("version.json");
+        match read_json::<VersionRecord>(&path) {
+            Ok(Some(record)) if edit::is_expired(record.ttl, &record.created_at, now) => continue,
+            // A portfolio member is a file, not a directory with a record: members do not expire themselves.
+            Ok(_) | Err(Error::Io { .. }) => return Ok(Some(index)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
 
 /// The highest committed version index in `versions_dir`, if any.
@@ -1274,6 +1333,13 @@ fn has_foreign_entries(dir: &Path) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// Sets a stored body's modification time to now, best effort (`gc` keeps recently touched bodies).
+fn touch(path: &Path) {
+    if let Ok(file) = File::open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
 }
 
 /// Names in `dir`; an absent directory is empty.

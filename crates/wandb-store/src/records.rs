@@ -10,13 +10,52 @@ pub(crate) struct StoreMarker {
     pub(crate) created_at: String,
 }
 
-/// `collections/<name>/collection.json`.
-#[derive(Serialize, Deserialize)]
+/// `collections/<name>/collection.json` (and a portfolio's `portfolio.json`).
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct CollectionRecord {
     pub(crate) name: String,
     #[serde(rename = "type")]
     pub(crate) artifact_type: String,
     pub(crate) created_at: String,
+    /// Absent in records written before collections could be described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tags: Vec<String>,
+}
+
+/// How long a version lives (W&B's artifact TTL).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ttl {
+    /// The policy of its entity or team (W&B's default); the embedded store has none, so it does not expire.
+    #[default]
+    Inherit,
+    /// It never expires, whatever the team's policy.
+    None,
+    /// It expires this many seconds after it was created.
+    Seconds(u64),
+}
+
+impl Ttl {
+    /// W&B's `ttlDurationSeconds`: the seconds, `-1` for inherit, `-2` for none.
+    pub fn to_graphql(self) -> i64 {
+        match self {
+            Ttl::Inherit => -1,
+            Ttl::None => -2,
+            Ttl::Seconds(s) => i64::try_from(s).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// From W&B's `ttlDurationSeconds` (and `ttlIsInherited`, which wins).
+    pub fn from_graphql(seconds: Option<i64>, inherited: bool) -> Self {
+        match seconds {
+            _ if inherited => Ttl::Inherit,
+            Some(s) if s > 0 => Ttl::Seconds(s as u64),
+            Some(-2) | Some(0) => Ttl::None,
+            _ => Ttl::Inherit,
+        }
+    }
 }
 
 /// `collections/<name>/versions/<n>/version.json`.
@@ -37,6 +76,13 @@ pub(crate) struct VersionRecord {
     /// Tags of the version (absent in records written before tags existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) tags: Vec<String>,
+    /// Its time to live (absent in records written before TTLs existed: inherited).
+    #[serde(default, skip_serializing_if = "is_inherited")]
+    pub(crate) ttl: Ttl,
+}
+
+fn is_inherited(ttl: &Ttl) -> bool {
+    *ttl == Ttl::Inherit
 }
 
 /// `index/artifacts/<n>.json`: where the artifact with id `Artifact:<n>` lives.
@@ -97,6 +143,9 @@ pub struct ArtifactVersion {
     /// digest and files are the source's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linked_from: Option<String>,
+    /// Its time to live.
+    #[serde(default, skip_serializing_if = "is_inherited")]
+    pub ttl: Ttl,
 }
 
 impl ArtifactVersion {
@@ -132,6 +181,12 @@ pub struct Collection {
     pub artifact_type: String,
     /// A sequence or a portfolio.
     pub kind: CollectionKind,
+    /// Its description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Its tags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// How many versions it has.
     pub version_count: u64,
     /// The newest version.

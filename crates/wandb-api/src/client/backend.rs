@@ -4,7 +4,7 @@ use std::path::Path;
 
 use artifact_core::{Artifact, Manifest};
 use serde_json::{Map, Value};
-use wandb_store::{ArtifactVersion, Collection, ProjectRef, RunOptions, StreamChunk};
+use wandb_store::{ArtifactVersion, Collection, CollectionEdit, ProjectRef, RunOptions, StreamChunk, VersionEdit};
 
 use super::WandbClient;
 use crate::backend::{Backend, Lineage, LogOptions, LoggedArtifact, RunInfo, UpsertedPart};
@@ -112,6 +112,26 @@ impl Backend for WandbClient {
         aliases: &[String],
     ) -> Result<ArtifactVersion> {
         self.link_version(version, target, collection, aliases).await
+    }
+
+    async fn edit(&self, version: &ArtifactVersion, edit: &VersionEdit) -> Result<ArtifactVersion> {
+        self.edit_version(version, edit).await
+    }
+
+    async fn delete(&self, version: &ArtifactVersion, delete_aliases: bool) -> Result<()> {
+        self.delete_version(version, delete_aliases).await
+    }
+
+    async fn unlink(&self, linked: &ArtifactVersion) -> Result<()> {
+        self.unlink_version(linked).await
+    }
+
+    async fn edit_collection(&self, project: &ProjectRef, name: &str, edit: &CollectionEdit) -> Result<Collection> {
+        WandbClient::edit_collection(self, project, name, edit).await
+    }
+
+    async fn delete_collection(&self, project: &ProjectRef, name: &str) -> Result<()> {
+        self.delete_whole_collection(project, name).await
     }
 
     async fn lineage(&self, version: &ArtifactVersion) -> Result<Lineage> {

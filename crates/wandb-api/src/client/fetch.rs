@@ -149,7 +149,15 @@ impl WandbClient {
         project: &ProjectRef,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Collection>> {
-        let mut named: Vec<(String, String, CollectionKind)> = Vec::new();
+        /// What the collections page says of one collection, before its newest version is fetched.
+        struct Listed {
+            name: String,
+            artifact_type: String,
+            kind: CollectionKind,
+            description: Option<String>,
+            tags: Vec<String>,
+        }
+        let mut named: Vec<Listed> = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let variables =
@@ -164,7 +172,21 @@ impl WandbClient {
                     && artifact_type.is_none_or(|t| t == kind)
                 {
                     let collection_kind = if portfolio { CollectionKind::Portfolio } else { CollectionKind::Sequence };
-                    named.push((name.to_owned(), kind.to_owned(), collection_kind));
+                    let description = edge.pointer("/node/description").and_then(Value::as_str).map(str::to_owned);
+                    let tags = edge
+                        .pointer("/node/tags/edges")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.pointer("/node/name").and_then(Value::as_str).map(str::to_owned))
+                        .collect();
+                    named.push(Listed {
+                        name: name.to_owned(),
+                        artifact_type: kind.to_owned(),
+                        kind: collection_kind,
+                        description,
+                        tags,
+                    });
                 }
             }
             match next_cursor(page, cursor.as_deref()) {
@@ -174,7 +196,7 @@ impl WandbClient {
         }
         let query = queries::project_artifacts();
         let mut collections: Vec<Collection> = futures_util::stream::iter(named)
-            .map(|(name, artifact_type, kind)| {
+            .map(|Listed { name, artifact_type, kind, description, tags }| {
                 let query = &query;
                 async move {
                     let variables = json!({
@@ -191,7 +213,8 @@ impl WandbClient {
                         CollectionKind::Portfolio => self.membership(project, &name, "latest").await?,
                     };
                     let version_count = version_count.unwrap_or(latest.version_index + 1);
-                    Ok::<_, Error>(Some(Collection { name, artifact_type, kind, version_count, latest }))
+                    let collection = Collection { name, artifact_type, kind, description, tags, version_count, latest };
+                    Ok::<_, Error>(Some(collection))
                 }
             })
             .buffered(8)

@@ -24,6 +24,7 @@
 //! ```
 
 mod backend;
+mod edit;
 mod fetch;
 mod http;
 mod lineage;
@@ -262,6 +263,10 @@ pub(crate) fn version_from_fragment(artifact: &Value) -> Result<ArtifactVersion>
             .map(|l| l.iter().filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned)).collect())
             .unwrap_or_default(),
         linked_from: None,
+        ttl: wandb_store::Ttl::from_graphql(
+            artifact.get("ttlDurationSeconds").and_then(Value::as_i64),
+            artifact.get("ttlIsInherited").and_then(Value::as_bool).unwrap_or(false),
+        ),
     })
 }
 

@@ -56,6 +56,7 @@ pub(crate) const COMMIT_ARTIFACT: &str = "mutation CommitArtifact($artifactID: I
 const ARTIFACT_FIELDS: &str = "__typename id
   artifactSequence { __typename name project { id name entity { name } } }
   versionIndex artifactType { name } description metadata state size digest digestAlgorithm fileCount createdAt
+  ttlDurationSeconds ttlIsInherited
   aliases { __typename id alias }
   tags { __typename id name }";
 
@@ -111,7 +112,7 @@ pub(crate) const PROJECT_COLLECTIONS: &str =
   project(entityName: $entity, name: $project) {
     artifactCollections(after: $cursor, first: $perPage) {
       pageInfo { __typename endCursor hasNextPage }
-      edges { node { __typename name type: defaultArtifactType { name } } }
+      edges { node { __typename id name description type: defaultArtifactType { name } tags { edges { node { name } } } } }
     }
   }
 }";

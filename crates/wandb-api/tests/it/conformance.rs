@@ -10,8 +10,8 @@ use artifact_core::{AddDirOptions, Artifact, LogicalPath, Manifest};
 use serde_json::json;
 use wandb_api::client::{ClientOptions, RetryPolicy, WandbClient};
 use wandb_api::{
-    Api, Backend, BaseUrl, CollectionKind, DownloadOptions, EmbeddedBackend, Error, LogOptions, ProjectRef, RunOptions,
-    RunSettings, RunState, Settings,
+    Api, Backend, BaseUrl, CollectionEdit, CollectionKind, DownloadOptions, EmbeddedBackend, Error, LogOptions,
+    ProjectRef, RunOptions, RunSettings, RunState, Settings, Ttl, VersionEdit,
 };
 use wandb_store::EmbeddedStore;
 use wandb_store::server::{RunningServer, ServerOptions, WandbServer};
@@ -370,6 +370,176 @@ async fn record_use_of_a_run_nobody_started(s: &Subject) {
     }
 }
 
+async fn versions_are_edited_after_logging(s: &Subject) {
+    let b = s.backend.as_ref();
+    let v0 = b
+        .log_artifact(&project(), &artifact("m", "model", &s.files("a", &[("w", b"0")])), &Default::default())
+        .await
+        .unwrap()
+        .version;
+    let v1 = b
+        .log_artifact(&project(), &artifact("m", "model", &s.files("b", &[("w", b"1")])), &Default::default())
+        .await
+        .unwrap()
+        .version;
+
+    // Promoting `production`: added to v0, then moved to v1.
+    let edited = b.edit(&v0, &VersionEdit::default().add_aliases(["production", "candidate"])).await.unwrap();
+    assert_eq!(edited.aliases, ["candidate", "production"]);
+    let promoted = b.edit(&v1, &VersionEdit::default().add_aliases(["production"])).await.unwrap();
+    assert_eq!(promoted.aliases, ["latest", "production"]);
+    assert_eq!(b.artifact(&project(), "m", "production").await.unwrap().version_index, 1);
+    assert_eq!(b.artifact(&project(), "m", "v0").await.unwrap().aliases, ["candidate"]);
+    let dropped = b.edit(&v0, &VersionEdit::default().remove_aliases(["candidate", "not-there"])).await.unwrap();
+    assert!(dropped.aliases.is_empty());
+    for alias in ["latest", "v7"] {
+        let err = b.edit(&v0, &VersionEdit::default().add_aliases([alias])).await.unwrap_err();
+        assert!(matches!(err, Error::Store(wandb_store::Error::AliasNotEditable { .. })), "{alias}: {err}");
+    }
+
+    // Tags, description, metadata and TTL replace what is stored, and read back the same on both backends.
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("accuracy".into(), json!(0.93));
+    let edit = VersionEdit::default()
+        .tags(["nightly", "gpu"])
+        .description(Some("the better one".into()))
+        .metadata(metadata)
+        .ttl(Ttl::Seconds(86_400));
+    b.edit(&v1, &edit).await.unwrap();
+    let read = b.artifact(&project(), "m", "production").await.unwrap();
+    assert_eq!(
+        (read.tags.clone(), read.description.as_deref()),
+        (vec!["nightly".to_owned(), "gpu".to_owned()], Some("the better one"))
+    );
+    assert_eq!((read.metadata["accuracy"].clone(), read.ttl), (json!(0.93), Ttl::Seconds(86_400)));
+    let read = b.edit(&v1, &VersionEdit::default().tags(["gpu"]).ttl(Ttl::None)).await.unwrap();
+    assert_eq!(
+        (read.tags.clone(), read.ttl, read.description.as_deref()),
+        (vec!["gpu".to_owned()], Ttl::None, Some("the better one"))
+    );
+
+    // Through a portfolio, aliases are the portfolio's; a TTL is refused there (the SDK's rule).
+    let linked = b.link(&v1, &project(), "registry-like", &[]).await.unwrap();
+    let linked = b.edit(&linked, &VersionEdit::default().add_aliases(["staging"])).await.unwrap();
+    assert_eq!(linked.aliases, ["latest", "staging"]);
+    assert_eq!(
+        b.artifact(&project(), "m", "v1").await.unwrap().aliases,
+        ["latest", "production"],
+        "the source's aliases are its own"
+    );
+    let err = b.edit(&linked, &VersionEdit::default().ttl(Ttl::Seconds(60))).await.unwrap_err();
+    assert!(matches!(err, Error::Store(wandb_store::Error::TtlOnLink { .. })), "{err}");
+}
+
+async fn an_expired_version_stops_resolving(s: &Subject) {
+    let b = s.backend.as_ref();
+    let old = b
+        .log_artifact(&project(), &artifact("t", "dataset", &s.files("a", &[("x", b"0")])), &Default::default())
+        .await
+        .unwrap()
+        .version;
+    let kept = b
+        .log_artifact(&project(), &artifact("t", "dataset", &s.files("b", &[("x", b"1")])), &Default::default())
+        .await
+        .unwrap()
+        .version;
+    b.edit(&old, &VersionEdit::default().ttl(Ttl::Seconds(1))).await.unwrap();
+    // Expiry counts from creation: wait until a second has passed since the version was logged.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(matches!(b.artifact(&project(), "t", "v0").await, Err(Error::ArtifactNotFound { .. })));
+    assert_eq!(
+        b.versions(&project(), "t").await.unwrap().iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+        [kept.id.as_str()]
+    );
+}
+
+async fn deleting_refuses_aliases_and_never_reuses_numbers(s: &Subject) {
+    let b = s.backend.as_ref();
+    let v0 = b
+        .log_artifact(
+            &project(),
+            &artifact("d", "dataset", &s.files("a", &[("x", b"0")])),
+            &LogOptions::default().with_aliases(["keep"]),
+        )
+        .await
+        .unwrap()
+        .version;
+    let v1 = b
+        .log_artifact(&project(), &artifact("d", "dataset", &s.files("b", &[("x", b"1")])), &Default::default())
+        .await
+        .unwrap()
+        .version;
+    let err = b.delete(&v0, false).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Store(wandb_store::Error::VersionHasAliases { aliases, .. }) if aliases == &["keep".to_owned()]),
+        "{err}"
+    );
+    b.delete(&v0, true).await.unwrap();
+    assert!(matches!(b.artifact(&project(), "d", "keep").await, Err(Error::ArtifactNotFound { .. })));
+    assert!(b.artifact_by_id(&v0.id).await.is_err());
+    // The latest can go too (it holds only `latest`), and its number is not given again.
+    b.delete(&v1, false).await.unwrap();
+    assert!(matches!(b.artifact(&project(), "d", "latest").await, Err(Error::ArtifactNotFound { .. })));
+    let v2 = b
+        .log_artifact(&project(), &artifact("d", "dataset", &s.files("c", &[("x", b"2")])), &Default::default())
+        .await
+        .unwrap()
+        .version;
+    assert_eq!(v2.version_index, 2);
+    assert_eq!(b.versions(&project(), "d").await.unwrap().len(), 1);
+}
+
+async fn unlinking_removes_only_the_link(s: &Subject) {
+    let b = s.backend.as_ref();
+    let v0 = b
+        .log_artifact(&project(), &artifact("u", "model", &s.files("a", &[("x", b"0")])), &Default::default())
+        .await
+        .unwrap()
+        .version;
+    let linked = b.link(&v0, &project(), "gold", &["prod".into()]).await.unwrap();
+    let err = b.unlink(&v0).await.unwrap_err();
+    assert!(matches!(err, Error::Store(wandb_store::Error::NotLinked { .. })), "{err}");
+    b.unlink(&linked).await.unwrap();
+    assert!(matches!(b.artifact(&project(), "gold", "prod").await, Err(Error::ArtifactNotFound { .. })));
+    assert_eq!(b.artifact(&project(), "u", "v0").await.unwrap().id, v0.id, "the source stays");
+    // Deleting a linked view deletes the link, not the source (the SDK's rule).
+    let again = b.link(&v0, &project(), "gold", &[]).await.unwrap();
+    assert_eq!(again.version_index, 1, "a portfolio's numbers are not reused either");
+    b.delete(&again, false).await.unwrap();
+    assert_eq!(b.artifact(&project(), "u", "latest").await.unwrap().id, v0.id);
+    // Deleting the source takes its links with it.
+    b.link(&v0, &project(), "silver", &[]).await.unwrap();
+    b.delete(&v0, false).await.unwrap();
+    assert!(b.versions(&project(), "silver").await.is_err());
+}
+
+async fn collections_are_described_tagged_renamed_retyped_and_deleted(s: &Subject) {
+    let b = s.backend.as_ref();
+    let v0 = b
+        .log_artifact(&project(), &artifact("c", "dataset", &s.files("a", &[("x", b"0")])), &Default::default())
+        .await
+        .unwrap()
+        .version;
+    let edit = CollectionEdit::default().description(Some("all the data".into())).tags(["raw", "daily"]);
+    let c = b.edit_collection(&project(), "c", &edit).await.unwrap();
+    assert_eq!(
+        (c.description.as_deref(), c.tags.clone()),
+        (Some("all the data"), vec!["raw".to_owned(), "daily".to_owned()])
+    );
+    let c = b.edit_collection(&project(), "c", &CollectionEdit::default().tags(["daily"]).rename("c2")).await.unwrap();
+    assert_eq!((c.name.as_str(), c.tags.clone()), ("c2", vec!["daily".to_owned()]));
+    let moved = b.artifact(&project(), "c2", "v0").await.unwrap();
+    assert_eq!(moved.id, v0.id, "a renamed collection's versions keep their ids");
+    assert!(matches!(b.artifact(&project(), "c", "v0").await, Err(Error::ArtifactNotFound { .. })));
+    let c =
+        b.edit_collection(&project(), "c2", &CollectionEdit::default().artifact_type("training-data")).await.unwrap();
+    assert_eq!(c.artifact_type, "training-data");
+    assert_eq!(b.artifact(&project(), "c2", "latest").await.unwrap().artifact_type, "training-data");
+    b.delete_collection(&project(), "c2").await.unwrap();
+    assert!(b.collections(&project(), None).await.unwrap().is_empty());
+    assert!(b.artifact_by_id(&v0.id).await.is_err());
+}
+
 /// Each case once per backend, as its own test.
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -402,6 +572,11 @@ conformance!(
     distributed_artifacts_merge_every_part,
     concurrent_writers_lose_no_version,
     record_use_of_a_run_nobody_started,
+    versions_are_edited_after_logging,
+    an_expired_version_stops_resolving,
+    deleting_refuses_aliases_and_never_reuses_numbers,
+    unlinking_removes_only_the_link,
+    collections_are_described_tagged_renamed_retyped_and_deleted,
 );
 
 /// `block_in_place` is not allowed on a current-thread runtime (`#[tokio::main(flavor = "current_thread")]`, the

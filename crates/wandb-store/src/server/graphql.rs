@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::views::{artifact_fragment, global_id, graphql_time, membership_fragment, project_info};
+use super::views::{artifact_fragment, collection_fragment, global_id, graphql_time, membership_fragment};
 use super::{FileSpec, MultipartUpload, PendingArtifact, ServerState, encode_path, faults, id_token};
 use crate::error::Error;
 use crate::{ProjectRef, Reservation, RunOptions, VersionDraft};
@@ -78,6 +78,9 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
     if let Some(answer) = super::runs::dispatch(state, name, query, v) {
         return answer;
     }
+    if let Some(answer) = super::edit::dispatch(state, name, v) {
+        return answer;
+    }
     match name {
         "Viewer" | "GetDefaultEntity" => Ok(viewer(state)),
         "ServerFeaturesQuery" | "ServerInfo" => Ok(json!({"serverInfo": {"features": [
@@ -142,7 +145,7 @@ pub(crate) fn str_var<'a>(v: &'a Value, key: &str) -> std::result::Result<&'a st
     v.get(key).and_then(Value::as_str).ok_or_else(|| GqlError(format!("variable {key} is missing or not a string")))
 }
 
-fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+pub(crate) fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
@@ -698,22 +701,7 @@ fn project_artifact_collections(state: &ServerState, v: &Value, artifact_type: O
     let nodes = collections
         .iter()
         .filter(|c| artifact_type.is_none_or(|t| t == c.artifact_type))
-        .map(|c| {
-            let (entity, project) = (c.latest.entity.as_str(), c.latest.project.as_str());
-            let created = graphql_time(&c.latest.created_at);
-            let typename = match c.kind {
-                crate::CollectionKind::Sequence => "ArtifactSequence",
-                crate::CollectionKind::Portfolio => "ArtifactPortfolio",
-            };
-            json!({"node": {
-                "__typename": typename,
-                "id": global_id("ArtifactCollection", &format!("{entity}/{project}/{}", c.name)),
-                "name": c.name, "description": null, "createdAt": created, "updatedAt": created,
-                "project": project_info(entity, project),
-                "type": {"name": c.artifact_type},
-                "tags": {"edges": []},
-            }})
-        })
+        .map(|c| json!({"node": collection_fragment(c)}))
         .collect();
     let page = connection(nodes, v);
     Ok(match artifact_type {

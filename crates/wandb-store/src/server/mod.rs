@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+mod edit;
 mod faults;
 mod graphql;
 mod launch;

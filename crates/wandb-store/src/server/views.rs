@@ -65,8 +65,9 @@ pub(crate) fn artifact_fragment(version: &ArtifactVersion, include_aliases: bool
         "artifactType": {"name": version.artifact_type},
         "description": version.description,
         "metadata": serde_json::to_string(&version.metadata).expect("metadata serialises"),
-        "ttlDurationSeconds": -2,
-        "ttlIsInherited": true,
+        // An inherited TTL is the team's policy, which the embedded store does not have: none (-2).
+        "ttlDurationSeconds": match version.ttl { crate::Ttl::Seconds(s) => s as i64, _ => -2 },
+        "ttlIsInherited": version.ttl == crate::Ttl::Inherit,
         "tags": version.tags.iter().map(|name| json!({
             "__typename": "Tag", "id": global_id("Tag", name), "name": name,
         })).collect::<Vec<_>>(),
@@ -102,6 +103,32 @@ pub(crate) fn membership_fragment(state: &ServerState, view: &ArtifactVersion, i
         "artifactCollection": collection_info(view, typename),
         "artifact": artifact_fragment(&source, include_aliases),
     }))
+}
+
+/// The id of collection `name` of `entity/project`, as `ArtifactCollectionFragment` carries it.
+pub(crate) fn collection_id(entity: &str, project: &str, name: &str) -> String {
+    global_id("ArtifactCollection", &format!("{entity}/{project}/{name}"))
+}
+
+/// `ArtifactCollectionFragment` of `c`.
+pub(crate) fn collection_fragment(c: &crate::Collection) -> Value {
+    let (entity, project) = (c.latest.entity.as_str(), c.latest.project.as_str());
+    let created = graphql_time(&c.latest.created_at);
+    let typename = match c.kind {
+        crate::CollectionKind::Sequence => "ArtifactSequence",
+        crate::CollectionKind::Portfolio => "ArtifactPortfolio",
+    };
+    let tags: Vec<Value> =
+        c.tags.iter().map(|t| json!({"node": {"__typename": "Tag", "id": global_id("Tag", t), "name": t}})).collect();
+    json!({
+        "__typename": typename,
+        "id": collection_id(entity, project, &c.name),
+        "name": c.name, "description": c.description, "createdAt": created, "updatedAt": created,
+        "project": project_info(entity, project),
+        "type": {"name": c.artifact_type},
+        "tags": {"edges": tags},
+        "state": "READY",
+    })
 }
 
 /// W&B returns times without a zone suffix (`2026-01-01T00:00:00`), in UTC.
