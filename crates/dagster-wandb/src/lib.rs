@@ -10,7 +10,8 @@
 //! | [`artifact`] | `artifact-core` | the artifact model: drafts, manifests, digests, validation (no I/O runtime, no network) |
 //! | [`cache`] | `io-cache` | the local content cache shared with the Python SDK, the digest memo, the sweeper |
 //! | [`serialization`] | `serde-modules` | step outputs: pickle (never executing code), dill, cloudpickle, joblib, JSON, MessagePack, bincode, postcard, raw; W&B Tables |
-//! | [`store`] | `wandb-store` | the embedded store, and (feature `server`) the W&B-compatible server over it |
+//! | [`store`] | `wandb-store` | the embedded store: W&B's artifact semantics in a directory |
+//! | [`server`] | `wandb-server` | the W&B-compatible server over an embedded store (feature `server`) |
 //! | [`references`] | `wandb-references` | `s3://`, `gs://`, Azure blob and `http(s)://` references |
 //! | [`api`] | `wandb-api` | one SDK on both backends: the `Backend` trait, the blocking `Api`, runs, downloads, the W&B client |
 //! | [`launch`] | `wandb-launch` | W&B Launch: launch specs, run queues, the launch agent (feature `launch`) |
@@ -42,7 +43,7 @@
 //!
 //! - `client` (default): backends that are W&B servers.
 //! - `launch` (default): [`launch`], W&B Launch.
-//! - `server` (default): the W&B-compatible server over an embedded store (`store::server`).
+//! - `server` (default): [`server`], the W&B-compatible server over an embedded store.
 //! - `http-references`, `object-references` (default): checksummed `http(s)://`, `s3://`, `gs://` and Azure
 //!   references.
 //!
@@ -60,6 +61,9 @@ pub use wandb_api as api;
 #[cfg_attr(docsrs, doc(cfg(feature = "launch")))]
 pub use wandb_launch as launch;
 pub use wandb_references as references;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use wandb_server as server;
 pub use wandb_store as store;
 
 pub use artifact_core::{Artifact, Manifest, ManifestEntry};

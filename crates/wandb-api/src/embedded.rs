@@ -43,7 +43,7 @@ impl EmbeddedBackend {
         Ok(EmbeddedBackend { store: EmbeddedStore::open(dir)? })
     }
 
-    /// The store, for what only it offers (its directory, serving it with `wandb_store::server`).
+    /// The store, for what only it offers (its directory, serving it with `wandb-server`).
     pub fn store(&self) -> &EmbeddedStore {
         &self.store
     }

@@ -4,8 +4,9 @@
 //! `latest` (always the highest version) and custom aliases, dedup against the latest digest, one type per name,
 //! runs and their lineage, what runs log (history, summary, config, state), and portfolios (link targets with
 //! their own versions and aliases), with store-wide artifact ids shaped like W&B's. Several processes may use
-//! one store at once. The feature `server` adds [`server::WandbServer`], which serves a store over the W&B
-//! protocol to the Python `wandb` client and to `wandb-api`'s.
+//! one store at once. `wandb-server` serves a store over the W&B protocol, to the Python `wandb` client and to
+//! `wandb-api`'s, through the staged logging this crate offers for it ([`EmbeddedStore::reserve_version`],
+//! [`EmbeddedStore::insert_object`], [`EmbeddedStore::commit_version`]).
 //!
 //! Most users reach the store through `wandb-api`, whose `Backend` trait puts it and a W&B server behind one
 //! face; this crate is the store itself.
@@ -57,10 +58,6 @@
 //! assert_eq!(store.artifact(&project, "mnist-raw", "latest")?.version_index, 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-//!
-//! # Feature flags
-//!
-//! - `server`: [`server::WandbServer`], the W&B-compatible server, through axum and tokio.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -70,9 +67,6 @@ mod error;
 mod gc;
 mod records;
 mod run_logs;
-#[cfg(feature = "server")]
-#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
-pub mod server;
 mod time;
 
 use std::collections::{BTreeMap, HashMap};
@@ -100,8 +94,7 @@ use records::{CollectionRecord, IdIndexRecord, MemberRecord, StoreMarker, Versio
 pub use run_logs::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, SUMMARY_FILE, StreamChunk};
 
 pub use error::{Error, Result};
-use time::now_rfc3339;
-pub use time::utc_isoformat;
+pub use time::{now_rfc3339, utc_isoformat};
 
 /// The entity used with the embedded store when none is configured.
 pub const DEFAULT_ENTITY: &str = "local";
@@ -226,30 +219,30 @@ pub struct LoggedArtifact {
 /// What a new version is, apart from its files: the input of [`EmbeddedStore::reserve_version`] and
 /// [`EmbeddedStore::commit_version`] (a W&B server's `CreateArtifact`).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct VersionDraft {
+pub struct VersionDraft {
     /// The collection name.
-    pub(crate) name: String,
+    pub name: String,
     /// The type.
-    pub(crate) artifact_type: String,
+    pub artifact_type: String,
     /// The artifact digest (lowercase hex) the client computed; equal to the latest version's means dedup.
-    pub(crate) digest: String,
+    pub digest: String,
     /// The algorithm of the entry digests.
-    pub(crate) digest_algorithm: DigestAlgorithm,
+    pub digest_algorithm: DigestAlgorithm,
     /// The description.
-    pub(crate) description: Option<String>,
+    pub description: Option<String>,
     /// The metadata object.
-    pub(crate) metadata: serde_json::Map<String, serde_json::Value>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Custom aliases (`latest` is implied).
-    pub(crate) aliases: Vec<String>,
+    pub aliases: Vec<String>,
     /// Tags (duplicates dropped, first occurrence kept).
-    pub(crate) tags: Vec<String>,
+    pub tags: Vec<String>,
     /// The run logging it, if any; it must exist.
-    pub(crate) run_id: Option<String>,
+    pub run_id: Option<String>,
 }
 
 impl VersionDraft {
     /// The draft of `artifact` with `digest` (the artifact's own, or a merged manifest's) and `options`.
-    pub(crate) fn of(artifact: &Artifact, digest: String, options: &LogOptions) -> Self {
+    pub fn of(artifact: &Artifact, digest: String, options: &LogOptions) -> Self {
         VersionDraft {
             name: artifact.name().to_owned(),
             artifact_type: artifact.artifact_type().to_owned(),
@@ -266,7 +259,7 @@ impl VersionDraft {
 
 /// The outcome of [`EmbeddedStore::reserve_version`].
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Reservation {
+pub enum Reservation {
     /// The latest version has the same digest: it is the result, and nothing is to be uploaded.
     Existing(Box<ArtifactVersion>),
     /// A new version will be committed under this id.
@@ -521,8 +514,7 @@ impl EmbeddedStore {
     ///
     /// # Errors
     /// Name errors, I/O errors.
-    #[cfg(feature = "server")]
-    pub(crate) fn reserve_id(&self, project: &ProjectRef, name: &str) -> Result<String> {
+    pub fn reserve_id(&self, project: &ProjectRef, name: &str) -> Result<String> {
         artifact_core::validate_artifact_name(name)?;
         self.allocate_id(project, name, None)
     }
@@ -534,7 +526,7 @@ impl EmbeddedStore {
     ///
     /// # Errors
     /// [`Error::TypeConflict`], invalid aliases, [`Error::RunNotFound`], I/O errors.
-    pub(crate) fn reserve_version(&self, project: &ProjectRef, draft: &VersionDraft) -> Result<Reservation> {
+    pub fn reserve_version(&self, project: &ProjectRef, draft: &VersionDraft) -> Result<Reservation> {
         artifact_core::validate_artifact_name(&draft.name)?;
         let aliases = custom_aliases(&draft.aliases)?;
         artifact_core::validate_tags(&draft.tags)?;
@@ -574,7 +566,7 @@ impl EmbeddedStore {
     /// # Errors
     /// [`Error::ArtifactIdNotFound`] for an id not reserved (or already committed), [`Error::TypeConflict`],
     /// [`Error::MissingObject`] for a body the store lacks, invalid aliases, I/O errors.
-    pub(crate) fn commit_version(
+    pub fn commit_version(
         &self,
         project: &ProjectRef,
         id: &str,
@@ -669,8 +661,7 @@ impl EmbeddedStore {
     ///
     /// # Errors
     /// [`Error::Cache`] for a digest that is not base64.
-    #[cfg(feature = "server")]
-    pub(crate) fn object_path_if_present(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<bool> {
+    pub fn object_path_if_present(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<bool> {
         let path = self.objects.object_path(digest, algorithm)?;
         let present = path.is_file();
         if present {
@@ -684,8 +675,7 @@ impl EmbeddedStore {
     ///
     /// # Errors
     /// [`Error::Cache`] for a digest that is not base64.
-    #[cfg(feature = "server")]
-    pub(crate) fn object_file(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<PathBuf> {
+    pub fn object_file(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<PathBuf> {
         Ok(self.objects.object_path(digest, algorithm)?)
     }
 
@@ -693,8 +683,7 @@ impl EmbeddedStore {
     ///
     /// # Errors
     /// I/O errors.
-    #[cfg(feature = "server")]
-    pub(crate) fn remove_object(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<()> {
+    pub fn remove_object(&self, digest: &str, algorithm: DigestAlgorithm) -> Result<()> {
         Ok(self.objects.remove(digest, algorithm)?)
     }
 
@@ -712,13 +701,7 @@ impl EmbeddedStore {
     ///
     /// # Errors
     /// [`Error::Cache`] with the digest mismatch, I/O errors.
-    #[cfg(feature = "server")]
-    pub(crate) fn insert_object(
-        &self,
-        digest: &str,
-        algorithm: DigestAlgorithm,
-        body: &mut dyn Read,
-    ) -> Result<PathBuf> {
+    pub fn insert_object(&self, digest: &str, algorithm: DigestAlgorithm, body: &mut dyn Read) -> Result<PathBuf> {
         Ok(self.objects.insert_verified(digest, algorithm, body)?)
     }
 
@@ -1168,8 +1151,7 @@ impl EmbeddedStore {
     }
 
     /// True when anything was ever logged to `project` (an artifact or a run).
-    #[cfg(feature = "server")]
-    pub(crate) fn project_exists(&self, project: &ProjectRef) -> bool {
+    pub fn project_exists(&self, project: &ProjectRef) -> bool {
         self.project_dir(project).is_dir()
     }
 

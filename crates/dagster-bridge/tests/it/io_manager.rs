@@ -715,11 +715,8 @@ fn a_python_step_and_a_rust_step_meet_through_a_w_and_b_server() {
     let f = Fixture::new();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(async {
-        let options = wandb_store::server::ServerOptions::default();
-        wandb_store::server::WandbServer::bind(f.store(), "127.0.0.1:0".parse().unwrap(), options)
-            .await
-            .unwrap()
-            .spawn()
+        let options = wandb_server::ServerOptions::default();
+        wandb_server::WandbServer::bind(f.store(), "127.0.0.1:0".parse().unwrap(), options).await.unwrap().spawn()
     });
     let mut settings = f.settings(RUN_ID);
     settings.resource =

@@ -48,7 +48,7 @@ fn an_asynchronous_launch_is_queued_on_the_server_and_an_embedded_store_is_refus
     let store = wandb_store::EmbeddedStore::open(dir.path().join("store")).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let server = runtime.block_on(async {
-        wandb_store::server::WandbServer::bind(store, "127.0.0.1:0".parse().unwrap(), Default::default())
+        wandb_server::WandbServer::bind(store, "127.0.0.1:0".parse().unwrap(), Default::default())
             .await
             .unwrap()
             .spawn()

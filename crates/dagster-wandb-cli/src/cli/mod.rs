@@ -98,6 +98,8 @@ pub(crate) enum CliError {
     #[error(transparent)]
     Store(#[from] wandb_store::Error),
     #[error(transparent)]
+    Server(#[from] wandb_server::Error),
+    #[error(transparent)]
     Cache(#[from] io_cache::Error),
     #[error(transparent)]
     Serialization(#[from] serde_modules::Error),

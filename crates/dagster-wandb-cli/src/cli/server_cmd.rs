@@ -3,8 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use wandb_server::{ServerOptions, WandbServer};
 use wandb_store::EmbeddedStore;
-use wandb_store::server::{ServerOptions, WandbServer};
 
 use super::{CliResult, absolute};
 

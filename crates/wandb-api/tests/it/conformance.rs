@@ -13,8 +13,8 @@ use wandb_api::{
     Api, Backend, BaseUrl, CollectionEdit, CollectionKind, DownloadOptions, EmbeddedBackend, Error, LogOptions,
     ProjectRef, RunOptions, RunSettings, RunState, Settings, Ttl, VersionEdit,
 };
+use wandb_server::{RunningServer, ServerOptions, WandbServer};
 use wandb_store::EmbeddedStore;
-use wandb_store::server::{RunningServer, ServerOptions, WandbServer};
 
 use crate::support::tree;
 

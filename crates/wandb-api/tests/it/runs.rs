@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use wandb_api::run::{LogStep, Resume, Run, RunSettings};
 use wandb_api::{Api, HISTORY_FILE, OUTPUT_FILE, ProjectRef, RunState, Settings, StreamChunk};
+use wandb_server::{ServerOptions, WandbServer};
 use wandb_store::EmbeddedStore;
-use wandb_store::server::{ServerOptions, WandbServer};
 
 fn row(value: Value) -> Map<String, Value> {
     value.as_object().expect("an object").clone()

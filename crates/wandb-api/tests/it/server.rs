@@ -7,8 +7,8 @@ use std::time::Duration;
 use artifact_core::{AddDirOptions, Artifact, DigestAlgorithm};
 use wandb_api::client::{ClientOptions, RetryPolicy, WandbClient};
 use wandb_api::{ArtifactVersion, Backend, DownloadOptions, DownloadReport, Error, LogOptions, ProjectRef, RunOptions};
+use wandb_server::{Fault, FaultTarget, RunningServer, ServerOptions, WandbServer};
 use wandb_store::EmbeddedStore;
-use wandb_store::server::{Fault, FaultTarget, RunningServer, ServerOptions, WandbServer};
 
 use crate::support::Fixture;
 

@@ -13,8 +13,8 @@ use wandb_api::{Api, ProjectRef, RunSettings, Settings};
 use wandb_launch::{
     AgentConfig, AgentReport, LaunchAgent, LaunchRequest, QueuedRun, RunQueues, create_job, launch_spec,
 };
+use wandb_server::{RunningServer, ServerOptions, WandbServer};
 use wandb_store::EmbeddedStore;
-use wandb_store::server::{RunningServer, ServerOptions, WandbServer};
 
 const JOB_TEST: &str = "launch::launch_job_process";
 

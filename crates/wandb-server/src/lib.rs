@@ -9,10 +9,12 @@
 //! Storage URLs (`/storage/...`) stand in for presigned URLs: they need no credentials. Everything else needs
 //! HTTP Basic `api:<key>` when [`ServerOptions::api_key`] is set.
 //!
+//! # Example
+//!
 //! ```no_run
-//! # async fn demo() -> wandb_store::Result<()> {
+//! # async fn demo() -> wandb_server::Result<()> {
 //! use wandb_store::EmbeddedStore;
-//! use wandb_store::server::{ServerOptions, WandbServer};
+//! use wandb_server::{ServerOptions, WandbServer};
 //!
 //! let store = EmbeddedStore::open("/srv/wandb-store")?;
 //! let server = WandbServer::bind(store, "127.0.0.1:8080".parse().unwrap(), ServerOptions::default()).await?;
@@ -22,6 +24,7 @@
 //! ```
 
 mod edit;
+mod error;
 mod faults;
 mod graphql;
 mod launch;
@@ -43,11 +46,11 @@ use axum::routing::{any, get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
+pub use error::{Error, Result};
 pub use faults::{Fault, FaultTarget, Faults};
 
-use crate::error::{Error, Result};
-use crate::{EmbeddedStore, ProjectRef, VersionDraft};
 use artifact_core::DigestAlgorithm;
+use wandb_store::{EmbeddedStore, ProjectRef, VersionDraft};
 
 /// How the server behaves.
 #[derive(Clone, Debug)]
@@ -68,7 +71,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             api_key: None,
-            default_entity: crate::DEFAULT_ENTITY.to_owned(),
+            default_entity: wandb_store::DEFAULT_ENTITY.to_owned(),
             xxhash_digests_enabled: true,
             public_url: None,
         }
@@ -184,13 +187,12 @@ impl WandbServer {
     /// Binds `addr` (port 0 picks a free one) to serve `store`.
     ///
     /// # Errors
-    /// [`Error::Io`] when the address cannot be bound.
+    /// [`Error::Listen`] when the address cannot be bound.
     pub async fn bind(store: EmbeddedStore, addr: SocketAddr, options: ServerOptions) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| Error::io("listen on", std::path::Path::new(&addr.to_string()), e))?;
-        let local =
-            listener.local_addr().map_err(|e| Error::io("listen on", std::path::Path::new(&addr.to_string()), e))?;
+            .map_err(|source| Error::Listen { addr: addr.to_string(), source })?;
+        let local = listener.local_addr().map_err(|source| Error::Listen { addr: addr.to_string(), source })?;
         let base_url = options
             .public_url
             .clone()
@@ -223,24 +225,22 @@ impl WandbServer {
     /// Serves until the process ends.
     ///
     /// # Errors
-    /// [`Error::Io`] when accepting connections fails.
+    /// [`Error::Serve`] when accepting connections fails.
     pub async fn serve(self) -> Result<()> {
         let addr = self.state.base_url.clone();
-        axum::serve(self.listener, router(self.state))
-            .await
-            .map_err(|e| Error::io("serve on", std::path::Path::new(&addr), e))
+        axum::serve(self.listener, router(self.state)).await.map_err(|source| Error::Serve { addr, source })
     }
 
     /// Serves until `signal` completes (e.g. Ctrl-C), finishing requests in flight.
     ///
     /// # Errors
-    /// [`Error::Io`] when accepting connections fails.
+    /// [`Error::Serve`] when accepting connections fails.
     pub async fn serve_until(self, signal: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
         let addr = self.state.base_url.clone();
         axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(signal)
             .await
-            .map_err(|e| Error::io("serve on", std::path::Path::new(&addr), e))
+            .map_err(|source| Error::Serve { addr, source })
     }
 
     /// Serves on the current tokio runtime in the background.

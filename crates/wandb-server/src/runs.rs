@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 use super::ServerState;
 use super::graphql::{GqlError, GqlResult, page_info, page_of, project_of, str_var};
 use super::views::{artifact_fragment, global_id, graphql_time, project_info};
-use crate::error::Error;
-use crate::{ArtifactEdge, ProjectRef, RunRecord, RunState};
+use wandb_store::Error;
+use wandb_store::{ArtifactEdge, ProjectRef, RunRecord, RunState};
 
 /// Answers the run-reading operations; `None` for any other.
 pub(crate) fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> Option<GqlResult> {
@@ -172,7 +172,7 @@ fn run_fragment(state: &ServerState, project: &ProjectRef, record: &RunRecord) -
         "notes": null,
         "systemMetrics": "{}",
         "summaryMetrics": Value::Object(summary).to_string(),
-        "historyLineCount": status.line_count(crate::HISTORY_FILE),
+        "historyLineCount": status.line_count(wandb_store::HISTORY_FILE),
         "historyKeys": history_keys_value(&history),
         "user": {"name": project.entity(), "username": project.entity()},
         "project": project_info(project.entity(), project.project()),
@@ -243,9 +243,12 @@ fn full_history(state: &ServerState, query: &str, v: &Value) -> GqlResult {
     let (project, run_id) = project_and_run(v)?;
     let Some(record) = find_run(state, &project, run_id)? else { return Ok(json!({"project": {"run": null}})) };
     let limit = v.get("samples").and_then(Value::as_u64).map_or(usize::MAX, |n| n as usize);
-    let (field, file) =
-        if query.contains("events(") { ("events", crate::EVENTS_FILE) } else { ("history", crate::HISTORY_FILE) };
-    let lines: Vec<String> = if file == crate::HISTORY_FILE {
+    let (field, file) = if query.contains("events(") {
+        ("events", wandb_store::EVENTS_FILE)
+    } else {
+        ("history", wandb_store::HISTORY_FILE)
+    };
+    let lines: Vec<String> = if file == wandb_store::HISTORY_FILE {
         rows(state, &project, &record.id)?.into_iter().take(limit).map(|row| Value::Object(row).to_string()).collect()
     } else {
         state.store.run_stream_lines(&project, &record.id, file)?.into_iter().take(limit).collect()

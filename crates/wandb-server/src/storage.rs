@@ -102,7 +102,7 @@ fn store_body(state: &ServerState, spec: &FileSpec, body: impl Read) -> std::res
     let mut reader = Md5Reader { inner: body, hasher: DigestAlgorithm::Md5.hasher() };
     match state.store.insert_object(&spec.digest, spec.algorithm, &mut reader) {
         Ok(_) => {}
-        Err(crate::Error::Cache(io_cache::Error::DigestMismatch { expected, actual, .. })) => {
+        Err(wandb_store::Error::Cache(io_cache::Error::DigestMismatch { expected, actual, .. })) => {
             return Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 format!("BadDigest: the body hashes to {actual}, not {expected}"),
@@ -238,7 +238,7 @@ pub(crate) async fn upload_manifest(
 pub(crate) async fn download_manifest(State(state): State<Arc<ServerState>>, Path(token): Path<String>) -> Response {
     let Some(id) = id_from_token(&token) else { return error(StatusCode::NOT_FOUND, "unknown manifest URL") };
     let store_state = state.clone();
-    let bytes = tokio::task::spawn_blocking(move || -> crate::Result<Vec<u8>> {
+    let bytes = tokio::task::spawn_blocking(move || -> wandb_store::Result<Vec<u8>> {
         let version = store_state.store.artifact_by_id(&id)?;
         Ok(store_state.store.manifest(&version)?.to_go_json())
     })
@@ -372,26 +372,28 @@ pub(crate) async fn file_stream(
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let stored = tokio::task::spawn_blocking(move || {
-        let project = crate::ProjectRef::new(&entity, &project)?;
-        if let Err(crate::Error::RunNotFound { .. }) = state.store.run(&project, &run) {
+        let project = wandb_store::ProjectRef::new(&entity, &project)?;
+        if let Err(wandb_store::Error::RunNotFound { .. }) = state.store.run(&project, &run) {
             // A stream for a run nobody upserted (wandb-core always upserts first): start it.
-            state.store.resume_run(&project, crate::RunOptions { id: Some(run.clone()), ..Default::default() })?;
+            state
+                .store
+                .resume_run(&project, wandb_store::RunOptions { id: Some(run.clone()), ..Default::default() })?;
         }
         state.store.write_run_stream(&project, &run, &chunk)
     })
     .await;
     match stored {
         Ok(Ok(())) => Json(json!({"exitcode": null, "limits": {}})).into_response(),
-        Ok(Err(e @ crate::Error::InvalidRunStream { .. })) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e @ wandb_store::Error::InvalidRunStream { .. })) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-fn parse_file_stream(body: &[u8]) -> std::result::Result<crate::StreamChunk, String> {
+fn parse_file_stream(body: &[u8]) -> std::result::Result<wandb_store::StreamChunk, String> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("the file_stream body is not JSON: {e}"))?;
-    let mut chunk = crate::StreamChunk::default();
+    let mut chunk = wandb_store::StreamChunk::default();
     if let Some(files) = value.get("files").and_then(serde_json::Value::as_object) {
         for (name, file) in files {
             let offset = file.get("offset").and_then(serde_json::Value::as_u64).unwrap_or(0);

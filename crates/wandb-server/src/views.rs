@@ -5,8 +5,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use super::ServerState;
-use crate::ArtifactVersion;
-use crate::error::Result;
+use wandb_store::ArtifactVersion;
+use wandb_store::Result;
 
 /// A W&B-style global id: `base64("<Type>:<key>")`.
 pub(crate) fn global_id(kind: &str, key: &str) -> String {
@@ -66,8 +66,8 @@ pub(crate) fn artifact_fragment(version: &ArtifactVersion, include_aliases: bool
         "description": version.description,
         "metadata": serde_json::to_string(&version.metadata).expect("metadata serialises"),
         // An inherited TTL is the team's policy, which the embedded store does not have: none (-2).
-        "ttlDurationSeconds": match version.ttl { crate::Ttl::Seconds(s) => s as i64, _ => -2 },
-        "ttlIsInherited": version.ttl == crate::Ttl::Inherit,
+        "ttlDurationSeconds": match version.ttl { wandb_store::Ttl::Seconds(s) => s as i64, _ => -2 },
+        "ttlIsInherited": version.ttl == wandb_store::Ttl::Inherit,
         "tags": version.tags.iter().map(|name| json!({
             "__typename": "Tag", "id": global_id("Tag", name), "name": name,
         })).collect::<Vec<_>>(),
@@ -111,12 +111,12 @@ pub(crate) fn collection_id(entity: &str, project: &str, name: &str) -> String {
 }
 
 /// `ArtifactCollectionFragment` of `c`.
-pub(crate) fn collection_fragment(c: &crate::Collection) -> Value {
+pub(crate) fn collection_fragment(c: &wandb_store::Collection) -> Value {
     let (entity, project) = (c.latest.entity.as_str(), c.latest.project.as_str());
     let created = graphql_time(&c.latest.created_at);
     let typename = match c.kind {
-        crate::CollectionKind::Sequence => "ArtifactSequence",
-        crate::CollectionKind::Portfolio => "ArtifactPortfolio",
+        wandb_store::CollectionKind::Sequence => "ArtifactSequence",
+        wandb_store::CollectionKind::Portfolio => "ArtifactPortfolio",
     };
     let tags: Vec<Value> =
         c.tags.iter().map(|t| json!({"node": {"__typename": "Tag", "id": global_id("Tag", t), "name": t}})).collect();

@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::views::{artifact_fragment, collection_fragment, global_id, graphql_time, membership_fragment};
 use super::{FileSpec, MultipartUpload, PendingArtifact, ServerState, encode_path, faults, id_token};
-use crate::error::Error;
-use crate::{ProjectRef, Reservation, RunOptions, VersionDraft};
+use wandb_store::Error;
+use wandb_store::{ProjectRef, Reservation, RunOptions, VersionDraft};
 
 /// A GraphQL error the client sees in `errors` (status 200, as W&B answers resolver errors).
 pub(crate) struct GqlError(pub(crate) String);
@@ -217,7 +217,7 @@ fn upsert_bucket(state: &ServerState, v: &Value) -> GqlResult {
         "config": "{}", "sweepName": null, "tags": record.tags,
         "project": {"id": global_id("Project", &project.to_string()), "name": project.project(),
                     "entity": {"id": global_id("Entity", project.entity()), "name": project.entity()}},
-        "historyLineCount": state.store.run_status(&project, run_id)?.line_count(crate::HISTORY_FILE),
+        "historyLineCount": state.store.run_status(&project, run_id)?.line_count(wandb_store::HISTORY_FILE),
     }, "inserted": inserted}}))
 }
 
@@ -236,7 +236,7 @@ fn run_resume_status(state: &ServerState, v: &Value) -> GqlResult {
     };
     let status = state.store.run_status(&project, run_id)?;
     let summary = state.store.run_summary(&project, run_id)?;
-    let history = state.store.run_stream_lines(&project, run_id, crate::HISTORY_FILE)?;
+    let history = state.store.run_stream_lines(&project, run_id, wandb_store::HISTORY_FILE)?;
     let tail: Vec<&String> = history.iter().rev().take(10).rev().collect();
     let mut config = Map::new();
     for (key, value) in &status.config {
@@ -254,9 +254,9 @@ fn run_resume_status(state: &ServerState, v: &Value) -> GqlResult {
         "name": run_id,
         "displayName": record.name.as_deref().unwrap_or(run_id),
         "summaryMetrics": Value::Object(summary).to_string(),
-        "logLineCount": status.line_count(crate::OUTPUT_FILE),
-        "historyLineCount": status.line_count(crate::HISTORY_FILE),
-        "eventsLineCount": status.line_count(crate::EVENTS_FILE),
+        "logLineCount": status.line_count(wandb_store::OUTPUT_FILE),
+        "historyLineCount": status.line_count(wandb_store::HISTORY_FILE),
+        "eventsLineCount": status.line_count(wandb_store::EVENTS_FILE),
         "historyTail": serde_json::to_string(&tail).expect("strings serialise"),
         "eventsTail": "[]",
         "config": Value::Object(config).to_string(),
@@ -664,7 +664,10 @@ fn connection(nodes: Vec<Value>, v: &Value) -> Value {
 }
 
 /// The collections of the `entity`/`project` variables; `None` for an unknown project.
-fn collections_of(state: &ServerState, v: &Value) -> std::result::Result<Option<Vec<crate::Collection>>, GqlError> {
+fn collections_of(
+    state: &ServerState,
+    v: &Value,
+) -> std::result::Result<Option<Vec<wandb_store::Collection>>, GqlError> {
     let project = project_of(v, "entity", "project")?;
     match state.store.collections(&project, None) {
         Ok(collections) => Ok(Some(collections)),

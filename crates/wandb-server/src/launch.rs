@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::ServerState;
 use super::graphql::{GqlError, GqlResult};
 use super::views::{decode_global_id, global_id};
-use crate::ProjectRef;
+use wandb_store::ProjectRef;
 
 /// A lease not acknowledged for this long is offered again ("pushed back onto the queue in 1 min").
 const LEASE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -194,7 +194,7 @@ pub(crate) fn dispatch(state: &ServerState, name: &str, v: &Value) -> Option<Gql
                 hostname: v.get("hostname").and_then(Value::as_str).unwrap_or("").to_owned(),
                 status: "POLLING".to_owned(),
                 stop_polling: false,
-                heartbeat_at: crate::time::now_rfc3339(),
+                heartbeat_at: wandb_store::now_rfc3339(),
             });
             Ok(json!({"createLaunchAgent": {"launchAgentId": id}}))
         }
@@ -206,7 +206,7 @@ pub(crate) fn dispatch(state: &ServerState, name: &str, v: &Value) -> Option<Gql
                     if let Some(status) = v.get("agentStatus").and_then(Value::as_str) {
                         status.clone_into(&mut agent.status);
                     }
-                    agent.heartbeat_at = crate::time::now_rfc3339();
+                    agent.heartbeat_at = wandb_store::now_rfc3339();
                     true
                 }
                 None => false,
@@ -320,14 +320,14 @@ fn run_state(state: &ServerState, stopped_runs: &HashSet<String>, v: &Value) -> 
         Ok(status) => {
             let stopped = stopped_runs.contains(&format!("{project}/{run_id}"));
             let name = match status.state {
-                crate::RunState::Finished => "finished",
-                crate::RunState::Failed => "failed",
+                wandb_store::RunState::Finished => "finished",
+                wandb_store::RunState::Failed => "failed",
                 _ if stopped => "killed",
                 _ => "running",
             };
             json!({"state": name})
         }
-        Err(crate::Error::RunNotFound { .. }) => Value::Null,
+        Err(wandb_store::Error::RunNotFound { .. }) => Value::Null,
         Err(e) => return Err(e.into()),
     };
     Ok(json!({"project": {"run": run}}))

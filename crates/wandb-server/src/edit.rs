@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::ServerState;
 use super::graphql::{GqlError, GqlResult, opt_str, page_info, page_of, project_of, str_var};
 use super::views::{artifact_fragment, collection_fragment, decode_global_id, global_id, graphql_time, project_info};
-use crate::{ArtifactVersion, CollectionEdit, CollectionKind, ProjectRef, Ttl, VersionEdit};
+use wandb_store::{ArtifactVersion, CollectionEdit, CollectionKind, ProjectRef, Ttl, VersionEdit};
 
 /// Answers the editing operations; `None` for any other.
 pub(crate) fn dispatch(state: &ServerState, name: &str, v: &Value) -> Option<GqlResult> {
@@ -165,7 +165,7 @@ fn find_collection(
     state: &ServerState,
     project: &ProjectRef,
     name: &str,
-) -> std::result::Result<Option<crate::Collection>, GqlError> {
+) -> std::result::Result<Option<wandb_store::Collection>, GqlError> {
     match state.store.collections(project, None) {
         Ok(list) => Ok(list.into_iter().find(|c| c.name == name)),
         Err(e) => Err(e.into()),
