@@ -368,16 +368,18 @@ impl ArtifactHandle {
 
     /// The entries at `path` (a file) or under it (a directory).
     pub(crate) fn subset(&self, path: &str) -> Result<Manifest> {
-        let manifest = self.manifest()?;
         let dir = format!("{}/", path.trim_end_matches('/'));
+        self.entries_where(path, |name| name == path || name.starts_with(&dir))
+    }
+
+    /// The entries whose path `keep` accepts; [`Error::NoSuchPath`] naming `asked` when there is none.
+    fn entries_where(&self, asked: &str, keep: impl Fn(&str) -> bool) -> Result<Manifest> {
         let mut part = Manifest::new();
-        for (name, entry) in manifest.entries() {
-            if name == path || name.starts_with(&dir) {
-                part.add_entry(LogicalPath::new(name)?, entry.clone(), false)?;
-            }
+        for (name, entry) in self.manifest()?.entries().filter(|(name, _)| keep(name)) {
+            part.add_entry(LogicalPath::new(name)?, entry.clone(), false)?;
         }
         if part.is_empty() {
-            return Err(Error::NoSuchPath { artifact: self.qualified_name(), path: path.to_owned() });
+            return Err(Error::NoSuchPath { artifact: self.qualified_name(), path: asked.to_owned() });
         }
         Ok(part)
     }
@@ -420,14 +422,7 @@ impl ArtifactHandle {
     /// # Errors
     /// [`Error::NoSuchPath`] when nothing is under `prefix`; download errors.
     pub fn download_prefix(&self, prefix: &str, root: &Path) -> Result<DownloadReport> {
-        let manifest = self.manifest()?;
-        let mut part = Manifest::new();
-        for (name, entry) in manifest.entries().filter(|(name, _)| name.starts_with(prefix)) {
-            part.add_entry(LogicalPath::new(name)?, entry.clone(), false)?;
-        }
-        if part.is_empty() {
-            return Err(Error::NoSuchPath { artifact: self.qualified_name(), path: prefix.to_owned() });
-        }
+        let part = self.entries_where(prefix, |name| name.starts_with(prefix))?;
         block_on(self.api.backend.download(&self.version, &part, root, &self.api.download_options()))
     }
 

@@ -540,6 +540,40 @@ async fn collections_are_described_tagged_renamed_retyped_and_deleted(s: &Subjec
     assert!(b.artifact_by_id(&v0.id).await.is_err());
 }
 
+/// `artifact.new_draft()`: a draft from a logged version keeps its entries; logging it after adding one file and
+/// removing another sends the one new body, and the new version has exactly the edited set of files.
+async fn a_new_draft_sends_only_new_bodies(s: &Subject) {
+    let b = s.backend.as_ref();
+    let dir = s.files("d", &[("a.txt", b"alpha"), ("b.txt", b"beta"), ("sub/c.bin", &[3; 4000])]);
+    let v0 = b.log_artifact(&project(), &artifact("ds", "dataset", &dir), &Default::default()).await.unwrap();
+    let manifest = b.manifest(&v0.version).await.unwrap();
+
+    let mut draft = Artifact::from_logged("ds", "dataset", None, Default::default(), manifest).unwrap();
+    draft.remove("b.txt").unwrap();
+    fs::write(s.path("new.txt"), b"gamma").unwrap();
+    draft.add_file(s.path("new.txt"), artifact_core::AddFileOptions::default()).unwrap();
+    let v1 = b.log_artifact(&project(), &draft, &Default::default()).await.unwrap();
+    assert_eq!(v1.version.version_index, 1);
+    assert_eq!((v1.stored_files, v1.stored_bytes), (1, 5), "only new.txt travels");
+
+    let got = b.manifest(&v1.version).await.unwrap();
+    let report = b.download(&v1.version, &got, &s.path("out"), &s.download_options("cache")).await.unwrap();
+    assert_eq!(report.files, 3);
+    let files: Vec<(String, Vec<u8>)> = tree(&s.path("out"));
+    assert_eq!(
+        files,
+        [
+            ("a.txt".to_owned(), b"alpha".to_vec()),
+            ("new.txt".to_owned(), b"gamma".to_vec()),
+            ("sub/c.bin".to_owned(), vec![3; 4000]),
+        ]
+    );
+    // Unchanged entries keep the version they were born in.
+    let birth = |m: &Manifest, p: &str| m.get(p).unwrap().birth_artifact_id.clone();
+    assert_eq!(birth(&got, "a.txt").as_deref(), Some(v0.version.id.as_str()));
+    assert_eq!(birth(&got, "new.txt").as_deref(), Some(v1.version.id.as_str()));
+}
+
 /// Each case once per backend, as its own test.
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -577,6 +611,7 @@ conformance!(
     deleting_refuses_aliases_and_never_reuses_numbers,
     unlinking_removes_only_the_link,
     collections_are_described_tagged_renamed_retyped_and_deleted,
+    a_new_draft_sends_only_new_bodies,
 );
 
 /// `block_in_place` is not allowed on a current-thread runtime (`#[tokio::main(flavor = "current_thread")]`, the

@@ -8,6 +8,7 @@ mod download;
 mod http_reference;
 #[cfg(feature = "object-references")]
 mod object_stores;
+mod reading;
 #[cfg(feature = "client")]
 mod runs;
 #[cfg(feature = "client")]

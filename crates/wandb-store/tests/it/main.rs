@@ -1,4 +1,5 @@
 //! Integration tests of wandb-store: the embedded store on real files, several processes' worth of writers.
 
+mod gc;
 mod store;
 mod support;
