@@ -920,3 +920,135 @@ fn put_takes_a_uri_in_place_of_a_path_and_logs_it_by_reference() {
     ]);
     assert!(local.contains("--no-checksum and --max-objects apply to references"), "{local}");
 }
+
+/// After logging, on the embedded store and through the server: aliases move, tags, description, metadata and
+/// TTL change, `verify` exits 1 on differences, `get --checkout` repairs a directory, `--path-prefix` fetches
+/// part, `delete` refuses aliases unless told, `unlink` keeps the source, and `store gc` reclaims the bodies.
+#[test]
+fn versions_are_edited_verified_checked_out_deleted_and_collected() {
+    let env = Env::new();
+    let server = start_server(&env, "edit-key");
+    let served_store = format!("file://{}", env.path("served-store").display());
+    let store_url = format!("file://{}", env.path("store").display());
+    for base_url in [store_url.as_str(), server.url.as_str()] {
+        let run = |args: &[&str]| {
+            env.command().env("WANDB_BASE_URL", base_url).env("WANDB_API_KEY", "edit-key").args(args).output().unwrap()
+        };
+        let json = |args: &[&str]| {
+            let out = run(args);
+            assert!(out.status.success(), "{base_url} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        };
+        let error = |args: &[&str]| {
+            let out = run(args);
+            assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
+            String::from_utf8(out.stderr).unwrap()
+        };
+        let v0_dir = env.write("v0/a.txt", b"alpha").parent().unwrap().to_owned();
+        env.write("v0/img/1.png", b"one");
+        let v1_dir = env.write("v1/a.txt", b"ALPHA").parent().unwrap().to_owned();
+        env.write("v1/img/1.png", b"one");
+        for dir in [&v0_dir, &v1_dir] {
+            json(&["artifact", "put", dir.to_str().unwrap(), "--name", "ent/proj/ds", "--type", "dataset", "--json"]);
+        }
+
+        let edited = json(&[
+            "artifact",
+            "edit",
+            "ent/proj/ds:v0",
+            "--add-alias",
+            "production",
+            "--tag",
+            "gold",
+            "--description",
+            "the first",
+            "--metadata",
+            r#"{"rows": 2}"#,
+            "--ttl",
+            "30d",
+            "--json",
+        ]);
+        assert_eq!(edited["aliases"], serde_json::json!(["production"]), "{base_url}");
+        assert_eq!(edited["tags"], serde_json::json!(["gold"]));
+        assert_eq!((edited["description"].as_str(), edited["metadata"]["rows"].as_u64()), (Some("the first"), Some(2)));
+        assert_eq!(edited["ttl"], serde_json::json!({"seconds": 30 * 86_400}));
+        // The alias moves to the version it is added to.
+        let moved = json(&["artifact", "edit", "ent/proj/ds:v1", "--add-alias", "production", "--json"]);
+        assert_eq!(moved["aliases"], serde_json::json!(["latest", "production"]));
+        let err = error(&["artifact", "edit", "ent/proj/ds:v1", "--remove-alias", "latest"]);
+        assert!(err.contains("\"latest\" cannot be added or removed"), "{err}");
+        let err = error(&["artifact", "edit", "ent/proj/ds:v1", "--ttl", "soon"]);
+        assert!(err.contains("invalid time to live \"soon\""), "{err}");
+
+        // verify, then get --checkout repairs the directory, and --path-prefix fetches a part.
+        let work = env.path(&format!("work-{}", base_url.len()));
+        json(&["artifact", "get", "ent/proj/ds:production", "--root", work.to_str().unwrap(), "--json"]);
+        let clean = json(&["artifact", "verify", "ent/proj/ds:production", "--root", work.to_str().unwrap(), "--json"]);
+        assert_eq!(clean["verified"], 2);
+        fs::write(work.join("a.txt"), b"tampered").unwrap();
+        fs::write(work.join("stray.txt"), b"?").unwrap();
+        let out = run(&["artifact", "verify", "ent/proj/ds:production", "--root", work.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("changed  a.txt") && stdout.contains("extra    stray.txt"), "{stdout}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("1 changed, 1 extra"));
+        let fixed = json(&[
+            "artifact",
+            "get",
+            "ent/proj/ds:production",
+            "--root",
+            work.to_str().unwrap(),
+            "--checkout",
+            "--json",
+        ]);
+        assert_eq!(fixed["removed"], serde_json::json!(["stray.txt"]));
+        assert_eq!(read_tree(&work), read_tree(&v1_dir));
+        let part = env.path(&format!("part-{}", base_url.len()));
+        json(&[
+            "artifact",
+            "get",
+            "ent/proj/ds:v0",
+            "--root",
+            part.to_str().unwrap(),
+            "--path-prefix",
+            "img/",
+            "--json",
+        ]);
+        assert_eq!(read_tree(&part), [("img/1.png".to_owned(), b"one".to_vec())]);
+
+        // Link and unlink: the source stays.
+        json(&["artifact", "link", "ent/proj/ds:v0", "ent/proj/best-ds", "--json"]);
+        let out = run(&["artifact", "unlink", "ent/proj/best-ds:v0"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(error(&["artifact", "get", "ent/proj/best-ds:v0"]).contains("best-ds"));
+
+        // Delete: refused while aliased, then with the aliases.
+        let err = error(&["artifact", "delete", "ent/proj/ds:v1"]);
+        assert!(err.contains("--delete-aliases"), "{err}");
+        let out = run(&["artifact", "delete", "ent/proj/ds:v1", "--delete-aliases"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            json(&["artifact", "get", "ent/proj/ds:latest", "--root", part.to_str().unwrap(), "--json"])["version"],
+            "v0"
+        );
+    }
+
+    // gc on each store: v1's own body (the changed a.txt) is no longer referenced.
+    for store in [&store_url, &served_store] {
+        let out = env
+            .command()
+            .env("WANDB_BASE_URL", store)
+            .args(["store", "gc", "--grace-hours", "0", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (report["objects_removed"].as_u64(), report["objects_kept"].as_u64()),
+            (Some(1), Some(2)),
+            "{store}"
+        );
+    }
+    let err = env.error(&["store", "gc", "--base-url", &server.url]);
+    assert!(err.contains("works on an embedded store"), "{err}");
+}

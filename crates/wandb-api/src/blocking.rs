@@ -422,8 +422,16 @@ impl ArtifactHandle {
     /// # Errors
     /// [`Error::NoSuchPath`] when nothing is under `prefix`; download errors.
     pub fn download_prefix(&self, prefix: &str, root: &Path) -> Result<DownloadReport> {
+        self.download_prefix_with(prefix, root, &self.api.download_options())
+    }
+
+    /// [`ArtifactHandle::download_prefix`] with `options`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPath`] when nothing is under `prefix`; download errors.
+    pub fn download_prefix_with(&self, prefix: &str, root: &Path, options: &DownloadOptions) -> Result<DownloadReport> {
         let part = self.entries_where(prefix, |name| name.starts_with(prefix))?;
-        block_on(self.api.backend.download(&self.version, &part, root, &self.api.download_options()))
+        block_on(self.api.backend.download(&self.version, &part, root, options))
     }
 
     /// The entry at `path` (`artifact.get_entry(path)`).

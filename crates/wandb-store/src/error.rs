@@ -132,6 +132,14 @@ pub enum Error {
         /// The run id.
         run_id: String,
     },
+    /// A time to live that is neither a positive duration, `inherit` nor `none`.
+    #[error(
+        "invalid time to live {value:?}: give a positive duration (3600, 90s, 45m, 12h, 30d, 2w), `inherit` or `none`"
+    )]
+    InvalidTtl {
+        /// What was given.
+        value: String,
+    },
     /// `latest` and `vN` are the store's to assign, not the user's to add or remove.
     #[error("alias {alias:?} cannot be added or removed: `latest` and version aliases (vN) are assigned by the store")]
     AliasNotEditable {

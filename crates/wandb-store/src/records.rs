@@ -58,6 +58,62 @@ impl Ttl {
     }
 }
 
+impl std::str::FromStr for Ttl {
+    type Err = crate::Error;
+
+    /// `inherit`, `none`, or a positive duration: seconds (`3600`) or a number with a unit, `s`, `m`, `h`, `d`
+    /// or `w` (`90m`, `30d`).
+    ///
+    /// ```
+    /// use wandb_store::Ttl;
+    /// assert_eq!("30d".parse::<Ttl>()?, Ttl::Seconds(30 * 86_400));
+    /// assert_eq!("inherit".parse::<Ttl>()?, Ttl::Inherit);
+    /// assert!("0s".parse::<Ttl>().is_err());
+    /// # Ok::<(), wandb_store::Error>(())
+    /// ```
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || crate::Error::InvalidTtl { value: text.to_owned() };
+        match text.trim().to_ascii_lowercase().as_str() {
+            "inherit" => Ok(Ttl::Inherit),
+            "none" | "never" => Ok(Ttl::None),
+            trimmed => {
+                let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+                let (number, unit) = trimmed.split_at(split);
+                let unit_seconds: u64 = match unit.trim() {
+                    "" | "s" => 1,
+                    "m" => 60,
+                    "h" => 3600,
+                    "d" => 86_400,
+                    "w" => 7 * 86_400,
+                    _ => return Err(invalid()),
+                };
+                let seconds = number.parse::<u64>().ok().and_then(|n| n.checked_mul(unit_seconds));
+                match seconds {
+                    Some(s) if s > 0 && i64::try_from(s).is_ok() => Ok(Ttl::Seconds(s)),
+                    _ => Err(invalid()),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Ttl {
+    /// `inherit`, `none`, or the seconds with the largest unit that divides them (`30d`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Ttl::Inherit => f.write_str("inherit"),
+            Ttl::None => f.write_str("none"),
+            Ttl::Seconds(s) => {
+                let (n, unit) = [(7 * 86_400, "w"), (86_400, "d"), (3600, "h"), (60, "m")]
+                    .into_iter()
+                    .find(|(unit, _)| s % unit == 0)
+                    .map_or((s, "s"), |(unit, name)| (s / unit, name));
+                write!(f, "{n}{unit}")
+            }
+        }
+    }
+}
+
 /// `collections/<name>/versions/<n>/version.json`.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct VersionRecord {

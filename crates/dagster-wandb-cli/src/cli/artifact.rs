@@ -1,4 +1,5 @@
-//! `dagster-wandb artifact put | get | ls`, modelled on `wandb artifact …`.
+//! `dagster-wandb artifact put | get | link | ls`, modelled on `wandb artifact …`; what is done to a version after
+//! logging is in `artifact_edit`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use wandb_api::{ArtifactVersion, CollectionKind, LogOptions, ProjectRef, RunSett
 
 use super::output::{ArtifactJson, human_size, notice, print_json, print_line, raw_manifest};
 use super::progress::stderr_progress;
-use super::{Backend, CliError, CliResult, absolute};
+use super::{Backend, CliError, CliResult, absolute, artifact_edit};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ArtifactCommand {
@@ -74,6 +75,65 @@ pub(crate) enum ArtifactCommand {
         /// allow_missing_references); a reference that changed is still an error.
         #[arg(long)]
         allow_missing_references: bool,
+        /// Then remove every file under the root that the version does not have (`artifact.checkout()`).
+        #[arg(long, conflicts_with = "path_prefix")]
+        checkout: bool,
+        /// Download only the entries whose path starts with P (`artifact.download(path_prefix=…)`).
+        #[arg(long, value_name = "P")]
+        path_prefix: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a logged version: aliases, tags, description, metadata, time to live (`artifact.save()`).
+    Edit {
+        /// NAME:ALIAS_OR_VERSION (PROJECT/ and ENTITY/ prefixes allowed).
+        name: String,
+        /// Point this alias at the version, moving it from any other version (repeatable).
+        #[arg(long = "add-alias", value_name = "A")]
+        add_aliases: Vec<String>,
+        /// Take this alias off the version (repeatable).
+        #[arg(long = "remove-alias", value_name = "A")]
+        remove_aliases: Vec<String>,
+        /// The version's tags become exactly these (repeatable).
+        #[arg(long = "tag", value_name = "T", conflicts_with = "clear_tags")]
+        tags: Vec<String>,
+        /// Remove every tag.
+        #[arg(long)]
+        clear_tags: bool,
+        /// The description; an empty one clears it.
+        #[arg(long, short = 'd')]
+        description: Option<String>,
+        /// The metadata, replaced whole by this JSON object.
+        #[arg(long, short = 'm', value_name = "JSON")]
+        metadata: Option<String>,
+        /// Time to live, counted from creation: a duration (3600, 90m, 12h, 30d, 2w), `inherit` or `none`.
+        #[arg(long, value_name = "DURATION|inherit|none")]
+        ttl: Option<String>,
+        /// Print the edited version as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a version; one holding aliases only with --delete-aliases (`artifact.delete()`).
+    Delete {
+        /// NAME:ALIAS_OR_VERSION (PROJECT/ and ENTITY/ prefixes allowed).
+        name: String,
+        /// Delete it even though it holds aliases, and the aliases with it.
+        #[arg(long)]
+        delete_aliases: bool,
+    },
+    /// Remove a version from a portfolio or registry collection; the source version stays (`artifact.unlink()`).
+    Unlink {
+        /// TARGET:ALIAS_OR_VERSION, the version as seen through the portfolio or registry collection.
+        target: String,
+    },
+    /// Check a directory against a version: missing, changed and extra files; exit code 1 when any.
+    Verify {
+        /// NAME:ALIAS_OR_VERSION (PROJECT/ and ENTITY/ prefixes allowed).
+        name: String,
+        /// The directory to check.
+        #[arg(long)]
+        root: PathBuf,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -139,9 +199,42 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
             };
             put(backend, &request)
         }
-        ArtifactCommand::Get { name, root, allow_missing_references, json } => {
-            get(backend, name, root.as_deref(), *allow_missing_references, *json)
+        ArtifactCommand::Get { name, root, allow_missing_references, checkout, path_prefix, json } => {
+            let request = GetRequest {
+                root: root.as_deref(),
+                allow_missing_references: *allow_missing_references,
+                checkout: *checkout,
+                path_prefix: path_prefix.as_deref(),
+                json: *json,
+            };
+            get(backend, name, &request)
         }
+        ArtifactCommand::Edit {
+            name,
+            add_aliases,
+            remove_aliases,
+            tags,
+            clear_tags,
+            description,
+            metadata,
+            ttl,
+            json,
+        } => {
+            let request = artifact_edit::EditRequest {
+                add_aliases,
+                remove_aliases,
+                tags,
+                clear_tags: *clear_tags,
+                description: description.as_deref(),
+                metadata: metadata.as_deref(),
+                ttl: ttl.as_deref(),
+                json: *json,
+            };
+            artifact_edit::edit(backend, name, &request)
+        }
+        ArtifactCommand::Delete { name, delete_aliases } => artifact_edit::delete(backend, name, *delete_aliases),
+        ArtifactCommand::Unlink { target } => artifact_edit::unlink(backend, target),
+        ArtifactCommand::Verify { name, root, json } => artifact_edit::verify(backend, name, root, *json),
         ArtifactCommand::Link { name, target, aliases, json } => link(backend, name, target, aliases, *json),
         ArtifactCommand::Ls { artifact_type, json } => ls(backend, artifact_type.as_deref(), *json),
     }
@@ -237,6 +330,7 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
                 tags: request.tags,
                 created: None,
                 download: None,
+                removed: None,
                 manifest: raw_manifest(artifact.manifest().to_go_json())?,
             });
         }
@@ -348,29 +442,39 @@ fn report_put(
     ))
 }
 
-fn get(
-    backend: &Backend,
-    name: &str,
-    root: Option<&std::path::Path>,
+struct GetRequest<'a> {
+    root: Option<&'a std::path::Path>,
     allow_missing_references: bool,
+    checkout: bool,
+    path_prefix: Option<&'a str>,
     json: bool,
-) -> CliResult {
+}
+
+fn get(backend: &Backend, name: &str, request: &GetRequest<'_>) -> CliResult {
     let api = backend.api()?;
     let handle = api.artifact(name)?;
     let version = handle.version();
-    let root = match root {
+    let root = match request.root {
         Some(root) => absolute(root)?,
         None => default_download_root(&version.name, &version.version())?,
     };
     let mut options = api.download_options();
     options.progress = stderr_progress();
-    options.allow_missing_references = allow_missing_references;
-    let report = handle.download_with(&root, &options)?;
-    if json {
+    options.allow_missing_references = request.allow_missing_references;
+    let report = match request.path_prefix {
+        Some(prefix) => handle.download_prefix_with(prefix, &root, &options)?,
+        None => handle.download_with(&root, &options)?,
+    };
+    let removed = if request.checkout { artifact_core::remove_extra_files(handle.manifest()?, &root)? } else { vec![] };
+    if request.json {
         return print_json(&ArtifactJson {
             download: Some(&report),
+            removed: request.checkout.then_some(&removed),
             ..ArtifactJson::for_version(version, handle.manifest()?)?
         });
+    }
+    for path in &removed {
+        notice(&format!("removed {path} (not in {})", version.qualified_name()));
     }
     print_line(&format!(
         "{} -> {} ({} files, {}: {} fetched, {} from cache, {} already present, {} references)",
@@ -409,11 +513,22 @@ fn ls(backend: &Backend, artifact_type: Option<&str>, json: bool) -> CliResult {
     if json {
         return print_json(&collections);
     }
+    let project = api.project();
     if collections.is_empty() {
-        return print_line(&format!("no artifacts in {}", api.project()));
+        let Some(wanted) = artifact_type else { return print_line(&format!("no artifacts in {project}")) };
+        let types = api.artifact_types(None)?;
+        if types.is_empty() {
+            return print_line(&format!("no artifacts in {project}"));
+        }
+        return print_line(&format!("no artifacts of type {wanted:?} in {project} (its types: {})", types.join(", ")));
     }
+    let registry = project.project().starts_with(artifact_core::REGISTRY_PREFIX);
     for c in &collections {
-        let linked = if c.kind == CollectionKind::Portfolio { " (linked)" } else { "" };
+        let linked = match c.kind {
+            CollectionKind::Portfolio if registry => " (registry collection)",
+            CollectionKind::Portfolio => " (linked)",
+            _ => "",
+        };
         print_line(&format!(
             "{:<12} {:<28} {:>10}  {} versions  {}  [{}]{linked}",
             c.artifact_type,

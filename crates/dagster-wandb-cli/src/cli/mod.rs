@@ -1,6 +1,7 @@
 //! Argument parsing, backend selection and error reporting for the command-line tool.
 
 mod artifact;
+mod artifact_edit;
 mod cache_cmd;
 mod launch_cmd;
 mod output;
@@ -8,6 +9,7 @@ mod progress;
 mod run_cmd;
 mod serde_cmd;
 mod server_cmd;
+mod store_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ enum Command {
     Cache(cache_cmd::CacheCommand),
     /// Serve an embedded store over the W&B protocol, for the Python `wandb` client and ours.
     Server(server_cmd::ServerArgs),
+    /// Maintain an embedded store: `gc` reclaims expired versions and unreferenced bodies.
+    Store(StoreArgs),
     /// List runs and print what they logged.
     Run(RunArgs),
     /// W&B Launch: enqueue jobs, run a launch agent, create jobs (against a W&B server).
@@ -58,6 +62,14 @@ struct RunArgs {
     backend: Backend,
     #[command(subcommand)]
     command: run_cmd::RunCommand,
+}
+
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: store_cmd::StoreCommand,
 }
 
 #[derive(Debug, clap::Args)]
@@ -105,6 +117,9 @@ pub(crate) enum CliError {
     Serialization(#[from] serde_modules::Error),
     #[error("{0}")]
     Usage(String),
+    /// A check found differences (`artifact verify`); exit code 1 like any failure.
+    #[error("{0}")]
+    Differs(String),
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
 }
@@ -127,6 +142,7 @@ pub(crate) fn run() -> ExitCode {
             Command::Serde(command) => serde_cmd::run(command),
             Command::Cache(command) => cache_cmd::run(command),
             Command::Server(args) => server_cmd::run(args),
+            Command::Store(args) => store_cmd::run(&args.backend, &args.command),
             Command::Run(args) => run_cmd::run(&args.backend, &args.command),
             Command::Launch(args) => launch_cmd::run(&args.backend, &args.command),
         })

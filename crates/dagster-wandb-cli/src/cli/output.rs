@@ -31,6 +31,9 @@ pub(crate) struct ArtifactJson<'a> {
     /// `get`: where the files are and how they got there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) download: Option<&'a wandb_api::DownloadReport>,
+    /// `get --checkout`: the files removed because the version does not have them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) removed: Option<&'a [String]>,
     /// The manifest in the Go dialect wandb-core uploads, embedded verbatim.
     pub(crate) manifest: Box<RawValue>,
 }
@@ -54,6 +57,7 @@ impl<'a> ArtifactJson<'a> {
             tags: &version.tags,
             created: None,
             download: None,
+            removed: None,
             manifest: raw_manifest(manifest.to_go_json())?,
         })
     }

@@ -326,7 +326,7 @@ impl WandbClient {
             artifact_core::validate_alias(alias)?;
         }
         artifact_core::validate_artifact_name(collection)?;
-        let target_project = if target.project().starts_with("wandb-registry-") {
+        let target_project = if target.project().starts_with(artifact_core::REGISTRY_PREFIX) {
             ProjectRef::new(&self.org_entity(target.entity()).await?, target.project())?
         } else {
             target.clone()
