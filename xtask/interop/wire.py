@@ -15,6 +15,19 @@
   lineage <entity/project/name:alias>       wandb.Api(): logged_by().used_artifacts() back to the first run, with each
                                             run's job type and the artifacts each used
   history <entity/project/run id>           wandb.Api().run(...): history(pandas=False), scan_history() and the state
+  show <entity/project/name:alias>          aliases, tags, description, metadata and TTL of a version, or
+                                            {"missing": true}
+  edit <entity/project/name:alias> <json>   api.artifact(...): aliases appended/removed, tags, description, metadata,
+                                            ttl (seconds, "inherit" or null) set, then save(); prints show's answer
+  delete <entity/project/name:alias> <0|1>  artifact.delete(delete_aliases=...); prints the error's type if refused
+  unlink <entity/project/name:alias>        artifact.unlink()
+  versions <entity/project/name> <type>     api.artifact_versions(type, name): versions and aliases
+  exists <entity/project/name:alias> <entity/project/name> <type>
+                                            api.artifact_exists, api.artifact_collection_exists
+  collection <entity/project/name> <type> <json>
+                                            api.artifact_collection(...): description and tags set, save(); its
+                                            aliases, description and tags as read back
+  run-artifacts <entity/project/run id>     run.logged_artifacts(), run.used_artifacts()
 """
 import hashlib
 import json
@@ -35,6 +48,20 @@ def tree(root):
             with open(path, "rb") as f:
                 out[os.path.relpath(path, root)] = hashlib.md5(f.read()).hexdigest()
     return out
+
+
+def show(artifact):
+    ttl = artifact.ttl
+    return {"version": artifact.version, "aliases": sorted(artifact.aliases), "tags": sorted(artifact.tags),
+            "description": artifact.description, "metadata": artifact.metadata,
+            "ttl": None if ttl is None else int(ttl.total_seconds())}
+
+
+def fetch(address):
+    try:
+        return wandb.Api().artifact(address)
+    except (wandb.errors.CommError, ValueError):
+        return None
 
 
 def main():
@@ -143,6 +170,70 @@ def main():
         run = wandb.Api().run(path)
         result = {"state": run.state, "history": run.history(pandas=False), "scan": list(run.scan_history()),
                   "summary": {k: v for k, v in run.summary.items() if not k.startswith("_")}}
+    elif command == "show":
+        (address,) = args
+        artifact = fetch(address)
+        result = {"missing": True} if artifact is None else show(artifact)
+    elif command == "edit":
+        address, spec = args[0], json.loads(args[1])
+        artifact = wandb.Api().artifact(address)
+        for alias in spec.get("add_aliases", []):
+            artifact.aliases.append(alias)
+        for alias in spec.get("remove_aliases", []):
+            artifact.aliases.remove(alias)
+        if "tags" in spec:
+            artifact.tags = spec["tags"]
+        if "description" in spec:
+            artifact.description = spec["description"]
+        if "metadata" in spec:
+            artifact.metadata = spec["metadata"]
+        if "ttl" in spec:
+            import datetime
+            from wandb.sdk.artifacts.artifact_ttl import ArtifactTTL
+            ttl = spec["ttl"]
+            artifact.ttl = ArtifactTTL.INHERIT if ttl == "inherit" else (
+                None if ttl is None else datetime.timedelta(seconds=ttl))
+        artifact.save()
+        # A TTL shorter than the version's age expires it at once: then it is gone.
+        again = fetch(address.split(":")[0] + ":" + artifact.version)
+        result = {"missing": True} if again is None else show(again)
+    elif command == "delete":
+        address, delete_aliases = args[0], args[1] == "1"
+        try:
+            wandb.Api().artifact(address).delete(delete_aliases=delete_aliases)
+            result = {"deleted": True}
+        except Exception as e:  # the SDK raises CommError for the server's refusal
+            result = {"deleted": False, "error": type(e).__name__, "message": str(e)}
+    elif command == "unlink":
+        (address,) = args
+        wandb.Api().artifact(address).unlink()
+        result = {"unlinked": True}
+    elif command == "versions":
+        name, type_name = args
+        versions = wandb.Api().artifact_versions(type_name, name)
+        result = {"versions": [[v.version, sorted(v.aliases)] for v in versions]}
+    elif command == "exists":
+        address, collection, type_name = args
+        api = wandb.Api()
+        result = {"artifact": api.artifact_exists(address),
+                  "collection": api.artifact_collection_exists(collection, type_name)}
+    elif command == "collection":
+        name, type_name, spec = args[0], args[1], json.loads(args[2])
+        api = wandb.Api()
+        collection = api.artifact_collection(type_name, name)
+        if "description" in spec:
+            collection.description = spec["description"]
+        if "tags" in spec:
+            collection.tags = spec["tags"]
+        collection.save()
+        again = api.artifact_collection(type_name, name)
+        result = {"description": again.description, "tags": sorted(again.tags), "aliases": sorted(again.aliases),
+                  "name": again.name, "type": again.type}
+    elif command == "run-artifacts":
+        (path,) = args
+        run = wandb.Api().run(path)
+        result = {"logged": sorted(a.name for a in run.logged_artifacts()),
+                  "used": sorted(a.name for a in run.used_artifacts())}
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

@@ -278,12 +278,13 @@ fn linked_artifacts(state: &ServerState, v: &Value) -> GqlResult {
     Ok(json!({"artifact": {"artifactMemberships": {"edges": edges}}}))
 }
 
-/// `ArtifactCollectionAliases`: every custom alias of a collection, with the version it names.
+/// `ArtifactCollectionAliases`: every alias of a collection's versions (`latest` included: the real server keeps
+/// it as an alias row like any other), with the version it names.
 fn collection_aliases(state: &ServerState, v: &Value) -> GqlResult {
     let (project, name) = collection_of(str_var(v, "id")?)?;
     let mut aliases: Vec<(String, u64)> = Vec::new();
     for version in state.store.versions(&project, &name)? {
-        for alias in version.aliases.iter().filter(|a| *a != "latest") {
+        for alias in &version.aliases {
             aliases.push((alias.clone(), version.version_index));
         }
     }

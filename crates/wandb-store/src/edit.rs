@@ -264,7 +264,21 @@ impl EmbeddedStore {
             let path = versions_dir.join(source.version_index.to_string()).join("version.json");
             write_json(&path, &record)?;
         }
-        self.artifact(&project, &version.name, &version.version())
+        if linked {
+            return self.artifact(&project, &version.name, &version.version());
+        }
+        // A TTL shorter than the version's age expires it at once; the edit still answers with what it made.
+        self.view_even_if_expired(&project, &version.name, version.version_index)
+    }
+
+    /// The view of version `index` of `name`, expired or not (resolution would not find it).
+    pub(crate) fn view_even_if_expired(&self, project: &ProjectRef, name: &str, index: u64) -> Result<ArtifactVersion> {
+        let dir = self.collection_dir(project, name);
+        let collection: CollectionRecord = read_json(&dir.join("collection.json"))?.ok_or_else(|| {
+            Error::StoreFormat { path: dir.join("collection.json"), reason: "collection record missing".to_owned() }
+        })?;
+        let record = self.version_record(&dir.join("versions"), index)?;
+        self.version_view(project, &collection, record, index)
     }
 
     /// Points `add` at member `index` of `dir` (a collection or portfolio) and takes `remove` off it.

@@ -102,7 +102,7 @@ impl EmbeddedStore {
                     report.expired_versions.push(format!("{project}/{name}:v{index}"));
                     if !options.dry_run {
                         // Resolution already skips it; here it goes, aliases included, its links with it.
-                        let version = self.expired_view(project, &name, index)?;
+                        let version = self.view_even_if_expired(project, &name, index)?;
                         match self.delete_version(&version, true) {
                             Ok(()) | Err(Error::ArtifactNotFound { .. }) => {}
                             Err(e) => return Err(e),
@@ -124,16 +124,6 @@ impl EmbeddedStore {
             }
         }
         Ok(())
-    }
-
-    /// The view of version `index` of `name`, expired or not (resolution would not find it).
-    fn expired_view(&self, project: &ProjectRef, name: &str, index: u64) -> Result<crate::ArtifactVersion> {
-        let dir = self.collection_dir(project, name);
-        let collection: CollectionRecord = read_json(&dir.join("collection.json"))?.ok_or_else(|| {
-            Error::StoreFormat { path: dir.join("collection.json"), reason: "collection record missing".to_owned() }
-        })?;
-        let record = self.version_record(&dir.join("versions"), index)?;
-        self.version_view(project, &collection, record, index)
     }
 
     fn sweep_objects(

@@ -6,6 +6,7 @@
 //! and what the Python modules write decodes in Rust to the same values) and `wandb` (the real client and ours
 //! against `dagster-wandb server`, each downloading what the other logged).
 
+mod edits;
 mod manifests;
 mod outputs;
 pub(crate) mod wire;

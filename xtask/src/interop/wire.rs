@@ -28,7 +28,7 @@ pub(crate) struct Sides<'a> {
 }
 
 impl Sides<'_> {
-    fn env(&self, command: &mut Command, cache: &str) {
+    pub(crate) fn env(&self, command: &mut Command, cache: &str) {
         command.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         let home = self.work.join("home");
         command
@@ -219,6 +219,7 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
     main_job(&sides, results)?;
     distributed(&sides, &work, &expected_parts(), results)?;
     launch(&sides, &work, &work.join("store"), results)?;
+    super::edits::run(&sides, results)?;
     drop(server);
     Ok(())
 }

@@ -121,11 +121,17 @@ pub(crate) enum ArtifactCommand {
         /// Delete it even though it holds aliases, and the aliases with it.
         #[arg(long)]
         delete_aliases: bool,
+        /// Print the deleted version as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a version from a portfolio or registry collection; the source version stays (`artifact.unlink()`).
     Unlink {
         /// TARGET:ALIAS_OR_VERSION, the version as seen through the portfolio or registry collection.
         target: String,
+        /// Print the unlinked membership as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a directory against a version: missing, changed and extra files; exit code 1 when any.
     Verify {
@@ -232,8 +238,10 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
             };
             artifact_edit::edit(backend, name, &request)
         }
-        ArtifactCommand::Delete { name, delete_aliases } => artifact_edit::delete(backend, name, *delete_aliases),
-        ArtifactCommand::Unlink { target } => artifact_edit::unlink(backend, target),
+        ArtifactCommand::Delete { name, delete_aliases, json } => {
+            artifact_edit::delete(backend, name, *delete_aliases, *json)
+        }
+        ArtifactCommand::Unlink { target, json } => artifact_edit::unlink(backend, target, *json),
         ArtifactCommand::Verify { name, root, json } => artifact_edit::verify(backend, name, root, *json),
         ArtifactCommand::Link { name, target, aliases, json } => link(backend, name, target, aliases, *json),
         ArtifactCommand::Ls { artifact_type, json } => ls(backend, artifact_type.as_deref(), *json),
@@ -328,6 +336,9 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
                 project: project.project(),
                 aliases: None,
                 tags: request.tags,
+                description: artifact.description(),
+                metadata: Some(artifact.metadata()),
+                ttl: None,
                 created: None,
                 download: None,
                 removed: None,

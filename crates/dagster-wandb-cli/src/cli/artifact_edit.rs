@@ -72,23 +72,27 @@ pub(crate) fn edit(backend: &Backend, name: &str, request: &EditRequest<'_>) -> 
     ))
 }
 
-pub(crate) fn delete(backend: &Backend, name: &str, delete_aliases: bool) -> CliResult {
+pub(crate) fn delete(backend: &Backend, name: &str, delete_aliases: bool, json: bool) -> CliResult {
     let api = backend.api()?;
     let handle = api.artifact(name)?;
-    let v = handle.version();
-    let what = format!("{}/{}/{}", v.entity, v.project, v.qualified_name());
     handle.delete(delete_aliases)?;
-    print_line(&format!("Deleted {what}"))
+    let v = handle.version();
+    if json {
+        return print_json(v);
+    }
+    print_line(&format!("Deleted {}/{}/{}", v.entity, v.project, v.qualified_name()))
 }
 
-pub(crate) fn unlink(backend: &Backend, target: &str) -> CliResult {
+pub(crate) fn unlink(backend: &Backend, target: &str, json: bool) -> CliResult {
     let api = backend.api()?;
     let handle = api.artifact(target)?;
-    let v = handle.version();
-    let what = format!("{}/{}/{}", v.entity, v.project, v.qualified_name());
-    let source = v.linked_from.clone();
     handle.unlink()?;
-    print_line(&format!("Unlinked {what}{}", source.map(|s| format!(" (still {s})")).unwrap_or_default()))
+    let v = handle.version();
+    if json {
+        return print_json(v);
+    }
+    let source = v.linked_from.as_deref().map(|s| format!(" (still {s})")).unwrap_or_default();
+    print_line(&format!("Unlinked {}/{}/{}{source}", v.entity, v.project, v.qualified_name()))
 }
 
 /// Prints what differs; an error (exit code 1) when anything does.

@@ -25,6 +25,13 @@ pub(crate) struct ArtifactJson<'a> {
     pub(crate) aliases: Option<&'a [String]>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub(crate) tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) metadata: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// Absent with `--dry-run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ttl: Option<wandb_api::Ttl>,
     /// `put`: false when identical content made no new version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) created: Option<bool>,
@@ -55,6 +62,9 @@ impl<'a> ArtifactJson<'a> {
             project: &version.project,
             aliases: Some(&version.aliases),
             tags: &version.tags,
+            description: version.description.as_deref(),
+            metadata: Some(&version.metadata),
+            ttl: Some(version.ttl),
             created: None,
             download: None,
             removed: None,

@@ -1,0 +1,177 @@
+//! After logging, against the real `wandb` 0.31.0 client on `dagster-wandb server`: what one side changes on a
+//! version (aliases, tags, description, metadata, TTL), deletes or unlinks, the other sees; collections edited in
+//! Python read back in our CLI; `artifact_versions`, `artifact_exists`, `artifact_collection_exists` and
+//! `run.logged_artifacts()` answer as they should.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Result, ensure};
+use serde_json::{Value, json};
+
+use super::Comparisons;
+use super::wire::{API_KEY, Sides};
+
+/// `dagster-wandb artifact ARGS` that must fail: its stderr.
+fn cli_refused(sides: &Sides<'_>, args: &[&str]) -> Result<String> {
+    let mut command = Command::new(sides.cli);
+    command.arg("artifact").args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    sides.env(&mut command, "cache-cli-edits");
+    let out = command.output()?;
+    ensure!(!out.status.success(), "dagster-wandb artifact {} should have failed", args.join(" "));
+    Ok(String::from_utf8(out.stderr)?)
+}
+
+pub(crate) fn run(sides: &Sides<'_>, results: &mut Comparisons) -> Result<()> {
+    let work = sides.work.join("edits");
+    let dir = |name: &str, body: &str| -> Result<String> {
+        let dir = work.join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("a.txt"), body)?;
+        Ok(dir.to_string_lossy().into_owned())
+    };
+    let cli = |args: &[&str]| sides.cli(args, "cache-cli-edits");
+    let python = |args: &[&str]| sides.python(args, "cache-py-edits");
+    for (version, body) in [("v0", "zero"), ("v1", "one")] {
+        let put = cli(&["put", &dir(version, body)?, "--name", "ent/proj/edits", "--type", "model"])?;
+        ensure!(put["version"] == version, "unexpected put {put}");
+    }
+
+    // Python edits v0 and saves; our CLI reads every field.
+    let spec = json!({"add_aliases": ["production"], "tags": ["gold"], "description": "from python",
+                      "metadata": {"acc": 0.9}, "ttl": 30 * 86_400});
+    let edited = python(&["edit", "ent/proj/edits:v0", &spec.to_string()])?;
+    let ours = cli(&["get", "ent/proj/edits:production", "--root", &work.join("g0").to_string_lossy()])?;
+    results.record(
+        "edits: Python adds an alias, tags, description, metadata and a TTL; our CLI reads each",
+        ours["version"] == "v0"
+            && ours["aliases"] == json!(["production"])
+            && ours["tags"] == json!(["gold"])
+            && ours["description"] == "from python"
+            && ours["metadata"] == json!({"acc": 0.9})
+            && ours["ttl"] == json!({"seconds": 30 * 86_400})
+            && edited["ttl"] == 30 * 86_400,
+        || format!("python saved {edited}\n  ours {ours}"),
+    );
+
+    // Our CLI edits v1; the alias moves off v0, and Python reads every field.
+    cli(&[
+        "edit",
+        "ent/proj/edits:v1",
+        "--add-alias",
+        "production",
+        "--tag",
+        "silver",
+        "--description",
+        "from rust",
+        "--metadata",
+        r#"{"acc": 0.95}"#,
+        "--ttl",
+        "7d",
+    ])?;
+    let v1 = python(&["show", "ent/proj/edits:v1"])?;
+    let v0 = python(&["show", "ent/proj/edits:v0"])?;
+    results.record(
+        "edits: our CLI moves the alias and sets tags, description, metadata and TTL; Python reads each",
+        v1["aliases"] == json!(["latest", "production"])
+            && v1["tags"] == json!(["silver"])
+            && v1["description"] == "from rust"
+            && v1["metadata"] == json!({"acc": 0.95})
+            && v1["ttl"] == 7 * 86_400
+            && v0["aliases"] == json!([]),
+        || format!("v1 {v1}\n  v0 {v0}"),
+    );
+    let library =
+        wandb_api::Api::new(wandb_api::Settings::server(&sides.url, Some(API_KEY.to_owned())).with_cache_dir(None))?;
+    let handle = library.artifact("ent/proj/edits:production")?;
+    results.record(
+        "edits: our library resolves the moved alias and reads the TTL",
+        handle.version().version_index == 1 && handle.version().ttl == wandb_api::Ttl::Seconds(7 * 86_400),
+        || format!("{:?}", handle.version()),
+    );
+
+    // Python's delete is refused while the version holds an alias, then deletes it with delete_aliases.
+    let refused = python(&["delete", "ent/proj/edits:v1", "0"])?;
+    let deleted = python(&["delete", "ent/proj/edits:v1", "1"])?;
+    let latest = cli(&["get", "ent/proj/edits:latest", "--root", &work.join("g1").to_string_lossy()])?;
+    let versions = python(&["versions", "ent/proj/edits", "model"])?;
+    let gone = cli_refused(sides, &["get", "ent/proj/edits:v1"])?;
+    results.record(
+        "edits: Python's delete() is refused for an aliased version, then deletes it with delete_aliases=True; our CLI no longer finds it and latest is v0 again",
+        refused["deleted"] == false
+            && refused["message"].as_str().is_some_and(|m| m.contains("has aliases"))
+            && deleted["deleted"] == true
+            && latest["version"] == "v0"
+            && versions["versions"] == json!([["v0", ["latest"]]])
+            && gone.contains("edits:v1"),
+        || format!("refused {refused}\n  deleted {deleted}\n  latest {}\n  versions {versions}\n  {gone}", latest["version"]),
+    );
+
+    // Our CLI deletes what Python logged.
+    python(&["log", &dir("py", "python")?, "py-doomed", "MD5", "keep"])?;
+    let err = cli_refused(sides, &["delete", "ent/proj/py-doomed:keep"])?;
+    cli(&["delete", "ent/proj/py-doomed:keep", "--delete-aliases"])?;
+    let shown = python(&["show", "ent/proj/py-doomed:v0"])?;
+    let exists = python(&["exists", "ent/proj/py-doomed:v0", "ent/proj/py-doomed", "dataset"])?;
+    results.record(
+        "edits: our CLI refuses, then deletes with --delete-aliases, a version Python logged; Python no longer finds it",
+        err.contains("--delete-aliases") && shown["missing"] == true && exists["artifact"] == false,
+        || format!("{err}\n  shown {shown}\n  exists {exists}"),
+    );
+
+    // Unlinks both ways: the link goes, the source stays.
+    python(&["link", "ent/proj/edits:v0", "ent/proj/edits-py-link", "prod"])?;
+    cli(&["unlink", "ent/proj/edits-py-link:prod"])?;
+    let after_ours = python(&["exists", "ent/proj/edits-py-link:v0", "ent/proj/edits", "model"])?;
+    cli(&["link", "ent/proj/edits:v0", "ent/proj/edits-rs-link"])?;
+    python(&["unlink", "ent/proj/edits-rs-link:v0"])?;
+    let after_theirs = cli_refused(sides, &["get", "ent/proj/edits-rs-link:v0"])?;
+    let source = python(&["show", "ent/proj/edits:v0"])?;
+    results.record(
+        "edits: our CLI unlinks what Python linked and Python unlinks what we linked; the source version stays",
+        after_ours == json!({"artifact": false, "collection": true})
+            && after_theirs.contains("edits-rs-link")
+            && source["version"] == "v0",
+        || format!("after ours {after_ours}\n  after theirs {after_theirs}\n  source {source}"),
+    );
+
+    // A collection saved in Python (description, tags) reads back in our CLI, and its aliases in Python.
+    let saved = python(&["collection", "ent/proj/edits", "model", r#"{"description": "models", "tags": ["a", "b"]}"#])?;
+    let listed = cli(&["ls", "--type", "model"])?;
+    let ours = listed.as_array().and_then(|l| l.iter().find(|c| c["name"] == "edits")).cloned().unwrap_or_default();
+    // The SDK sends the tags it adds as a set: their order is not the user's.
+    let mut tags: Vec<&str> = ours["tags"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    tags.sort_unstable();
+    results.record(
+        "edits: Python saves a collection's description and tags; our CLI lists them, Python reads its aliases",
+        ours["description"] == "models" && tags == ["a", "b"] && saved["aliases"] == json!(["latest"]),
+        || format!("python {saved}\n  ours {ours}"),
+    );
+
+    // run.logged_artifacts() of the run our CLI logged v0 with, found through our library's lineage.
+    let creator = creator_of(&library, "ent/proj/edits:v0")?;
+    let artifacts = python(&["run-artifacts", &format!("ent/proj/{creator}")])?;
+    results.record(
+        "edits: our library names the run that logged a version; Python's run.logged_artifacts() lists it",
+        artifacts["logged"] == json!(["edits:v0"]),
+        || format!("run {creator}: {artifacts}"),
+    );
+
+    // A TTL set in Python runs out (counted from creation): the version stops resolving on both sides.
+    python(&["log", &dir("short", "short-lived")?, "short-lived", "MD5", "tmp"])?;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    python(&["edit", "ent/proj/short-lived:v0", r#"{"ttl": 1}"#])?;
+    let ours = cli_refused(sides, &["get", "ent/proj/short-lived:tmp"])?;
+    let theirs = python(&["show", "ent/proj/short-lived:v0"])?;
+    results.record(
+        "edits: a one-second TTL set in Python expires; neither side resolves the version afterwards",
+        ours.contains("short-lived") && theirs["missing"] == true,
+        || format!("ours {ours}\n  python {theirs}"),
+    );
+    Ok(())
+}
+
+/// The id of the run that logged `address`.
+fn creator_of(api: &wandb_api::Api, address: &str) -> Result<String> {
+    let run = api.artifact(address)?.logged_by()?;
+    Ok(run.map(|r| r.id).unwrap_or_default())
+}
