@@ -162,7 +162,8 @@ impl WandbClient {
                 None => break,
             }
         }
-        runs.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        // The server's order is the truth: creation times travel to the second, so re-sorting here would put runs
+        // started within one second in id order.
         Ok(runs)
     }
 
