@@ -179,6 +179,32 @@ impl Artifact {
         Ok(draft)
     }
 
+    /// A draft of a downloaded version, to log it to another backend: as [`Artifact::from_logged`], but each file
+    /// entry's body is its file under `root` (where the version was downloaded), and birth artifact ids are
+    /// dropped, since they name versions of the source. References stay references.
+    ///
+    /// # Errors
+    /// Name and type validation errors.
+    pub fn from_downloaded(
+        name: &str,
+        artifact_type: &str,
+        description: Option<String>,
+        metadata: Map<String, Value>,
+        manifest: Manifest,
+        root: &Path,
+    ) -> Result<Self> {
+        let mut draft = Artifact::from_logged(name, artifact_type, description, metadata, manifest)?;
+        for (path, entry) in draft.manifest.entries_mut() {
+            entry.birth_artifact_id = None;
+            if !entry.is_reference() {
+                let mut local = root.to_path_buf();
+                local.extend(LogicalPath::from_manifest_key(path)?.components());
+                entry.local_path = Some(local);
+            }
+        }
+        Ok(draft)
+    }
+
     /// Starts a draft of one of the SDK's own kinds — a launch job (`job`), its code (`code`, named
     /// `source-…`), a run table — which [`Artifact::new`] refuses to users, as the SDK does.
     ///

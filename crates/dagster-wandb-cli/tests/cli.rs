@@ -1052,3 +1052,54 @@ fn versions_are_edited_verified_checked_out_deleted_and_collected() {
     let err = env.error(&["store", "gc", "--base-url", &server.url]);
     assert!(err.contains("works on an embedded store"), "{err}");
 }
+
+/// `sync` pushes an embedded store's project to a server and pulls it into another store: the same bytes and
+/// aliases come out, and syncing again copies, fetches and stores nothing.
+#[test]
+fn sync_pushes_and_pulls_a_project_and_again_moves_nothing() {
+    let env = Env::new();
+    let dir = vector_tree(&env);
+    let server = start_server(&env, "sync-key");
+    env.json(&[
+        "artifact",
+        "put",
+        dir.to_str().unwrap(),
+        "--name",
+        "ent/proj/ds",
+        "--type",
+        "dataset",
+        "--alias",
+        "best",
+        "--json",
+    ]);
+    let first = format!("file://{}", env.path("store").display());
+    let second = format!("file://{}", env.path("second").display());
+    let sync = |from: &str, to: &str| {
+        let out = env
+            .command()
+            .env("WANDB_API_KEY", "sync-key")
+            .args(["sync", "--from", from, "--to", to, "--entity", "ent", "--project", "proj", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let pushed = sync(&first, &server.url);
+    assert_eq!(pushed["versions_copied"], serde_json::json!(["ds:v0"]));
+    let pulled = sync(&server.url, &second);
+    assert_eq!(pulled["versions_copied"], serde_json::json!(["ds:v0"]));
+    for again in [sync(&first, &server.url), sync(&server.url, &second)] {
+        assert_eq!(again["versions_copied"], serde_json::json!([]));
+        assert_eq!((again["files_fetched"].as_u64(), again["bytes_stored"].as_u64()), (Some(0), Some(0)), "{again}");
+    }
+    let root = env.path("from-second");
+    let got = env
+        .command()
+        .env("WANDB_BASE_URL", &second)
+        .args(["artifact", "get", "ent/proj/ds:best", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(read_tree(&root), read_tree(&dir));
+}

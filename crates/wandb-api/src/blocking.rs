@@ -189,6 +189,15 @@ impl Api {
         block_on(self.backend.artifact_types(&project))
     }
 
+    /// Copies a project's artifacts, with their bodies, aliases, tags, metadata, portfolio links and the runs of
+    /// their lineage, from this API's backend to `target`'s (see [`crate::sync`]). A second call copies nothing.
+    ///
+    /// # Errors
+    /// Either backend's errors; running it again resumes an interrupted sync.
+    pub fn sync_to(&self, target: &Api, options: &crate::sync::SyncOptions) -> Result<crate::sync::SyncReport> {
+        block_on(crate::sync::sync(self.backend.as_ref(), target.backend.as_ref(), options))
+    }
+
     /// Checks that collection `name` of `project` does not exist with a type other than `artifact_type` (the
     /// SDK's `ArtifactType` query before logging); logging checks again.
     ///

@@ -59,6 +59,7 @@ mod embedded;
 mod error;
 pub mod run;
 mod settings;
+pub mod sync;
 
 pub use artifact_core::Artifact;
 pub use backend::{Backend, Lineage, LogOptions, LoggedArtifact, RunInfo, UpsertedPart, connect};

@@ -10,6 +10,7 @@ mod run_cmd;
 mod serde_cmd;
 mod server_cmd;
 mod store_cmd;
+mod sync_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Maintain an embedded store: `gc` reclaims expired versions and unreferenced bodies.
     Store(StoreArgs),
+    /// Copy a project's artifacts, bodies, aliases, links and lineage runs between backends; again, copy nothing.
+    Sync(sync_cmd::SyncArgs),
     /// List runs and print what they logged.
     Run(RunArgs),
     /// W&B Launch: enqueue jobs, run a launch agent, create jobs (against a W&B server).
@@ -143,6 +146,7 @@ pub(crate) fn run() -> ExitCode {
             Command::Cache(command) => cache_cmd::run(command),
             Command::Server(args) => server_cmd::run(args),
             Command::Store(args) => store_cmd::run(&args.backend, &args.command),
+            Command::Sync(args) => sync_cmd::run(args),
             Command::Run(args) => run_cmd::run(&args.backend, &args.command),
             Command::Launch(args) => launch_cmd::run(&args.backend, &args.command),
         })

@@ -14,3 +14,5 @@ mod runs;
 #[cfg(feature = "client")]
 mod server;
 mod support;
+#[cfg(feature = "client")]
+mod sync;
