@@ -32,6 +32,7 @@ pub(crate) fn dispatch(state: &ServerState, name: &str, v: &Value) -> Option<Gql
         "DeleteArtifactPortfolio" => delete_collection(state, v, "deleteArtifactPortfolio"),
         "FetchLinkedArtifacts" => linked_artifacts(state, v),
         "ArtifactCollectionAliases" => collection_aliases(state, v),
+        "DeleteRun" => delete_run(state, input),
         _ => return None,
     })
 }
@@ -276,6 +277,19 @@ fn linked_artifacts(state: &ServerState, v: &Value) -> GqlResult {
         }}));
     }
     Ok(json!({"artifact": {"artifactMemberships": {"edges": edges}}}))
+}
+
+/// `DeleteRun` (`run.delete()`, and `wandb job create` removing the run it made the job with).
+fn delete_run(state: &ServerState, input: &Value) -> GqlResult {
+    let id = str_var(input, "id")?;
+    let key = decode_global_id(id, "Run")?;
+    let Some((project, run)) = key.rsplit_once('/') else {
+        return Err(GqlError(format!("{id:?} is not a run id")));
+    };
+    let (entity, project) = project.split_once('/').ok_or_else(|| GqlError(format!("{id:?} is not a run id")))?;
+    let delete_artifacts = input.get("deleteArtifacts").and_then(Value::as_bool).unwrap_or(false);
+    state.store.delete_run(&ProjectRef::new(entity, project)?, run, delete_artifacts)?;
+    Ok(json!({"deleteRun": {"clientMutationId": null}}))
 }
 
 /// `ArtifactCollectionAliases`: every alias of a collection's versions (`latest` included: the real server keeps

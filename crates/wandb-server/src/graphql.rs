@@ -129,7 +129,10 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
             Ok(json!({"entity": {"organization": org, "user": {"organizations": [org]}}}))
         }
         "CreateRunFiles" => create_run_files(state, v),
-        "ClientIDMapping" => Ok(json!({"clientIDMapping": null})),
+        "ClientIDMapping" => match state.store.artifact_for_client_id(str_var(v, "clientID")?)? {
+            Some(id) => Ok(json!({"clientIDMapping": {"serverID": id}})),
+            None => Ok(json!({"clientIDMapping": null})),
+        },
         "" => Err(GqlError("the request names no operation".into())),
         other => Err(GqlError(format!(
             "operation {other:?} is not supported by this server (dagster-wandb's W&B-compatible server over an embedded store)"
@@ -305,7 +308,18 @@ fn digest_algorithm_of(name: Option<&str>) -> std::result::Result<DigestAlgorith
 
 fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
     let project = project_of(input, "entityName", "projectName")?;
-    let name = str_var(input, "artifactCollectionName")?.to_owned();
+    // wandb-core sends one name; the public API (`wandb job create`, `Api.create_artifact`) a list of them.
+    let name = match input.get("artifactCollectionNames").and_then(Value::as_array) {
+        Some(names) => match names.as_slice() {
+            [Value::String(name)] => name.clone(),
+            _ => return Err(GqlError(format!("artifactCollectionNames must name one collection, got {names:?}"))),
+        },
+        None => str_var(input, "artifactCollectionName")?.to_owned(),
+    };
+    let client_id = opt_str(input, "clientID");
+    if let Some(answer) = client_id.map(|c| same_client_artifact(state, &project, &name, c)).transpose()?.flatten() {
+        return Ok(answer);
+    }
     let distributed_key = opt_str(input, "distributedID").map(|d| (project.to_string(), name.clone(), d.to_owned()));
     // Held until the pending artifact is registered, so that concurrent writers all get the same one.
     let mut distributed_guard = distributed_key.as_ref().map(|_| state.distributed.lock().expect("distributed lock"));
@@ -358,20 +372,22 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
         tags,
         run_id: run_id.map(str::to_owned),
     };
-    let latest = match state.store.artifact(&project, &name, "latest") {
-        Ok(version) => Some(version.id),
-        Err(Error::ArtifactNotFound { .. } | Error::ProjectNotFound { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let latest = latest.map(|id| json!({"id": id}));
+    let sequence = sequence_of(state, &project, &name)?;
     let reservation = match &distributed_key {
         // Each writer's digest covers its own part only: no dedup until the merged manifest exists.
         Some(_) => Reservation::Reserved { id: state.store.reserve_id(&project, &draft.name)? },
         None => state.store.reserve_version(&project, &draft)?,
     };
+    let id = match &reservation {
+        Reservation::Existing(version) => &version.id,
+        Reservation::Reserved { id } => id,
+    };
+    if let Some(client_id) = client_id {
+        state.store.record_client_id(client_id, id)?;
+    }
     match reservation {
         Reservation::Existing(version) => Ok(json!({"createArtifact": {"artifact": {
-            "id": version.id, "state": "COMMITTED", "artifactSequence": {"latestArtifact": latest},
+            "id": version.id, "state": "COMMITTED", "artifactSequence": sequence,
         }}})),
         Reservation::Reserved { id } => {
             if let (Some(key), Some(distributed)) = (&distributed_key, distributed_guard.as_mut()) {
@@ -387,10 +403,46 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
             };
             state.pending.lock().expect("pending lock").insert(id.clone(), pending);
             Ok(json!({"createArtifact": {"artifact": {
-                "id": id, "state": "PENDING", "artifactSequence": {"latestArtifact": latest},
+                "id": id, "state": "PENDING", "artifactSequence": sequence,
             }}}))
         }
     }
+}
+
+/// The answer to a `CreateArtifact` whose `clientID` already has an artifact: that artifact, pending or
+/// committed, as the real server gives it (`wandb job create` creates the version through the public API, then
+/// its run logs the same artifact with the same client id).
+fn same_client_artifact(
+    state: &ServerState,
+    project: &ProjectRef,
+    name: &str,
+    client_id: &str,
+) -> std::result::Result<Option<Value>, GqlError> {
+    let Some(id) = state.store.artifact_for_client_id(client_id)? else { return Ok(None) };
+    let state_name = if state.pending.lock().expect("pending lock").contains_key(&id) {
+        "PENDING"
+    } else {
+        match state.store.artifact_by_id(&id) {
+            Ok(_) => "COMMITTED",
+            // Deleted since, or a reservation never committed nor pending (the server restarted): a new one.
+            Err(Error::ArtifactIdNotFound { .. } | Error::ArtifactNotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let sequence = sequence_of(state, project, name)?;
+    Ok(Some(json!({"createArtifact": {"artifact": {"id": id, "state": state_name, "artifactSequence": sequence}}})))
+}
+
+/// `artifactSequence { id latestArtifact { id versionIndex } }` of a `CreateArtifact` answer, the latest as it was
+/// before this artifact (`None` for a new collection, which is how clients tell "created" from "updated").
+fn sequence_of(state: &ServerState, project: &ProjectRef, name: &str) -> std::result::Result<Value, GqlError> {
+    let latest = match state.store.artifact(project, name, "latest") {
+        Ok(version) => json!({"id": version.id, "versionIndex": version.version_index}),
+        Err(Error::ArtifactNotFound { .. } | Error::ProjectNotFound { .. }) => Value::Null,
+        Err(e) => return Err(e.into()),
+    };
+    let id = crate::views::collection_id(project.entity(), project.project(), name);
+    Ok(json!({"id": id, "latestArtifact": latest}))
 }
 
 /// The aliases a `CreateArtifact` input asks for collection `name`.

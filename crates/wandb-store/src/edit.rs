@@ -216,6 +216,31 @@ fn remove_file_if_present(path: &Path) -> Result<()> {
 }
 
 impl EmbeddedStore {
+    /// Deletes run `run_id` of `project` (`run.delete(delete_artifacts=…)`): its record and what it logged (history,
+    /// summary, config). The versions it logged stay, with no known producer, unless `delete_artifacts`, which
+    /// deletes them and their aliases.
+    ///
+    /// # Errors
+    /// [`Error::RunNotFound`], I/O errors.
+    pub fn delete_run(&self, project: &ProjectRef, run_id: &str, delete_artifacts: bool) -> Result<()> {
+        let run = self.run(project, run_id)?;
+        if delete_artifacts {
+            for edge in &run.outputs {
+                match self.artifact_by_id(&edge.id) {
+                    Ok(version) => self.delete_version(&version, true)?,
+                    Err(Error::ArtifactIdNotFound { .. } | Error::ArtifactNotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let _lock = self.lock_project(project)?;
+        let record = self.project_dir(project).join("runs").join(format!("{run_id}.json"));
+        remove_file_if_present(&record)?;
+        remove_atomically(&self.project_dir(project).join("runs").join(format!("{run_id}.logs")))
+    }
+}
+
+impl EmbeddedStore {
     /// Changes `version` (a version of its collection, or one seen through a portfolio): aliases move onto or
     /// off it; tags, description, metadata and TTL replace the stored ones. Through a portfolio the aliases are
     /// the portfolio's and the rest changes the source version. Returns the version as it is now.

@@ -1007,6 +1007,34 @@ impl EmbeddedStore {
     }
 
     /// `index/artifacts/<n>.json` for id `base64("Artifact:<n>")`.
+    /// The artifact id a client's `clientID` was given, if any: a W&B server answers a repeated `CreateArtifact`
+    /// with the same artifact (`wandb job create` sends one from the public API, then the run sends its own).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn artifact_for_client_id(&self, client_id: &str) -> Result<Option<String>> {
+        let Some(path) = self.client_id_path(client_id) else { return Ok(None) };
+        read_json(&path)
+    }
+
+    /// Records that `client_id` names artifact `id` (a client id that is not plain letters, digits, `-` and `_` is
+    /// not recorded; clients generate alphanumeric ones).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn record_client_id(&self, client_id: &str, id: &str) -> Result<()> {
+        match self.client_id_path(client_id) {
+            Some(path) => write_json(&path, &id),
+            None => Ok(()),
+        }
+    }
+
+    fn client_id_path(&self, client_id: &str) -> Option<PathBuf> {
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        (!client_id.is_empty() && client_id.len() <= 256 && client_id.chars().all(plain))
+            .then(|| self.root.join("index/clients").join(client_id))
+    }
+
     fn id_index_path(&self, id: &str) -> Result<PathBuf> {
         let not_found = || Error::ArtifactIdNotFound { id: id.to_owned() };
         let decoded = B64.decode(id).map_err(|_| not_found())?;

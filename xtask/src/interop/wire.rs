@@ -617,5 +617,66 @@ fn launch(sides: &Sides<'_>, work: &Path, store_dir: &Path, results: &mut Compar
         out.status.success() && answer["state"] == "finished" && done.len() == 2,
         || format!("answer {answer}, stderr {}, finished runs {done:?}", String::from_utf8_lossy(&out.stderr)),
     );
+
+    // The real `wandb job create` makes a code job through the public API (its own CreateArtifact, then the
+    // run's with the same client id, then the run deleted); our agent runs it.
+    let made = work.join("job-create-code");
+    fs::create_dir_all(&made)?;
+    fs::copy(code.join("main.py"), made.join("main.py"))?;
+    fs::write(made.join("requirements.txt"), "wandb\n")?;
+    let mut job_create = Command::new(venv_bin.join("wandb"));
+    job_create
+        .args([
+            "job",
+            "create",
+            "--project",
+            "proj",
+            "--entity",
+            "ent",
+            "--name",
+            "py-made-job",
+            "-E",
+            "python main.py",
+        ])
+        .arg("code")
+        .arg(&made)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    sides.env(&mut job_create, "cache-py-job");
+    let created = job_create.output()?;
+    let created_text = String::from_utf8_lossy(&created.stderr).into_owned();
+    let mut agent = Command::new(sides.cli);
+    agent
+        .args(["launch", "agent", "--queue", "default", "--poll-interval", "0.2"])
+        .env("PATH", &path_env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    sides.env(&mut agent, "cache-agent-2");
+    let agent = agent.spawn()?;
+    let mut add = Command::new(sides.cli);
+    add.args(["launch", "add", "--job", "ent/proj/py-made-job:latest", "--queue", "default"])
+        .args(["--resource", "local-process", "--config", r#"{"overrides": {"run_config": {"lr": 0.1}}}"#])
+        .args(["--wait", "--timeout", "180", "--json"]);
+    sides.env(&mut add, "cache-cli");
+    let out = add.output();
+    let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
+    let stopped = agent.wait_with_output()?;
+    let out = out?;
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let done = finished_runs()?;
+    results.record(
+        "launch: the real `wandb job create` makes a code job on our server, and our agent runs it to a finished run",
+        created.status.success()
+            && created_text.contains("Created job: ent/proj/py-made-job:v0")
+            && answer["state"] == "finished"
+            && done.len() == 3,
+        || {
+            format!(
+                "job create: {created_text}\n  answer {answer}, stderr {}, agent {}, finished runs {done:?}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&stopped.stderr)
+            )
+        },
+    );
     Ok(())
 }
