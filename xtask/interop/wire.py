@@ -28,6 +28,15 @@
                                             api.artifact_collection(...): description and tags set, save(); its
                                             aliases, description and tags as read back
   run-artifacts <entity/project/run id>     run.logged_artifacts(), run.used_artifacts()
+  files <entity/project/name:alias>         artifact.files(): names and sizes; and files(names=[first])
+  artifact-type <entity/project> <type>     api.artifact_type(type, project): its name and collections
+  registry-create <name> <type>             api.create_registry(name, "organization", artifact_types=[type])
+  registries                                api.registries(): name, description, visibility and types of each; the
+                                            collections and versions (with aliases) of each
+  registry-edit <name> <new name> <description>
+                                            api.registry(name): description and name changed, save()
+  registry-delete <name>                    api.registry(name).delete()
+  registry-members <name>                   registry.members(): the error's message
 """
 import hashlib
 import json
@@ -234,6 +243,51 @@ def main():
         run = wandb.Api().run(path)
         result = {"logged": sorted(a.name for a in run.logged_artifacts()),
                   "used": sorted(a.name for a in run.used_artifacts())}
+    elif command == "files":
+        (address,) = args
+        artifact = wandb.Api().artifact(address)
+        files = artifact.files()
+        listed = sorted((f.name, f.size) for f in files)
+        first = [f.name for f in artifact.files(names=[listed[0][0]])] if listed else []
+        result = {"files": listed, "total": len(files), "first": first}
+    elif command == "artifact-type":
+        project, type_name = args
+        artifact_type = wandb.Api().artifact_type(type_name, project)
+        result = {"name": artifact_type.name, "collections": sorted(c.name for c in artifact_type.collections())}
+    elif command == "registry-create":
+        name, type_name = args
+        registry = wandb.Api().create_registry(name, "organization", description="made in python",
+                                               artifact_types=[type_name])
+        result = {"name": registry.name, "full_name": registry.full_name}
+    elif command == "registries":
+        api = wandb.Api()
+        out = []
+        for registry in api.registries():
+            out.append({"name": registry.name, "description": registry.description,
+                        "visibility": registry.visibility,
+                        "types": sorted(registry.artifact_types), "all_types": registry.allow_all_artifact_types,
+                        "collections": sorted(c.name for c in registry.collections()),
+                        "versions": sorted([v.name, sorted(v.aliases)] for v in registry.versions())})
+        result = {"registries": out}
+    elif command == "registry-edit":
+        name, new_name, description = args
+        registry = wandb.Api().registry(name)
+        registry.description = description
+        registry.name = new_name
+        registry.save()
+        again = wandb.Api().registry(new_name)
+        result = {"name": again.name, "description": again.description}
+    elif command == "registry-delete":
+        (name,) = args
+        wandb.Api().registry(name).delete()
+        result = {"deleted": name}
+    elif command == "registry-members":
+        (name,) = args
+        try:
+            wandb.Api().registry(name).members()
+            result = {"refused": False}
+        except Exception as e:
+            result = {"refused": True, "message": str(e)}
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result))

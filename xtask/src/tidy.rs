@@ -67,7 +67,9 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
 
 /// The most lines of code a crate may have: past this, it holds things that do not belong together. Docs, comments,
 /// blank lines and inline test modules do not count: documenting every public item must never push a crate apart.
-const MAX_CRATE_LINES: usize = 5000;
+/// The largest crate by design is `wandb-api`, the W&B client and the backend abstraction in one (the project's
+/// crate plan); when it outgrows this, the client is the part to split off, not a module.
+const MAX_CRATE_LINES: usize = 6000;
 
 /// Lines of Rust code under `dir`: not blank, not a comment, and before a file's top-level `#[cfg(test)]` module.
 fn source_lines(dir: &Path) -> Result<usize> {

@@ -60,7 +60,7 @@ pub fn validate_artifact_type(artifact_type: &str, name: &str) -> Result<()> {
 }
 
 /// The form rules of a type, without the reservation of the SDK's own types (`job`, `code`, `wandb-*`, …).
-pub(crate) fn validate_type_form(artifact_type: &str) -> Result<()> {
+pub fn validate_type_form(artifact_type: &str) -> Result<()> {
     let invalid =
         |reason: &str| Error::InvalidType { artifact_type: artifact_type.to_owned(), reason: reason.to_owned() };
     if artifact_type.contains('/') || artifact_type.contains(':') {

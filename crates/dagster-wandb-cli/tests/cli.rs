@@ -1103,3 +1103,42 @@ fn sync_pushes_and_pulls_a_project_and_again_moves_nothing() {
     assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(read_tree(&root), read_tree(&dir));
 }
+
+/// `registry create | ls | delete` on the embedded store and through the server, with `artifact link` into it and
+/// `artifact ls` marking its collections.
+#[test]
+fn registries_are_created_listed_linked_into_and_deleted() {
+    let env = Env::new();
+    let dir = vector_tree(&env);
+    let server = start_server(&env, "registry-key");
+    let store_url = format!("file://{}", env.path("store").display());
+    for base_url in [store_url.as_str(), server.url.as_str()] {
+        let run = |args: &[&str]| {
+            let out = env
+                .command()
+                .env("WANDB_BASE_URL", base_url)
+                .env("WANDB_API_KEY", "registry-key")
+                .env("WANDB_ENTITY", "ent")
+                .env("WANDB_PROJECT", "proj")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{base_url} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let created = run(&["registry", "create", "team", "--type", "model", "--description", "team models", "--json"]);
+        let created: Value = serde_json::from_str(&created).unwrap();
+        assert_eq!(
+            (created["allow_all_artifact_types"].as_bool(), created["artifact_types"].clone()),
+            (Some(false), serde_json::json!(["model"]))
+        );
+        run(&["artifact", "put", dir.to_str().unwrap(), "--name", "m", "--type", "model"]);
+        run(&["artifact", "link", "m:v0", "wandb-registry-team/champion", "--alias", "production"]);
+        let listed = run(&["registry", "ls"]);
+        assert!(listed.contains("team") && listed.contains("[model]") && listed.contains("team models"), "{listed}");
+        let collections = run(&["artifact", "ls", "--project", "wandb-registry-team"]);
+        assert!(collections.contains("champion:v0") && collections.contains("(registry collection)"), "{collections}");
+        run(&["registry", "delete", "team"]);
+        assert!(run(&["registry", "ls"]).contains("no registries"), "{base_url}");
+    }
+}

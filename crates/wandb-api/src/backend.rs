@@ -7,8 +7,8 @@ use std::sync::Arc;
 use artifact_core::{Artifact, Manifest, Progress};
 use serde_json::{Map, Value};
 use wandb_store::{
-    ArtifactEdge, ArtifactVersion, Collection, CollectionEdit, ProjectRef, RunOptions, RunState, StreamChunk,
-    VersionEdit,
+    ArtifactEdge, ArtifactVersion, Collection, CollectionEdit, ProjectRef, Registry, RegistrySpec, RunOptions,
+    RunState, StreamChunk, VersionEdit,
 };
 
 use crate::download::{DownloadOptions, DownloadReport};
@@ -199,6 +199,37 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`Error::ArtifactNotFound`].
     async fn delete_collection(&self, project: &ProjectRef, name: &str) -> Result<()>;
+
+    /// The registries of `entity`'s organisation (on the embedded store, the entity's own `wandb-registry-*`
+    /// projects; on a W&B server, its organisation's).
+    ///
+    /// # Errors
+    /// Transport errors; an entity in no organisation on a W&B server.
+    async fn registries(&self, entity: &str) -> Result<Vec<Registry>>;
+
+    /// Registry `name` (without the `wandb-registry-` prefix) of `entity`'s organisation.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with `RegistryNotFound`.
+    async fn registry(&self, entity: &str, name: &str) -> Result<Registry>;
+
+    /// Creates registry `name` in `entity`'s organisation (`api.create_registry`).
+    ///
+    /// # Errors
+    /// [`Error::Store`] with `RegistryExists`; invalid names and types.
+    async fn create_registry(&self, entity: &str, name: &str, spec: &RegistrySpec) -> Result<Registry>;
+
+    /// Changes `registry` (`registry.save()`): description, visibility, accepted types (only added), name.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with `RegistryNotFound` or `RegistryExists` (a rename onto another).
+    async fn edit_registry(&self, registry: &Registry, spec: &RegistrySpec) -> Result<Registry>;
+
+    /// Deletes `registry` and every link into it (`registry.delete()`); the linked versions stay.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with `RegistryNotFound`.
+    async fn delete_registry(&self, registry: &Registry) -> Result<()>;
 
     /// The run that logged `version` and the runs that used it.
     ///

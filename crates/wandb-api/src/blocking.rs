@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use artifact_core::{Artifact, ArtifactAddress, DigestMemo, LogicalPath, Manifest, ManifestEntry};
 use serde_json::{Map, Value};
 use wandb_references::ReferenceResolvers;
-use wandb_store::{ArtifactVersion, Collection, CollectionEdit, ProjectRef, VersionEdit};
+use wandb_store::{ArtifactVersion, Collection, CollectionEdit, ProjectRef, Registry, RegistrySpec, VersionEdit};
 
 use crate::backend::{Backend, LogOptions, LoggedArtifact, RunInfo, connect};
 use crate::download::{DownloadOptions, DownloadReport};
@@ -239,6 +239,46 @@ impl Api {
     pub fn delete_collection(&self, project: Option<&ProjectRef>, name: &str) -> Result<()> {
         let project = project.cloned().unwrap_or_else(|| self.project());
         block_on(self.backend.delete_collection(&project, name))
+    }
+
+    /// The registries of the settings' entity's organisation (`api.registries()`).
+    ///
+    /// # Errors
+    /// See [`Backend::registries`].
+    pub fn registries(&self) -> Result<Vec<Registry>> {
+        block_on(self.backend.registries(&self.settings.entity))
+    }
+
+    /// Registry `name`, without the `wandb-registry-` prefix (`api.registry(name)`).
+    ///
+    /// # Errors
+    /// See [`Backend::registry`].
+    pub fn registry(&self, name: &str) -> Result<Registry> {
+        block_on(self.backend.registry(&self.settings.entity, name))
+    }
+
+    /// Creates registry `name` (`api.create_registry(name, visibility, description=, artifact_types=)`).
+    ///
+    /// # Errors
+    /// See [`Backend::create_registry`].
+    pub fn create_registry(&self, name: &str, spec: &RegistrySpec) -> Result<Registry> {
+        block_on(self.backend.create_registry(&self.settings.entity, name, spec))
+    }
+
+    /// Changes `registry` (`registry.save()`).
+    ///
+    /// # Errors
+    /// See [`Backend::edit_registry`].
+    pub fn edit_registry(&self, registry: &Registry, spec: &RegistrySpec) -> Result<Registry> {
+        block_on(self.backend.edit_registry(registry, spec))
+    }
+
+    /// Deletes `registry` and its links (`registry.delete()`).
+    ///
+    /// # Errors
+    /// See [`Backend::delete_registry`].
+    pub fn delete_registry(&self, registry: &Registry) -> Result<()> {
+        block_on(self.backend.delete_registry(registry))
     }
 
     /// Logs `artifact` outside any run, to the settings' project (`artifact.save()` without a run).

@@ -8,7 +8,7 @@ use artifact_core::{Artifact, Manifest, ManifestEntry};
 use serde_json::{Map, Value};
 use wandb_store::{
     ArtifactVersion, Collection, CollectionEdit, EVENTS_FILE, EmbeddedStore, HISTORY_FILE, OUTPUT_FILE, ProjectRef,
-    RunOptions, RunRecord, StreamChunk, VersionEdit,
+    Registry, RegistrySpec, RunOptions, RunRecord, StreamChunk, VersionEdit,
 };
 
 use crate::backend::{Backend, Lineage, LogOptions, LoggedArtifact, RunInfo, UpsertedPart, check_log_request};
@@ -275,6 +275,31 @@ impl Backend for EmbeddedBackend {
     async fn delete_collection(&self, project: &ProjectRef, name: &str) -> Result<()> {
         let (project, name) = (project.clone(), name.to_owned());
         self.pooled(move |b| Ok(b.store.delete_collection(&project, &name)?)).await
+    }
+
+    async fn registries(&self, entity: &str) -> Result<Vec<Registry>> {
+        let entity = entity.to_owned();
+        self.pooled(move |b| Ok(b.store.registries(&entity)?)).await
+    }
+
+    async fn registry(&self, entity: &str, name: &str) -> Result<Registry> {
+        let (entity, name) = (entity.to_owned(), name.to_owned());
+        self.pooled(move |b| Ok(b.store.registry(&entity, &name)?)).await
+    }
+
+    async fn create_registry(&self, entity: &str, name: &str, spec: &RegistrySpec) -> Result<Registry> {
+        let (entity, name, spec) = (entity.to_owned(), name.to_owned(), spec.clone());
+        self.pooled(move |b| Ok(b.store.create_registry(&entity, &name, &spec)?)).await
+    }
+
+    async fn edit_registry(&self, registry: &Registry, spec: &RegistrySpec) -> Result<Registry> {
+        let (registry, spec) = (registry.clone(), spec.clone());
+        self.pooled(move |b| Ok(b.store.edit_registry(&registry.entity, &registry.name, &spec)?)).await
+    }
+
+    async fn delete_registry(&self, registry: &Registry) -> Result<()> {
+        let registry = registry.clone();
+        self.pooled(move |b| Ok(b.store.delete_registry(&registry.entity, &registry.name)?)).await
     }
 
     async fn lineage(&self, version: &ArtifactVersion) -> Result<Lineage> {

@@ -72,6 +72,6 @@ pub use settings::{BaseUrl, Settings, default_download_root, default_store_dir};
 pub use wandb_references::{ReferenceFetcher, ReferenceResolvers};
 pub use wandb_store::{
     ArtifactEdge, ArtifactVersion, Collection, CollectionEdit, CollectionKind, DEFAULT_ENTITY, EVENTS_FILE,
-    HISTORY_FILE, OUTPUT_FILE, ProjectRef, RunOptions, RunState, SUMMARY_FILE, StreamChunk, Ttl, VersionEdit,
-    generate_run_id, link_target, utc_isoformat,
+    HISTORY_FILE, OUTPUT_FILE, ProjectRef, Registry, RegistrySpec, RegistryVisibility, RunOptions, RunState,
+    SUMMARY_FILE, StreamChunk, Ttl, VersionEdit, generate_run_id, link_target, utc_isoformat,
 };

@@ -17,6 +17,7 @@ use wandb_store::Error;
 use wandb_store::{ProjectRef, Reservation, RunOptions, VersionDraft};
 
 /// A GraphQL error the client sees in `errors` (status 200, as W&B answers resolver errors).
+#[derive(Debug)]
 pub(crate) struct GqlError(pub(crate) String);
 
 impl<E: std::fmt::Display> From<E> for GqlError {
@@ -78,6 +79,9 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
     if let Some(answer) = super::runs::dispatch(state, name, query, v) {
         return answer;
     }
+    if let Some(answer) = super::registries::dispatch(state, name, v) {
+        return answer;
+    }
     if let Some(answer) = super::edit::dispatch(state, name, v) {
         return answer;
     }
@@ -86,6 +90,9 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
         "ServerFeaturesQuery" | "ServerInfo" => Ok(json!({"serverInfo": {"features": [
             {"name": "ARTIFACT_DIGEST_ALGORITHM", "isEnabled": true},
             {"name": "USE_ARTIFACT_WITH_ENTITY_AND_PROJECT_INFORMATION", "isEnabled": true},
+            {"name": "ARTIFACT_REGISTRY_SEARCH", "isEnabled": true},
+            {"name": "INCLUDE_ARTIFACT_TYPES_IN_REGISTRY_CREATION", "isEnabled": true},
+            {"name": "TOTAL_COUNT_IN_FILE_CONNECTION", "isEnabled": true},
         ]}})),
         "UpsertBucket" => upsert_bucket(state, v),
         "RunResumeStatus" => run_resume_status(state, v),
@@ -115,7 +122,8 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
                 json!({"artifact": {"currentManifest": {"id": global_id("ArtifactManifest", id), "file": {"directUrl": url}}}}),
             )
         }
-        "GetArtifactMembershipFileUrls" => membership_file_urls(state, v),
+        "GetArtifactMembershipFileUrls" | "ArtifactMembershipFiles" => membership_file_urls(state, v),
+        "ProjectArtifactType" => project_artifact_type(state, v),
         "ProjectArtifactTypes" => project_artifact_types(state, v),
         "ProjectArtifactCollections" => project_artifact_collections(state, v, None),
         "ArtifactTypeArtifactCollections" => project_artifact_collections(state, v, Some(str_var(v, "type")?)),
@@ -803,19 +811,47 @@ fn membership_file_urls(state: &ServerState, v: &Value) -> GqlResult {
     // References are listed too: the SDK downloads exactly the entries this connection names, so leaving them
     // out made a Python download skip every reference without a word. Their URL is the reference itself (the
     // SDK fetches it through its storage handler and never uses this one).
-    let files: Vec<(&str, &artifact_core::ManifestEntry)> = manifest.entries().collect();
+    let names: Option<Vec<&str>> =
+        v.get("fileNames").and_then(Value::as_array).map(|n| n.iter().filter_map(Value::as_str).collect());
+    let files: Vec<(&str, &artifact_core::ManifestEntry)> =
+        manifest.entries().filter(|(name, _)| names.as_ref().is_none_or(|n| n.contains(name))).collect();
     let page = page_of(v, files.len());
+    let updated = graphql_time(&view.created_at);
     let edges: Vec<Value> = files[page.clone()]
         .iter()
         .map(|(name, entry)| {
             let url = entry.reference.clone().unwrap_or_else(|| object_url(state, entry));
-            json!({"node": {"__typename": "File", "name": name, "directUrl": url}})
+            json!({"node": {
+                "__typename": "File", "id": global_id("File", &format!("{}/{name}", view.id)), "name": name,
+                "url": url, "directUrl": url, "sizeBytes": entry.size.unwrap_or(0), "storagePath": null,
+                "mimetype": null, "updatedAt": updated, "digest": entry.digest,
+                "md5": if entry.digest_algorithm() == DigestAlgorithm::Md5 { json!(entry.digest) } else { Value::Null },
+            }})
         })
         .collect();
     Ok(json!({"project": {"artifactCollection": {"__typename": "ArtifactSequence", "artifactMembership": {"files": {
+        "totalCount": files.len(),
         "pageInfo": page_info(&page, files.len()),
         "edges": edges,
     }}}}}))
+}
+
+/// `ProjectArtifactType`: a type of the project, when some collection has it.
+fn project_artifact_type(state: &ServerState, v: &Value) -> GqlResult {
+    let project = project_of(v, "entity", "project")?;
+    if !state.store.project_exists(&project) {
+        return Ok(json!({"project": null}));
+    }
+    let wanted = str_var(v, "type")?;
+    let collections = state.store.collections(&project, Some(wanted))?;
+    let first = collections.iter().map(|c| c.latest.created_at.as_str()).min();
+    Ok(json!({"project": {"artifactType": first.map(|created| json!({
+        "__typename": "ArtifactType",
+        "id": global_id("ArtifactType", &format!("{project}/{wanted}")),
+        "name": wanted,
+        "description": null,
+        "createdAt": graphql_time(created),
+    }))}}))
 }
 
 /// The download URL of an entry's body.

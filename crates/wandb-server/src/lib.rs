@@ -26,8 +26,10 @@
 mod edit;
 mod error;
 mod faults;
+mod filters;
 mod graphql;
 mod launch;
+mod registries;
 mod runs;
 mod storage;
 mod views;

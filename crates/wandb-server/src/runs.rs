@@ -61,16 +61,6 @@ fn find_run(
     }
 }
 
-/// A number for a project, as W&B's integer `projectId` (the SDK parses it with `int()`).
-fn project_number(project: &ProjectRef) -> u64 {
-    // FNV-1a: stable across processes and releases, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in project.to_string().bytes() {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    hash >> 34
-}
-
 /// The history rows of a run, parsed, in step order.
 fn rows(
     state: &ServerState,
@@ -155,7 +145,7 @@ fn run_fragment(state: &ServerState, project: &ProjectRef, record: &RunRecord) -
     Ok(json!({
         "__typename": "Run",
         "id": global_id("Run", &format!("{project}/{}", record.id)),
-        "projectId": project_number(project).to_string(),
+        "projectId": super::views::project_number(project).to_string(),
         "name": record.id,
         "displayName": record.name.as_deref().unwrap_or(&record.id),
         "tags": record.tags,

@@ -22,11 +22,23 @@ pub(crate) fn decode_global_id(id: &str, kind: &str) -> std::result::Result<Stri
         .ok_or_else(|| super::graphql::GqlError(format!("{id:?} is not a {kind} id")))
 }
 
+/// A number for a project, as W&B's integer `projectId` (the SDK parses it with `int()`), and the
+/// `ProjectInternalId` the registry searches filter by.
+pub(crate) fn project_number(project: &wandb_store::ProjectRef) -> u64 {
+    // FNV-1a: stable across processes and releases, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in project.to_string().bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash >> 34
+}
+
 /// `ProjectInfoFragment`.
 pub(crate) fn project_info(entity: &str, project: &str) -> Value {
+    let number = wandb_store::ProjectRef::new(entity, project).map(|p| project_number(&p)).unwrap_or(0);
     json!({
         "id": global_id("Project", &format!("{entity}/{project}")),
-        "internalId": format!("{entity}/{project}"),
+        "internalId": global_id("ProjectInternalId", &number.to_string()),
         "name": project,
         "entity": {"id": global_id("Entity", entity), "name": entity},
     })

@@ -196,7 +196,7 @@ pub(crate) fn next_index(dir: &Path) -> Result<u64> {
 
 /// Removes a directory by renaming it away first (`.tmp-deleted-…`, which the store's cleanup removes if a crash
 /// interrupts), so no reader sees it half removed.
-fn remove_atomically(dir: &Path) -> Result<()> {
+pub(crate) fn remove_atomically(dir: &Path) -> Result<()> {
     let parent = dir.parent().expect("store directories have a parent");
     let trash = parent.join(format!(".tmp-deleted-{}", random_suffix()));
     match fs::rename(dir, &trash) {

@@ -170,6 +170,32 @@ pub enum Error {
         /// `entity/project/name:vN`.
         name: String,
     },
+    /// No registry of that name in the entity.
+    #[error("registry {name:?} not found in {entity} (its project would be wandb-registry-{name})")]
+    RegistryNotFound {
+        /// The organization's entity.
+        entity: String,
+        /// The registry name, without the prefix.
+        name: String,
+    },
+    /// A registry created, or renamed, onto one that exists.
+    #[error("registry {name:?} already exists in {entity}")]
+    RegistryExists {
+        /// The organization's entity.
+        entity: String,
+        /// The registry name, without the prefix.
+        name: String,
+    },
+    /// A version of a type the registry does not accept is linked into it.
+    #[error("registry {registry:?} does not accept artifacts of type {artifact_type:?} (it accepts {accepted:?})")]
+    TypeNotInRegistry {
+        /// The registry name.
+        registry: String,
+        /// The version's type.
+        artifact_type: String,
+        /// What it accepts.
+        accepted: Vec<String>,
+    },
     /// A collection renamed to a name already in use in its project.
     #[error("cannot rename to {name}: a collection or portfolio of that name exists")]
     CollectionNameTaken {

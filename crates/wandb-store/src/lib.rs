@@ -66,6 +66,7 @@ mod edit;
 mod error;
 mod gc;
 mod records;
+mod registry;
 mod run_logs;
 mod time;
 
@@ -91,6 +92,7 @@ pub use edit::{CollectionEdit, VersionEdit, check_deletable, check_linked};
 pub use gc::{GcOptions, GcReport};
 pub use records::{ArtifactEdge, ArtifactVersion, Collection, CollectionKind, Lineage, RunRecord, Ttl};
 use records::{CollectionRecord, IdIndexRecord, MemberRecord, StoreMarker, VersionRecord};
+pub use registry::{Registry, RegistrySpec, RegistryVisibility};
 pub use run_logs::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, SUMMARY_FILE, StreamChunk};
 
 pub use error::{Error, Result};
@@ -723,6 +725,7 @@ impl EmbeddedStore {
     ) -> Result<ArtifactVersion> {
         artifact_core::validate_artifact_name(portfolio)?;
         let aliases = custom_aliases(aliases)?;
+        self.check_registry_accepts(target, &version.artifact_type)?;
         let _lock = self.lock_project(target)?;
         if let Some(existing) =
             read_json::<CollectionRecord>(&self.collection_dir(target, portfolio).join("collection.json"))?

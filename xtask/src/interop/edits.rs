@@ -11,6 +11,16 @@ use serde_json::{Value, json};
 use super::Comparisons;
 use super::wire::{API_KEY, Sides};
 
+/// `dagster-wandb ARGS --json`: what it printed.
+fn cli_json(sides: &Sides<'_>, args: &[&str]) -> Result<Value> {
+    let mut command = Command::new(sides.cli);
+    command.args(args).arg("--json").stdout(Stdio::piped()).stderr(Stdio::piped());
+    sides.env(&mut command, "cache-cli-edits");
+    let out = command.output()?;
+    ensure!(out.status.success(), "dagster-wandb {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 /// `dagster-wandb artifact ARGS` that must fail: its stderr.
 fn cli_refused(sides: &Sides<'_>, args: &[&str]) -> Result<String> {
     let mut command = Command::new(sides.cli);
@@ -156,6 +166,9 @@ pub(crate) fn run(sides: &Sides<'_>, results: &mut Comparisons) -> Result<()> {
         || format!("run {creator}: {artifacts}"),
     );
 
+    registries(sides, results)?;
+    files_and_types(sides, results)?;
+
     // A TTL set in Python runs out (counted from creation): the version stops resolving on both sides.
     python(&["log", &dir("short", "short-lived")?, "short-lived", "MD5", "tmp"])?;
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -174,4 +187,95 @@ pub(crate) fn run(sides: &Sides<'_>, results: &mut Comparisons) -> Result<()> {
 fn creator_of(api: &wandb_api::Api, address: &str) -> Result<String> {
     let run = api.artifact(address)?.logged_by()?;
     Ok(run.map(|r| r.id).unwrap_or_default())
+}
+
+/// Registries both ways: created, listed, linked into, renamed, deleted; membership refused clearly.
+fn registries(sides: &Sides<'_>, results: &mut Comparisons) -> Result<()> {
+    let python = |args: &[&str]| sides.python(args, "cache-py-edits");
+    python(&["registry-create", "py-reg", "model"])?;
+    let ours = cli_json(sides, &["registry", "ls"])?;
+    let py_reg = ours.as_array().and_then(|l| l.iter().find(|r| r["name"] == "py-reg")).cloned().unwrap_or_default();
+    results.record(
+        "registries: Python's create_registry() is listed by our CLI with its description and accepted type",
+        py_reg["description"] == "made in python"
+            && py_reg["artifact_types"] == json!(["model"])
+            && py_reg["allow_all_artifact_types"] == false,
+        || format!("{ours}"),
+    );
+
+    cli_json(sides, &["registry", "create", "rs-reg", "--type", "model", "--description", "made in rust"])?;
+    sides.cli(
+        &["link", "ent/proj/edits:v0", "wandb-registry-py-reg/champion", "--alias", "production"],
+        "cache-cli-edits",
+    )?;
+    let theirs = python(&["registries"])?;
+    let find = |name: &str| {
+        theirs["registries"].as_array().and_then(|l| l.iter().find(|r| r["name"] == name)).cloned().unwrap_or_default()
+    };
+    let (py_reg, rs_reg) = (find("py-reg"), find("rs-reg"));
+    results.record(
+        "registries: Python's api.registries() lists ours, and the collection and version our CLI linked into its registry",
+        rs_reg["description"] == "made in rust"
+            && rs_reg["types"] == json!(["model"])
+            && rs_reg["visibility"] == "organization"
+            && py_reg["collections"] == json!(["champion"])
+            && py_reg["versions"] == json!([["champion:v0", ["latest", "production"]]]),
+        || format!("{theirs}"),
+    );
+
+    let edited = python(&["registry-edit", "py-reg", "py-core", "renamed in python"])?;
+    let ours = cli_json(sides, &["registry", "ls"])?;
+    let names: Vec<&str> = ours.as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
+    let got = sides.cli(
+        &[
+            "get",
+            "ent/wandb-registry-py-core/champion:production",
+            "--root",
+            &sides.work.join("edits/reg").to_string_lossy(),
+        ],
+        "cache-cli-edits",
+    )?;
+    results.record(
+        "registries: Python renames a registry and changes its description; our CLI lists it and downloads through it",
+        edited["name"] == "py-core" && names == ["py-core", "rs-reg"] && got["version"] == "v0",
+        || format!("edited {edited}\n  ours {ours}\n  got {}", got["version"]),
+    );
+
+    let members = python(&["registry-members", "py-core"])?;
+    results.record(
+        "registries: members() is refused with a message saying why, not a crash",
+        members["refused"] == true && members["message"].as_str().is_some_and(|m| m.contains("user accounts")),
+        || format!("{members}"),
+    );
+
+    let mut delete = Command::new(sides.cli);
+    delete.args(["registry", "delete", "py-core"]).stdout(Stdio::null());
+    sides.env(&mut delete, "cache-cli-edits");
+    ensure!(delete.status()?.success(), "registry delete failed");
+    python(&["registry-delete", "rs-reg"])?;
+    let theirs = python(&["registries"])?;
+    let ours = cli_json(sides, &["registry", "ls"])?;
+    results.record(
+        "registries: each side deletes one; neither lists any afterwards",
+        theirs["registries"] == json!([]) && ours == json!([]),
+        || format!("python {theirs}\n  ours {ours}"),
+    );
+    Ok(())
+}
+
+/// `artifact.files()` (`ArtifactMembershipFiles`) and `api.artifact_type()` (`ProjectArtifactType`).
+fn files_and_types(sides: &Sides<'_>, results: &mut Comparisons) -> Result<()> {
+    let python = |args: &[&str]| sides.python(args, "cache-py-edits");
+    let files = python(&["files", "ent/proj/edits:v0"])?;
+    let artifact_type = python(&["artifact-type", "ent/proj", "model"])?;
+    results.record(
+        "edits: Python's artifact.files() lists our version's file with its size, by name too; api.artifact_type() finds its collections",
+        files["files"] == json!([["a.txt", 4]])
+            && files["total"] == 1
+            && files["first"] == json!(["a.txt"])
+            && artifact_type["name"] == "model"
+            && artifact_type["collections"].as_array().is_some_and(|c| c.contains(&json!("edits"))),
+        || format!("files {files}\n  type {artifact_type}"),
+    );
+    Ok(())
 }

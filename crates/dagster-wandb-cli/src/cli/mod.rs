@@ -6,6 +6,7 @@ mod cache_cmd;
 mod launch_cmd;
 mod output;
 mod progress;
+mod registry_cmd;
 mod run_cmd;
 mod serde_cmd;
 mod server_cmd;
@@ -41,6 +42,8 @@ enum Command {
     Cache(cache_cmd::CacheCommand),
     /// Serve an embedded store over the W&B protocol, for the Python `wandb` client and ours.
     Server(server_cmd::ServerArgs),
+    /// List, create and delete registries (the organisation's wandb-registry-* projects).
+    Registry(RegistryArgs),
     /// Maintain an embedded store: `gc` reclaims expired versions and unreferenced bodies.
     Store(StoreArgs),
     /// Copy a project's artifacts, bodies, aliases, links and lineage runs between backends; again, copy nothing.
@@ -65,6 +68,14 @@ struct RunArgs {
     backend: Backend,
     #[command(subcommand)]
     command: run_cmd::RunCommand,
+}
+
+#[derive(Debug, clap::Args)]
+struct RegistryArgs {
+    #[command(flatten)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: registry_cmd::RegistryCommand,
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,6 +156,7 @@ pub(crate) fn run() -> ExitCode {
             Command::Serde(command) => serde_cmd::run(command),
             Command::Cache(command) => cache_cmd::run(command),
             Command::Server(args) => server_cmd::run(args),
+            Command::Registry(args) => registry_cmd::run(&args.backend, &args.command),
             Command::Store(args) => store_cmd::run(&args.backend, &args.command),
             Command::Sync(args) => sync_cmd::run(args),
             Command::Run(args) => run_cmd::run(&args.backend, &args.command),

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use artifact_core::{Artifact, Manifest};
 use serde_json::{Map, Value};
-use wandb_store::{ArtifactVersion, Collection, CollectionEdit, ProjectRef, RunOptions, StreamChunk, VersionEdit};
+use wandb_store::{
+    ArtifactVersion, Collection, CollectionEdit, ProjectRef, Registry, RegistrySpec, RunOptions, StreamChunk,
+    VersionEdit,
+};
 
 use super::WandbClient;
 use crate::backend::{Backend, Lineage, LogOptions, LoggedArtifact, RunInfo, UpsertedPart};
@@ -132,6 +135,26 @@ impl Backend for WandbClient {
 
     async fn delete_collection(&self, project: &ProjectRef, name: &str) -> Result<()> {
         self.delete_whole_collection(project, name).await
+    }
+
+    async fn registries(&self, entity: &str) -> Result<Vec<Registry>> {
+        self.list_registries(entity).await
+    }
+
+    async fn registry(&self, entity: &str, name: &str) -> Result<Registry> {
+        self.get_registry(entity, name).await
+    }
+
+    async fn create_registry(&self, entity: &str, name: &str, spec: &RegistrySpec) -> Result<Registry> {
+        self.new_registry(entity, name, spec).await
+    }
+
+    async fn edit_registry(&self, registry: &Registry, spec: &RegistrySpec) -> Result<Registry> {
+        self.change_registry(registry, spec).await
+    }
+
+    async fn delete_registry(&self, registry: &Registry) -> Result<()> {
+        self.remove_registry(registry).await
     }
 
     async fn lineage(&self, version: &ArtifactVersion) -> Result<Lineage> {

@@ -346,15 +346,26 @@ impl WandbClient {
 
     /// The organisation entity a registry of `entity` lives under.
     async fn org_entity(&self, entity: &str) -> Result<String> {
+        Ok(self.organization_of(entity).await?.1)
+    }
+
+    /// The organisation `entity` belongs to: its name and its entity (`FetchOrgInfoFromEntity`; an entity in
+    /// several organisations counts as its first, as the SDK's fallback does).
+    pub(crate) async fn organization_of(&self, entity: &str) -> Result<(String, String)> {
         let data = self.graphql("FetchOrgInfoFromEntity", queries::FETCH_ORG, json!({"entity": entity})).await?;
         let org = data
-            .pointer("/entity/organization/orgEntity/name")
-            .or_else(|| data.pointer("/entity/user/organizations/0/orgEntity/name"))
-            .and_then(Value::as_str);
-        org.map(str::to_owned).ok_or_else(|| Error::Protocol {
-            operation: "FetchOrgInfoFromEntity".to_owned(),
-            reason: format!("entity {entity:?} belongs to no organisation, so it has no registries"),
-        })
+            .pointer("/entity/organization")
+            .filter(|o| !o.is_null())
+            .or_else(|| data.pointer("/entity/user/organizations/0"));
+        let name = org.and_then(|o| o.get("name")).and_then(Value::as_str);
+        let org_entity = org.and_then(|o| o.pointer("/orgEntity/name")).and_then(Value::as_str);
+        match (name, org_entity) {
+            (Some(name), Some(org_entity)) => Ok((name.to_owned(), org_entity.to_owned())),
+            _ => Err(Error::Protocol {
+                operation: "FetchOrgInfoFromEntity".to_owned(),
+                reason: format!("entity {entity:?} belongs to no organisation, so it has no registries"),
+            }),
+        }
     }
 }
 

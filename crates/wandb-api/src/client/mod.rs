@@ -30,6 +30,7 @@ mod http;
 mod lineage;
 mod log;
 mod queries;
+mod registry;
 mod runs;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use serde_json::json;
 use wandb_api::client::{ClientOptions, RetryPolicy, WandbClient};
 use wandb_api::{
     Api, Backend, BaseUrl, CollectionEdit, CollectionKind, DownloadOptions, EmbeddedBackend, Error, LogOptions,
-    ProjectRef, RunOptions, RunSettings, RunState, Settings, Ttl, VersionEdit,
+    ProjectRef, RegistrySpec, RegistryVisibility, RunOptions, RunSettings, RunState, Settings, Ttl, VersionEdit,
 };
 use wandb_server::{RunningServer, ServerOptions, WandbServer};
 use wandb_store::EmbeddedStore;
@@ -574,6 +574,52 @@ async fn a_new_draft_sends_only_new_bodies(s: &Subject) {
     assert_eq!(birth(&got, "new.txt").as_deref(), Some(v1.version.id.as_str()));
 }
 
+/// Registries: created with a description and accepted types, listed, linked into (a type it does not accept
+/// refused), renamed, deleted with their links while the linked version stays.
+async fn registries_are_created_listed_linked_renamed_and_deleted(s: &Subject) {
+    let b = s.backend.as_ref();
+    let spec = RegistrySpec::default().description(Some("team models".into())).artifact_types(["model"]);
+    let created = b.create_registry("ent", "team", &spec).await.unwrap();
+    assert_eq!((created.name.as_str(), created.allow_all_artifact_types), ("team", false));
+    assert_eq!(
+        (created.description.as_deref(), created.artifact_types.clone()),
+        (Some("team models"), vec!["model".into()])
+    );
+    let again = b.create_registry("ent", "team", &RegistrySpec::default()).await.unwrap_err();
+    assert!(matches!(again, Error::Store(wandb_store::Error::RegistryExists { .. })), "{again}");
+
+    let dir = s.files("d", &[("w.bin", b"weights")]);
+    let model = b.log_artifact(&project(), &artifact("m", "model", &dir), &Default::default()).await.unwrap();
+    let data = b.log_artifact(&project(), &artifact("d", "dataset", &dir), &Default::default()).await.unwrap();
+    let registry = ProjectRef::new("ent", "wandb-registry-team").unwrap();
+    let linked = b.link(&model.version, &registry, "champion", &["production".into()]).await.unwrap();
+    assert_eq!(linked.aliases, ["latest", "production"]);
+    let refused = b.link(&data.version, &registry, "data", &[]).await.unwrap_err();
+    assert!(refused.to_string().contains("does not accept artifacts of type \"dataset\""), "{refused}");
+
+    let listed = b.registries("ent").await.unwrap();
+    assert_eq!(listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["team"]);
+    let collections = b.collections(&registry, None).await.unwrap();
+    assert_eq!(collections.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["champion"]);
+
+    let renamed = b
+        .edit_registry(&created, &RegistrySpec::default().rename("core").visibility(RegistryVisibility::Restricted))
+        .await
+        .unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.visibility), ("core", RegistryVisibility::Restricted));
+    let moved = ProjectRef::new("ent", "wandb-registry-core").unwrap();
+    assert_eq!(b.artifact(&moved, "champion", "production").await.unwrap().digest, model.version.digest);
+    assert!(matches!(
+        b.registry("ent", "team").await.unwrap_err(),
+        Error::Store(wandb_store::Error::RegistryNotFound { .. })
+    ));
+
+    b.delete_registry(&renamed).await.unwrap();
+    assert!(b.registries("ent").await.unwrap().is_empty());
+    assert!(b.artifact(&moved, "champion", "production").await.is_err());
+    assert_eq!(b.artifact(&project(), "m", "latest").await.unwrap().id, model.version.id, "the source stays");
+}
+
 /// Each case once per backend, as its own test.
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -612,6 +658,7 @@ conformance!(
     unlinking_removes_only_the_link,
     collections_are_described_tagged_renamed_retyped_and_deleted,
     a_new_draft_sends_only_new_bodies,
+    registries_are_created_listed_linked_renamed_and_deleted,
 );
 
 /// `block_in_place` is not allowed on a current-thread runtime (`#[tokio::main(flavor = "current_thread")]`, the
