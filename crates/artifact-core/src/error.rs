@@ -23,6 +23,13 @@ pub enum Error {
         /// The rejected name.
         name: String,
     },
+    /// The artifact name is `.` or `..`, which name directories (the SDK lets them through; a store or server
+    /// holding one could not list its project).
+    #[error("Artifact name {} is not allowed: '.' and '..' name directories", py_repr(.name))]
+    DotName {
+        /// The rejected name.
+        name: String,
+    },
     /// The artifact name is longer than 128 characters.
     #[error("Artifact name is longer than 128 characters: {}", truncated_name(.name))]
     NameTooLong {

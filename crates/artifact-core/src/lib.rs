@@ -73,6 +73,6 @@ pub use reference::{
 pub use validate::{
     ArtifactAddress, DEFAULT_PROJECT, MAX_METADATA_KEYS, NAME_MAX_LEN, REGISTRY_PREFIX, is_version_alias,
     validate_alias, validate_artifact_name, validate_artifact_type, validate_entity_name, validate_project_name,
-    validate_tag, validate_tags, validate_type_form,
+    validate_stored_type, validate_tag, validate_tags, validate_type_form,
 };
 pub use verify::{VerifyReport, remove_extra_files, verify_dir};

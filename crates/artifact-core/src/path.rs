@@ -88,6 +88,19 @@ impl LogicalPath {
         Ok(LogicalPath(path.to_owned()))
     }
 
+    /// Checks a path a store or server is asked to keep in a manifest: [`LogicalPath::from_manifest_key`]'s rules
+    /// as on Windows (no `\\`), and no control character — so a manifest any client logs, every client on every
+    /// platform can download.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`] naming the path.
+    pub fn from_stored_key(path: &str) -> Result<Self> {
+        if path.contains('\\') || path.chars().any(char::is_control) {
+            return Err(Error::InvalidPath { path: path.to_owned() });
+        }
+        Self::from_manifest_key(path)
+    }
+
     /// The path as a string.
     pub fn as_str(&self) -> &str {
         &self.0

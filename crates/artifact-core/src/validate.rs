@@ -30,6 +30,9 @@ pub fn validate_artifact_name(name: &str) -> Result<()> {
     if !valid_chars {
         return Err(Error::InvalidName { name: name.to_owned() });
     }
+    if name == "." || name == ".." {
+        return Err(Error::DotName { name: name.to_owned() });
+    }
     if name.chars().count() > NAME_MAX_LEN {
         return Err(Error::NameTooLong { name: name.to_owned() });
     }
@@ -54,6 +57,18 @@ pub fn validate_artifact_type(artifact_type: &str, name: &str) -> Result<()> {
             _ => false,
         };
     if reserved {
+        return Err(Error::ReservedType { artifact_type: artifact_type.to_owned() });
+    }
+    validate_type_form(artifact_type)
+}
+
+/// Checks a type a store or server is asked to keep: the form rules, and no `wandb-` prefix (W&B's own kinds, which
+/// only its backend creates). The kinds the SDK itself logs (`job`, `code`, `run_table`) are accepted.
+///
+/// # Errors
+/// [`Error::ReservedType`] or [`Error::InvalidType`].
+pub fn validate_stored_type(artifact_type: &str) -> Result<()> {
+    if artifact_type.starts_with("wandb-") {
         return Err(Error::ReservedType { artifact_type: artifact_type.to_owned() });
     }
     validate_type_form(artifact_type)
@@ -293,6 +308,11 @@ mod tests {
         );
         assert!(validate_artifact_name("").is_err());
         assert!(validate_artifact_name("é").is_err());
+        for dots in [".", ".."] {
+            let err = validate_artifact_name(dots).unwrap_err();
+            assert!(err.to_string().contains(&format!("'{dots}' is not allowed")), "{err}");
+        }
+        assert!(validate_artifact_name("...").is_ok() && validate_artifact_name(".hidden").is_ok());
         let long = "a".repeat(129);
         let err = validate_artifact_name(&long).unwrap_err();
         assert_eq!(err.to_string(), format!("Artifact name is longer than 128 characters: '{} ...'", "a".repeat(128)));

@@ -39,13 +39,15 @@ pub(crate) async fn handle(State(state): State<Arc<ServerState>>, body: Bytes) -
         _ => operation_name(query).unwrap_or_default(),
     };
     let variables = request.get("variables").cloned().unwrap_or(Value::Null);
-    state.requests.push(super::RecordedRequest {
-        method: "POST".to_owned(),
-        path: "/graphql".to_owned(),
-        operation: Some(name.clone()),
-        variables: variables.clone(),
-        range: None,
-    });
+    if state.requests.enabled() {
+        state.requests.push(super::RecordedRequest {
+            method: "POST".to_owned(),
+            path: "/graphql".to_owned(),
+            operation: Some(name.clone()),
+            variables: variables.clone(),
+            range: None,
+        });
+    }
     if let Some(fault) = state.faults.take(&super::FaultTarget::GraphQl(Some(name.clone()))) {
         let body = serde_json::to_vec(&json!({"data": null})).expect("json");
         return faults::respond(&fault, body.into());
@@ -662,7 +664,7 @@ fn commit_distributed(state: &ServerState, id: String, mut pending: PendingArtif
             let bytes =
                 patch.as_ref().ok_or_else(|| GqlError(format!("artifact {id}: patch {n} was never uploaded")))?;
             for (path, entry) in Manifest::from_json(bytes)?.entries() {
-                merged.add_entry(artifact_core::LogicalPath::new(path)?, entry.clone(), true)?;
+                merged.add_entry(artifact_core::LogicalPath::from_stored_key(path)?, entry.clone(), true)?;
             }
         }
         pending.draft.digest = merged.digest_with(pending.draft.digest_algorithm);

@@ -67,6 +67,9 @@ pub struct ServerOptions {
     /// The base URL the server advertises in upload and download URLs; by default `http://<bound address>`.
     /// Set it when clients reach the server through another name (a proxy, a container network).
     pub public_url: Option<String>,
+    /// Keep the last [`RequestLog::CAPACITY`] requests for [`RunningServer::requests`] (tests of clients); off by
+    /// default, so a long-running server keeps nothing of what it answered.
+    pub record_requests: bool,
 }
 
 impl Default for ServerOptions {
@@ -76,6 +79,7 @@ impl Default for ServerOptions {
             default_entity: wandb_store::DEFAULT_ENTITY.to_owned(),
             xxhash_digests_enabled: true,
             public_url: None,
+            record_requests: false,
         }
     }
 }
@@ -101,23 +105,42 @@ pub struct RecordedRequest {
     pub range: Option<String>,
 }
 
-/// The requests a server received, in order (shared, cheap to clone).
+/// The last requests a server received, in order (shared, cheap to clone): empty unless
+/// [`ServerOptions::record_requests`], and never more than [`RequestLog::CAPACITY`].
 #[derive(Clone, Debug, Default)]
-pub struct RequestLog(Arc<Mutex<Vec<RecordedRequest>>>);
+pub struct RequestLog {
+    enabled: bool,
+    requests: Arc<Mutex<std::collections::VecDeque<RecordedRequest>>>,
+}
 
 impl RequestLog {
-    /// Everything received so far.
+    /// The most requests kept; older ones are dropped.
+    pub const CAPACITY: usize = 10_000;
+
+    /// The requests kept, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.0.lock().expect("request log lock").clone()
+        self.requests.lock().expect("request log lock").iter().cloned().collect()
     }
 
     /// Forgets what was received so far.
     pub fn clear(&self) {
-        self.0.lock().expect("request log lock").clear();
+        self.requests.lock().expect("request log lock").clear();
+    }
+
+    /// Whether requests are recorded at all (the recording is built only then).
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
     }
 
     pub(crate) fn push(&self, request: RecordedRequest) {
-        self.0.lock().expect("request log lock").push(request);
+        if !self.enabled {
+            return;
+        }
+        let mut requests = self.requests.lock().expect("request log lock");
+        if requests.len() == Self::CAPACITY {
+            requests.pop_front();
+        }
+        requests.push_back(request);
     }
 }
 
@@ -200,12 +223,13 @@ impl WandbServer {
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{local}"));
+        let record_requests = options.record_requests;
         let state = Arc::new(ServerState {
             store,
             options,
             base_url,
             faults: Faults::default(),
-            requests: RequestLog::default(),
+            requests: RequestLog { enabled: record_requests, ..RequestLog::default() },
             pending: Mutex::new(HashMap::new()),
             multipart: Mutex::new(HashMap::new()),
             distributed: Mutex::new(DistributedArtifacts::default()),
@@ -230,7 +254,7 @@ impl WandbServer {
     /// [`Error::Serve`] when accepting connections fails.
     pub async fn serve(self) -> Result<()> {
         let addr = self.state.base_url.clone();
-        axum::serve(self.listener, router(self.state)).await.map_err(|source| Error::Serve { addr, source })
+        axum::serve(no_delay(self.listener), router(self.state)).await.map_err(|source| Error::Serve { addr, source })
     }
 
     /// Serves until `signal` completes (e.g. Ctrl-C), finishing requests in flight.
@@ -239,7 +263,7 @@ impl WandbServer {
     /// [`Error::Serve`] when accepting connections fails.
     pub async fn serve_until(self, signal: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
         let addr = self.state.base_url.clone();
-        axum::serve(self.listener, router(self.state))
+        axum::serve(no_delay(self.listener), router(self.state))
             .with_graceful_shutdown(signal)
             .await
             .map_err(|source| Error::Serve { addr, source })
@@ -297,6 +321,19 @@ impl Drop for RunningServer {
     }
 }
 
+/// Accepted connections with `TCP_NODELAY`: without it every response on a kept-alive connection waits for the
+/// client's delayed ACK (about 40 ms on Linux), capping a connection at some 23 requests a second.
+fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
+        }
+    })
+}
+
 fn router(state: Arc<ServerState>) -> Router {
     let authenticated = Router::new()
         .route("/graphql", post(graphql::handle))
@@ -319,7 +356,7 @@ fn router(state: Arc<ServerState>) -> Router {
 
 /// Records every request but GraphQL's, which the GraphQL handler records with its operation and variables.
 async fn record_storage_request(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
-    if request.uri().path() != "/graphql" {
+    if state.requests.enabled() && request.uri().path() != "/graphql" {
         state.requests.push(RecordedRequest {
             method: request.method().to_string(),
             path: request.uri().path().to_owned(),

@@ -530,6 +530,7 @@ impl EmbeddedStore {
     /// [`Error::TypeConflict`], invalid aliases, [`Error::RunNotFound`], I/O errors.
     pub fn reserve_version(&self, project: &ProjectRef, draft: &VersionDraft) -> Result<Reservation> {
         artifact_core::validate_artifact_name(&draft.name)?;
+        artifact_core::validate_stored_type(&draft.artifact_type)?;
         let aliases = custom_aliases(&draft.aliases)?;
         artifact_core::validate_tags(&draft.tags)?;
         if let Some(run_id) = &draft.run_id {
@@ -575,8 +576,14 @@ impl EmbeddedStore {
         draft: &VersionDraft,
         manifest: &Manifest,
     ) -> Result<LoggedArtifact> {
+        artifact_core::validate_artifact_name(&draft.name)?;
+        artifact_core::validate_stored_type(&draft.artifact_type)?;
         let aliases = custom_aliases(&draft.aliases)?;
         let tags = artifact_core::validate_tags(&draft.tags)?;
+        // Nothing a client would refuse to download is committed, whoever uploaded the manifest.
+        for (path, _) in manifest.entries() {
+            artifact_core::LogicalPath::from_stored_key(path)?;
+        }
         let index_path = self.id_index_path(id)?;
         let reserved: Option<IdIndexRecord> = read_json(&index_path)?;
         if reserved.as_ref().is_none_or(|r| r.version_index.is_some()) {

@@ -177,7 +177,7 @@ impl EmbeddedStore {
     pub fn create_registry(&self, entity: &str, name: &str, spec: &RegistrySpec) -> Result<Registry> {
         let project = registry_project(entity, name)?;
         for artifact_type in &spec.add_artifact_types {
-            artifact_core::validate_type_form(artifact_type)?;
+            artifact_core::validate_stored_type(artifact_type)?;
         }
         let _lock = self.lock_project(&project)?;
         if self.read_registry(entity, name)?.is_some() {
@@ -206,7 +206,7 @@ impl EmbeddedStore {
         let registry = self.registry(entity, name)?;
         let project = registry.project();
         for artifact_type in &spec.add_artifact_types {
-            artifact_core::validate_type_form(artifact_type)?;
+            artifact_core::validate_stored_type(artifact_type)?;
         }
         let mut record = RegistryRecord {
             description: registry.description,

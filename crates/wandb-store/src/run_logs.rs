@@ -110,7 +110,8 @@ impl EmbeddedStore {
         let state_path = dir.join("state.json");
         let mut status: RunStatus = read_json(&state_path)?.unwrap_or_default();
         for (name, (offset, lines)) in &chunk.files {
-            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') || name == "state.json" {
+            let plain = !name.is_empty() && !name.contains(['/', '\\']) && !name.chars().any(char::is_control);
+            if !plain || name.starts_with('.') || name == "state.json" {
                 return Err(Error::InvalidRunStream { reason: format!("bad stream file name {name:?}") });
             }
             let path = dir.join(name);

@@ -40,6 +40,7 @@ pub(crate) fn run(args: &ServerArgs) -> CliResult {
         default_entity: args.default_entity.clone(),
         xxhash_digests_enabled: !args.no_xxhash,
         public_url: args.public_url.clone(),
+        ..ServerOptions::default()
     };
     wandb_api::runtime()?.block_on(async {
         let server = WandbServer::bind(store.clone(), SocketAddr::new(args.host, args.port), options).await?;

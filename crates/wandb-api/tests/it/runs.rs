@@ -156,10 +156,8 @@ fn a_run_logs_and_resumes_through_the_server() {
     let store = EmbeddedStore::open(dir.path()).unwrap();
     let runtime = wandb_api::runtime().unwrap();
     let server = runtime.block_on(async {
-        WandbServer::bind(store.clone(), "127.0.0.1:0".parse().unwrap(), ServerOptions::default())
-            .await
-            .unwrap()
-            .spawn()
+        let options = ServerOptions { record_requests: true, ..ServerOptions::default() };
+        WandbServer::bind(store.clone(), "127.0.0.1:0".parse().unwrap(), options).await.unwrap().spawn()
     });
     let api = Api::new(Settings::server(server.base_url(), Some("key".into())).with_cache_dir(None)).unwrap();
     let mut run = api.init(settings("runlog1")).unwrap();

@@ -16,6 +16,7 @@ const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
 async fn serve(f: &Fixture, options: ServerOptions) -> RunningServer {
     let store = EmbeddedStore::open(f.store.root()).unwrap();
+    let options = ServerOptions { record_requests: true, ..options };
     WandbServer::bind(store, "127.0.0.1:0".parse().unwrap(), options).await.unwrap().spawn()
 }
 

@@ -1,0 +1,4 @@
+//! Integration tests of wandb-server: hostile requests over real HTTP against a served store.
+
+mod security;
+mod support;

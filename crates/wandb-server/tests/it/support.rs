@@ -1,0 +1,106 @@
+//! A served store and a raw HTTP client that sends what a hostile client would.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use wandb_server::{RunningServer, ServerOptions, WandbServer};
+use wandb_store::EmbeddedStore;
+
+pub(crate) struct Served {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) server: RunningServer,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Served {
+    pub(crate) async fn start(options: ServerOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path().join("store")).unwrap();
+        let server = WandbServer::bind(store, "127.0.0.1:0".parse().unwrap(), options).await.unwrap().spawn();
+        Served { dir, server, http: reqwest::Client::new() }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base_url())
+    }
+
+    /// POSTs one GraphQL operation with `key` (or none); the whole answer.
+    pub(crate) async fn graphql(
+        &self,
+        key: Option<&str>,
+        operation: &str,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({"operationName": operation, "query": query, "variables": variables}));
+        if let Some(key) = key {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
+            request = request.header("Authorization", format!("Basic {basic}"));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    }
+
+    /// The GraphQL error message of an answer, if it has one.
+    pub(crate) fn error_of(answer: &Value) -> Option<String> {
+        answer.pointer("/errors/0/message").and_then(Value::as_str).map(str::to_owned)
+    }
+
+    /// Creates a pending artifact (`CreateArtifact` as wandb-core sends it): its id, or the GraphQL error.
+    pub(crate) async fn create_artifact(
+        &self,
+        key: Option<&str>,
+        entity: &str,
+        name: &str,
+        artifact_type: &str,
+        digest: &str,
+    ) -> Result<String, String> {
+        let variables = json!({"input": {
+            "entityName": entity, "projectName": "proj", "artifactTypeName": artifact_type,
+            "artifactCollectionName": name, "digest": digest, "digestAlgorithm": "MANIFEST_MD5",
+        }});
+        let (_, answer) = self.graphql(key, "CreateArtifact", "mutation CreateArtifact { x }", variables).await;
+        match answer.pointer("/data/createArtifact/artifact/id").and_then(Value::as_str) {
+            Some(id) => Ok(id.to_owned()),
+            None => Err(Self::error_of(&answer).unwrap_or_else(|| answer.to_string())),
+        }
+    }
+
+    /// Declares, uploads and commits a manifest for pending artifact `id` (the manifest upload URL as the server
+    /// gives it); the commit's error, if any.
+    pub(crate) async fn commit_manifest(&self, key: Option<&str>, id: &str, manifest: &Value) -> Result<(), String> {
+        let (_, answer) = self
+            .graphql(
+                key,
+                "CreateArtifactManifest",
+                "mutation CreateArtifactManifest { x }",
+                json!({"artifactID": id, "name": "wandb_manifest.json", "digest": "", "includeUpload": true}),
+            )
+            .await;
+        let upload = answer
+            .pointer("/data/createArtifactManifest/artifactManifest/file/uploadUrl")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("no manifest upload URL: {answer}"))?
+            .to_owned();
+        let put = self.http.put(&upload).body(manifest.to_string()).send().await.unwrap();
+        if !put.status().is_success() {
+            return Err(format!("manifest upload refused: {}", put.status()));
+        }
+        let (_, answer) = self
+            .graphql(key, "CommitArtifact", "mutation CommitArtifact { x }", json!({"input": {"artifactID": id}}))
+            .await;
+        match Self::error_of(&answer) {
+            Some(message) => Err(message),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A manifest with `contents`, as a client uploads it.
+pub(crate) fn manifest(contents: Value) -> Value {
+    json!({"version": 1, "storagePolicy": "wandb-storage-policy-v1", "storagePolicyConfig": {"storageLayout": "V2"}, "contents": contents})
+}
