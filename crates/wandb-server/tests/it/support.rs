@@ -16,7 +16,8 @@ impl Served {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path().join("store")).unwrap();
         let server = WandbServer::bind(store, "127.0.0.1:0".parse().unwrap(), options).await.unwrap().spawn();
-        Served { dir, server, http: reqwest::Client::new() }
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap();
+        Served { dir, server, http }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
