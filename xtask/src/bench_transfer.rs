@@ -86,7 +86,18 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let (get_time, get_rss, _) = measure(&mut get)?;
     ensure!(fs::metadata(root.join("model.bin"))?.len() == size, "the download has the wrong size");
 
-    let object_url = format!("{url}/storage/objects/md5/{}", b64_to_hex(&md5)?);
+    // The signed URL the server hands a client for the body (storage URLs are presigned).
+    let urls = graphql(
+        &url,
+        "GetArtifactMembershipFileUrls",
+        json!({"entity": "bench", "project": "transfer", "collection": "model", "alias": "latest", "perPage": 1}),
+    )?;
+    let object_url = urls
+        .pointer("/project/artifactCollection/artifactMembership/files/edges/0/node/directUrl")
+        .and_then(Value::as_str)
+        .context("the server gave no download URL")?
+        .to_owned();
+    ensure!(object_url.contains(&b64_to_hex(&md5)?), "the download URL {object_url} is not the body's");
     let curl_down = curl_download(&object_url)?;
     let server_rss = server.peak_rss();
 

@@ -11,6 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use axum::http::Method;
+
+use super::signing;
 use super::views::{artifact_fragment, collection_fragment, global_id, graphql_time, membership_fragment};
 use super::{FileSpec, MultipartUpload, PendingArtifact, ServerState, encode_path, faults, id_token};
 use wandb_store::Error;
@@ -119,7 +122,11 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
             let id = v.get("id").or_else(|| v.get("artifactID")).or_else(|| v.get("artifact_id"));
             let id = id.and_then(Value::as_str).ok_or_else(|| GqlError("variable id is missing".into()))?;
             let version = state.store.artifact_by_id(id)?;
-            let url = format!("{}/storage/manifests/{}", state.base_url, id_token(&version.id));
+            let url = state.signed_url(
+                &Method::GET,
+                &format!("/storage/manifests/{}", id_token(&version.id)),
+                signing::DOWNLOAD_TTL,
+            );
             Ok(
                 json!({"artifact": {"currentManifest": {"id": global_id("ArtifactManifest", id), "file": {"directUrl": url}}}}),
             )
@@ -502,7 +509,8 @@ fn create_manifest(state: &ServerState, v: &Value) -> GqlResult {
     };
     let mut file = json!({"id": global_id("File", &format!("{key}/wandb_manifest.json"))});
     if v.get("includeUpload").and_then(Value::as_bool).unwrap_or(false) {
-        file["uploadUrl"] = json!(format!("{}/storage/manifests/{}", state.base_url, id_token(&key)));
+        let path = format!("/storage/manifests/{}", id_token(&key));
+        file["uploadUrl"] = json!(state.signed_url(&Method::PUT, &path, signing::UPLOAD_TTL));
         file["uploadHeaders"] = json!(["Content-Type:application/json"]);
     }
     let field = if creating { "createArtifactManifest" } else { "updateArtifactManifest" };
@@ -567,7 +575,10 @@ fn create_files(state: &ServerState, input: &Value) -> GqlResult {
                     let urls: Vec<Value> = parts
                         .iter()
                         .filter_map(|p| p.get("partNumber").and_then(Value::as_u64))
-                        .map(|n| json!({"partNumber": n, "uploadUrl": format!("{}/storage/multipart/{upload_id}/{n}", state.base_url)}))
+                        .map(|n| {
+                            let path = format!("/storage/multipart/{upload_id}/{n}");
+                            json!({"partNumber": n, "uploadUrl": state.signed_url(&Method::PUT, &path, signing::UPLOAD_TTL)})
+                        })
                         .collect();
                     state.multipart.lock().expect("multipart lock").insert(
                         upload_id.clone(),
@@ -577,8 +588,11 @@ fn create_files(state: &ServerState, input: &Value) -> GqlResult {
                     node["uploadMultipartUrls"] = json!({"uploadID": upload_id, "uploadUrlParts": urls});
                 }
                 None => {
-                    node["uploadUrl"] =
-                        json!(format!("{}/storage/upload/{}/{}", state.base_url, id_token(id), encode_path(name)));
+                    node["uploadUrl"] = json!(state.signed_url(
+                        &Method::PUT,
+                        &format!("/storage/upload/{}/{}", id_token(id), encode_path(name)),
+                        signing::UPLOAD_TTL,
+                    ));
                     node["uploadHeaders"] = json!([format!("Content-MD5:{md5}")]);
                 }
             }
@@ -860,7 +874,11 @@ fn project_artifact_type(state: &ServerState, v: &Value) -> GqlResult {
 pub(crate) fn object_url(state: &ServerState, entry: &artifact_core::ManifestEntry) -> String {
     let algorithm = entry.digest_algorithm();
     let hex = b64_to_hex(&entry.digest).unwrap_or_default();
-    format!("{}/storage/objects/{}/{hex}", state.base_url, algorithm.cache_dir_name())
+    state.signed_url(
+        &Method::GET,
+        &format!("/storage/objects/{}/{hex}", algorithm.cache_dir_name()),
+        signing::DOWNLOAD_TTL,
+    )
 }
 
 fn use_artifact(state: &ServerState, input: &Value) -> GqlResult {
@@ -909,7 +927,14 @@ fn create_run_files(state: &ServerState, v: &Value) -> GqlResult {
     let files: Vec<Value> = names
         .iter()
         .map(|name| {
-            json!({"name": name, "uploadUrl": format!("{}/storage/runfiles/{}/{}/{}/{}", state.base_url, encode_path(project.entity()), encode_path(project.project()), encode_path(run), encode_path(name))})
+            let path = format!(
+                "/storage/runfiles/{}/{}/{}/{}",
+                encode_path(project.entity()),
+                encode_path(project.project()),
+                encode_path(run),
+                encode_path(name)
+            );
+            json!({"name": name, "uploadUrl": state.signed_url(&Method::PUT, &path, signing::UPLOAD_TTL)})
         })
         .collect();
     Ok(

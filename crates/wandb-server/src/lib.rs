@@ -31,6 +31,7 @@ mod graphql;
 mod launch;
 mod registries;
 mod runs;
+mod signing;
 mod storage;
 mod views;
 
@@ -70,6 +71,9 @@ pub struct ServerOptions {
     /// Keep the last [`RequestLog::CAPACITY`] requests for [`RunningServer::requests`] (tests of clients); off by
     /// default, so a long-running server keeps nothing of what it answered.
     pub record_requests: bool,
+    /// The key storage URLs are signed with; by default the store's own (`<store>/server/url-signing.key`, made
+    /// at first start). Replacing it invalidates every URL handed out.
+    pub url_signing_key: Option<[u8; 32]>,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +84,7 @@ impl Default for ServerOptions {
             xxhash_digests_enabled: true,
             public_url: None,
             record_requests: false,
+            url_signing_key: None,
         }
     }
 }
@@ -157,6 +162,8 @@ pub(crate) struct ServerState {
     pub(crate) store: EmbeddedStore,
     pub(crate) options: ServerOptions,
     pub(crate) base_url: String,
+    /// Signs and checks storage URLs.
+    pub(crate) signer: signing::UrlSigner,
     pub(crate) faults: Faults,
     pub(crate) requests: RequestLog,
     /// Artifacts created but not committed, by id. In memory: a restarted server forgets uploads in flight
@@ -224,10 +231,18 @@ impl WandbServer {
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{local}"));
         let record_requests = options.record_requests;
+        let signer = signing::UrlSigner::load_or_create(store.root(), options.url_signing_key).map_err(|e| {
+            Error::Store(wandb_store::Error::Io {
+                action: "read the URL-signing key of",
+                path: store.root().to_path_buf(),
+                source: e,
+            })
+        })?;
         let state = Arc::new(ServerState {
             store,
             options,
             base_url,
+            signer,
             faults: Faults::default(),
             requests: RequestLog { enabled: record_requests, ..RequestLog::default() },
             pending: Mutex::new(HashMap::new()),
@@ -340,13 +355,17 @@ fn router(state: Arc<ServerState>) -> Router {
         .route("/files/{entity}/{project}/{run}/file_stream", post(storage::file_stream))
         .route("/artifactsV2/{*rest}", get(storage::download_v2))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
-    Router::new()
-        .merge(authenticated)
+    // Storage URLs stand in for presigned ones: their signature is their credential, checked before any body.
+    let signed = Router::new()
         .route("/storage/upload/{artifact}/{*name}", put(storage::upload_file))
         .route("/storage/multipart/{upload}/{part}", put(storage::upload_part))
         .route("/storage/manifests/{artifact}", put(storage::upload_manifest).get(storage::download_manifest))
         .route("/storage/objects/{algorithm}/{digest}", get(storage::download_object))
         .route("/storage/runfiles/{*path}", put(storage::upload_run_file))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_signature));
+    Router::new()
+        .merge(authenticated)
+        .merge(signed)
         .fallback(any(not_found))
         .layer(middleware::from_fn_with_state(state.clone(), record_storage_request))
         // Bodies stream to disk; the GraphQL and manifest handlers bound what they buffer themselves.
@@ -380,6 +399,20 @@ async fn require_api_key(State(state): State<Arc<ServerState>>, request: Request
     } else {
         (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"wandb\"")], Body::from("unauthorized"))
             .into_response()
+    }
+}
+
+async fn require_signature(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
+    match state.signer.verify(request.method(), request.uri().path(), request.uri().query()) {
+        Ok(()) => next.run(request).await,
+        Err(reason) => signing::access_denied(reason),
+    }
+}
+
+impl ServerState {
+    /// The full URL of `path` (under this server, percent-encoded), signed for `method` for `ttl`.
+    pub(crate) fn signed_url(&self, method: &axum::http::Method, path: &str, ttl: std::time::Duration) -> String {
+        format!("{}{}", self.base_url, self.signer.sign(method, path, ttl))
     }
 }
 
