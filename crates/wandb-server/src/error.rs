@@ -23,6 +23,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A users file that cannot be used.
+    #[error("{source_name}: {reason}")]
+    Users {
+        /// The file (or "the users file" for text given directly).
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server would serve the network without asking for keys.
+    #[error("refusing to serve {addr} without keys: give --users FILE or --api-key KEY, or listen on loopback")]
+    OpenOnNetwork {
+        /// The address asked for.
+        addr: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] wandb_store::Error),

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use axum::http::Method;
 
+use super::auth::Caller;
 use super::signing;
 use super::views::{artifact_fragment, collection_fragment, global_id, graphql_time, membership_fragment};
 use super::{FileSpec, MultipartUpload, PendingArtifact, ServerState, encode_path, faults, id_token};
@@ -31,7 +32,11 @@ impl<E: std::fmt::Display> From<E> for GqlError {
 
 pub(crate) type GqlResult = std::result::Result<Value, GqlError>;
 
-pub(crate) async fn handle(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+pub(crate) async fn handle(
+    State(state): State<Arc<ServerState>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Bytes,
+) -> Response {
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")).into_response(),
@@ -58,7 +63,11 @@ pub(crate) async fn handle(State(state): State<Arc<ServerState>>, body: Bytes) -
     let state2 = state.clone();
     let query = query.to_owned();
     // Store operations block on file locks and disk; keep them off the async workers.
-    let outcome = tokio::task::spawn_blocking(move || dispatch(&state2, &name, &query, &variables)).await;
+    let outcome = tokio::task::spawn_blocking(move || {
+        super::authz::authorize(&state2, &caller, &name, &variables)?;
+        dispatch(&state2, &caller, &name, &query, &variables)
+    })
+    .await;
     match outcome {
         Ok(Ok(data)) => Json(json!({"data": data})).into_response(),
         Ok(Err(GqlError(message))) => Json(json!({"data": null, "errors": [{"message": message}]})).into_response(),
@@ -77,7 +86,7 @@ fn operation_name(query: &str) -> Option<String> {
     None
 }
 
-fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResult {
+fn dispatch(state: &ServerState, caller: &Caller, name: &str, query: &str, v: &Value) -> GqlResult {
     if let Some(answer) = super::launch::dispatch(state, name, v) {
         return answer;
     }
@@ -91,7 +100,7 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
         return answer;
     }
     match name {
-        "Viewer" | "GetDefaultEntity" => Ok(viewer(state)),
+        "Viewer" | "GetDefaultEntity" => Ok(viewer(caller)),
         "ServerFeaturesQuery" | "ServerInfo" => Ok(json!({"serverInfo": {"features": [
             {"name": "ARTIFACT_DIGEST_ALGORITHM", "isEnabled": true},
             {"name": "USE_ARTIFACT_WITH_ENTITY_AND_PROJECT_INFORMATION", "isEnabled": true},
@@ -104,7 +113,7 @@ fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> GqlResul
         "XXHashDigestsEnabled" => Ok(json!({"entity": {"xxhashDigestsEnabled": state.options.xxhash_digests_enabled}})),
         "FetchArtifactDigestAlgorithm" => fetch_digest_algorithm(state, v),
         "ArtifactType" => artifact_type(state, v),
-        "CreateArtifact" => create_artifact(state, input(v)),
+        "CreateArtifact" => create_artifact(state, caller, input(v)),
         "CreateArtifactManifest" | "UpdateArtifactManifest" => create_manifest(state, v),
         "CreateArtifactFiles" => create_files(state, input(v)),
         "CompleteMultipartUploadArtifact" => complete_multipart(state, input(v)),
@@ -169,11 +178,13 @@ pub(crate) fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-fn viewer(state: &ServerState) -> Value {
-    let entity = &state.options.default_entity;
+/// The caller as W&B's `viewer` describes a user: their own entity, and their other entities as teams, so a client
+/// picks the right default entity.
+fn viewer(caller: &Caller) -> Value {
+    let teams: Vec<Value> = caller.teams.iter().map(|t| json!({"node": {"name": t}})).collect();
     json!({"viewer": {
-        "id": global_id("User", entity), "entity": entity, "username": entity, "email": null,
-        "flags": "{}", "teams": {"edges": []}, "admin": false, "photoUrl": null,
+        "id": global_id("User", &caller.name), "entity": caller.home, "username": caller.name, "email": null,
+        "flags": "{}", "teams": {"edges": teams}, "admin": !caller.is_restricted(), "photoUrl": null,
     }})
 }
 
@@ -323,7 +334,7 @@ fn digest_algorithm_of(name: Option<&str>) -> std::result::Result<DigestAlgorith
     }
 }
 
-fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
+fn create_artifact(state: &ServerState, caller: &Caller, input: &Value) -> GqlResult {
     let project = project_of(input, "entityName", "projectName")?;
     // wandb-core sends one name; the public API (`wandb job create`, `Api.create_artifact`) a list of them.
     let name = match input.get("artifactCollectionNames").and_then(Value::as_array) {
@@ -411,6 +422,7 @@ fn create_artifact(state: &ServerState, input: &Value) -> GqlResult {
                 distributed.pending.insert(key.clone(), id.clone());
             }
             let pending = PendingArtifact {
+                owner: caller.name.clone(),
                 project,
                 draft,
                 files: HashMap::new(),

@@ -50,6 +50,8 @@ struct Item {
 
 struct Agent {
     id: String,
+    /// The entity it registered for (`createLaunchAgent`'s `entity`).
+    entity: Option<String>,
     name: String,
     queues: Vec<String>,
     hostname: String,
@@ -59,6 +61,18 @@ struct Agent {
 }
 
 impl LaunchState {
+    /// The entity a queue, item or agent id belongs to: `None` for an unknown id, `Some(None)` for an agent that
+    /// named no entity.
+    pub(crate) fn entity_of(&self, id: &str) -> Option<Option<String>> {
+        if let Some(queue) = self.queues.iter().find(|q| q.id == id) {
+            return Some(Some(queue.entity.clone()));
+        }
+        if let Some(item) = self.items.iter().find(|i| i.id == id) {
+            return self.queues.iter().find(|q| q.id == item.queue_id).map(|q| Some(q.entity.clone()));
+        }
+        self.agents.iter().find(|a| a.id == id).map(|a| a.entity.clone())
+    }
+
     fn next_id(&mut self, kind: &str) -> (String, u64) {
         self.next += 1;
         (global_id(kind, &self.next.to_string()), self.next)
@@ -189,6 +203,7 @@ pub(crate) fn dispatch(state: &ServerState, name: &str, v: &Value) -> Option<Gql
                 .unwrap_or_default();
             launch.agents.push(Agent {
                 id: id.clone(),
+                entity: v.get("entity").or_else(|| v.get("entityName")).and_then(Value::as_str).map(str::to_owned),
                 name: format!("launch-agent-{n}"),
                 queues,
                 hostname: v.get("hostname").and_then(Value::as_str).unwrap_or("").to_owned(),

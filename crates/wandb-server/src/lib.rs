@@ -23,6 +23,8 @@
 //! # }
 //! ```
 
+mod auth;
+mod authz;
 mod edit;
 mod error;
 mod faults;
@@ -49,6 +51,7 @@ use axum::routing::{any, get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
+pub use auth::{MIN_API_KEY_LEN, Users, hash_api_key};
 pub use error::{Error, Result};
 pub use faults::{Fault, FaultTarget, Faults};
 
@@ -58,8 +61,13 @@ use wandb_store::{EmbeddedStore, ProjectRef, VersionDraft};
 /// How the server behaves.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    /// The API key clients must present (HTTP Basic `api:<key>`); `None` accepts any client.
+    /// The one key clients must present (HTTP Basic `api:<key>`), for one user who may use every entity; the
+    /// shorthand of [`ServerOptions::users`]. With neither, the server is open to anyone who can reach it.
     pub api_key: Option<String>,
+    /// The users, their keys and the entities each may use (`--users FILE`); wins over `api_key`.
+    pub users: Option<Users>,
+    /// The most bytes a GraphQL request body may have (larger ones get 413 before they are read).
+    pub max_graphql_bytes: usize,
     /// The entity `viewer` reports, which clients use when none is given.
     pub default_entity: String,
     /// Whether the viewer's entity allows XXH128 artifact digests (`entity.xxhashDigestsEnabled`); when false,
@@ -80,6 +88,8 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             api_key: None,
+            users: None,
+            max_graphql_bytes: 16 << 20,
             default_entity: wandb_store::DEFAULT_ENTITY.to_owned(),
             xxhash_digests_enabled: true,
             public_url: None,
@@ -161,6 +171,8 @@ pub struct RunningServer {
 pub(crate) struct ServerState {
     pub(crate) store: EmbeddedStore,
     pub(crate) options: ServerOptions,
+    /// Who may use the server; `None` for anyone.
+    pub(crate) users: Option<Users>,
     pub(crate) base_url: String,
     /// Signs and checks storage URLs.
     pub(crate) signer: signing::UrlSigner,
@@ -187,6 +199,8 @@ pub(crate) struct DistributedArtifacts {
 
 /// An artifact between `CreateArtifact` and `CommitArtifact`.
 pub(crate) struct PendingArtifact {
+    /// The user who created it: only they may upload to it, declare its files or commit it.
+    pub(crate) owner: String,
     pub(crate) project: ProjectRef,
     pub(crate) draft: VersionDraft,
     /// Declared files by name: what each upload must hash to.
@@ -231,6 +245,13 @@ impl WandbServer {
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{local}"));
         let record_requests = options.record_requests;
+        let users = options
+            .users
+            .clone()
+            .or_else(|| options.api_key.as_deref().map(|key| Users::single(key, &options.default_entity)));
+        if users.is_none() && !addr.ip().is_loopback() {
+            return Err(Error::OpenOnNetwork { addr: addr.to_string() });
+        }
         let signer = signing::UrlSigner::load_or_create(store.root(), options.url_signing_key).map_err(|e| {
             Error::Store(wandb_store::Error::Io {
                 action: "read the URL-signing key of",
@@ -240,6 +261,7 @@ impl WandbServer {
         })?;
         let state = Arc::new(ServerState {
             store,
+            users,
             options,
             base_url,
             signer,
@@ -351,7 +373,10 @@ fn no_delay(
 
 fn router(state: Arc<ServerState>) -> Router {
     let authenticated = Router::new()
-        .route("/graphql", post(graphql::handle))
+        .route(
+            "/graphql",
+            post(graphql::handle).layer(axum::extract::DefaultBodyLimit::max(state.options.max_graphql_bytes)),
+        )
         .route("/files/{entity}/{project}/{run}/file_stream", post(storage::file_stream))
         .route("/artifactsV2/{*rest}", get(storage::download_v2))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
@@ -392,13 +417,24 @@ async fn not_found(request: Request) -> Response {
     (StatusCode::NOT_FOUND, message).into_response()
 }
 
-async fn require_api_key(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
-    let Some(expected) = &state.options.api_key else { return next.run(request).await };
-    if basic_api_key(request.headers()).is_some_and(|key| &key == expected) {
-        next.run(request).await
-    } else {
-        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"wandb\"")], Body::from("unauthorized"))
-            .into_response()
+/// Resolves the caller from `Authorization: Basic api:<key>` (any caller when the server has no users) and
+/// hands them to the route; an unknown key is a 401 that does not echo it.
+async fn require_api_key(State(state): State<Arc<ServerState>>, mut request: Request, next: Next) -> Response {
+    let caller = match &state.users {
+        None => Some(auth::Caller::anyone(&state.options.default_entity)),
+        Some(users) => basic_api_key(request.headers()).and_then(|key| users.authenticate(&key)),
+    };
+    match caller {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"wandb\"")],
+            Body::from("unauthorized"),
+        )
+            .into_response(),
     }
 }
 

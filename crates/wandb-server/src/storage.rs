@@ -15,6 +15,7 @@ use futures_util::TryStreamExt;
 use serde_json::json;
 use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
+use super::auth::Caller;
 use super::faults::{self, Fault, FaultTarget};
 use super::{FileSpec, ServerState, id_from_token};
 
@@ -271,14 +272,42 @@ pub(crate) async fn download_object(
 /// SDK's fallback when a file has no direct URL. The body is found by its digest.
 pub(crate) async fn download_v2(
     State(state): State<Arc<ServerState>>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Path(rest): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     let segments: Vec<&str> = rest.split('/').collect();
-    let Some(hex) = segments.len().checked_sub(2).and_then(|i| segments.get(i)) else {
+    let (Some(hex), Some(birth)) = (
+        segments.len().checked_sub(2).and_then(|i| segments.get(i)),
+        segments.len().checked_sub(3).and_then(|i| segments.get(i)),
+    ) else {
         return error(StatusCode::NOT_FOUND, "malformed artifactsV2 URL");
     };
+    if caller.is_restricted() {
+        // The body must be one of the birth artifact's, and that artifact one the caller may use: a digest
+        // alone opens nothing.
+        let (state2, birth, hex) = (state.clone(), percent_decode(birth), (*hex).to_owned());
+        let allowed = tokio::task::spawn_blocking(move || body_of_artifact(&state2, &caller, &birth, &hex)).await;
+        if !matches!(allowed, Ok(true)) {
+            return error(StatusCode::NOT_FOUND, "no such object in an artifact you may use");
+        }
+    }
     serve_object(&state, &[DigestAlgorithm::Md5, DigestAlgorithm::Xxh128], hex, &headers).await
+}
+
+/// Whether the body with hex digest `hex` is a file of artifact `id` and `caller` may use its entity.
+fn body_of_artifact(state: &ServerState, caller: &Caller, id: &str, hex: &str) -> bool {
+    let Ok(Some(owner)) = state.store.artifact_owner(id) else { return false };
+    if !caller.may_use(owner.entity()) {
+        return false;
+    }
+    let Ok(digest) = hex_to_b64(hex) else { return false };
+    let Ok(version) = state.store.artifact_by_id(id) else { return false };
+    state.store.manifest(&version).is_ok_and(|m| m.entries().any(|(_, e)| e.digest == digest))
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
 
 async fn serve_object(state: &ServerState, algorithms: &[DigestAlgorithm], hex: &str, headers: &HeaderMap) -> Response {
@@ -364,9 +393,16 @@ pub(crate) async fn upload_run_file(Path(path): Path<String>, body: Body) -> Res
 /// cores' `dropped`) are accepted.
 pub(crate) async fn file_stream(
     State(state): State<Arc<ServerState>>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Path((entity, project, run)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
+    if !caller.may_use(&entity) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("permission denied: {} may not use entity {entity:?}", caller.name),
+        );
+    }
     let chunk = match parse_file_stream(&body) {
         Ok(chunk) => chunk,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),

@@ -1017,6 +1017,19 @@ impl EmbeddedStore {
     }
 
     /// `index/artifacts/<n>.json` for id `base64("Artifact:<n>")`.
+    /// The project a store-wide artifact id belongs to — reserved or committed, its version deleted or not — or
+    /// `None` for an id nothing was given (a server checks access with it before an operation runs).
+    ///
+    /// # Errors
+    /// I/O errors and damaged records.
+    pub fn artifact_owner(&self, id: &str) -> Result<Option<ProjectRef>> {
+        let Ok(path) = self.id_index_path(id) else { return Ok(None) };
+        match read_json::<IdIndexRecord>(&path)? {
+            Some(record) => Ok(Some(ProjectRef::new(&record.entity, &record.project)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The artifact id a client's `clientID` was given, if any: a W&B server answers a repeated `CreateArtifact`
     /// with the same artifact (`wandb job create` sends one from the public API, then the run sends its own).
     ///

@@ -1,25 +1,35 @@
-//! `dagster-wandb server`: an embedded store served over the W&B protocol.
+//! `dagster-wandb server`: an embedded store served over the W&B protocol; `server hash-key` for users files.
 
+use std::io::{BufRead, IsTerminal};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use wandb_server::{ServerOptions, WandbServer};
+use wandb_server::{ServerOptions, Users, WandbServer};
 use wandb_store::EmbeddedStore;
 
-use super::{CliResult, absolute};
+use super::output::{notice, print_line};
+use super::{CliError, CliResult, absolute};
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct ServerArgs {
+    #[command(subcommand)]
+    command: Option<ServerCommand>,
     /// The embedded store to serve (created if missing or empty).
     #[arg(long, value_name = "DIR")]
-    store: PathBuf,
-    /// Address to listen on. Anything but loopback exposes the store to the network.
+    store: Option<PathBuf>,
+    /// Address to listen on. Anything but loopback exposes the store to the network, and needs --users or
+    /// --api-key.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Port to listen on; 0 picks a free one (the URL is printed).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Require this API key (HTTP Basic `api:<key>`, what `WANDB_API_KEY` sends); any key is accepted without it.
+    /// The users, their API keys (or `blake3:` hashes, see `server hash-key`) and the entities each may use,
+    /// a JSON file: {"users": [{"name": "alice", "api_key": "…", "entities": ["alice", "ml-team"]}]}.
+    #[arg(long, value_name = "FILE", conflicts_with = "api_key")]
+    users: Option<PathBuf>,
+    /// One API key for one user who may use every entity (HTTP Basic `api:<key>`, what `WANDB_API_KEY` sends).
     #[arg(long, env = "DAGSTER_WANDB_SERVER_API_KEY", hide_env_values = true, value_name = "KEY")]
     api_key: Option<String>,
     /// Entity reported to clients that do not name one.
@@ -31,19 +41,43 @@ pub(crate) struct ServerArgs {
     /// Base URL to advertise in upload and download URLs when clients reach the server by another name.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// The largest GraphQL request body accepted, in MiB.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    max_graphql_mib: usize,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ServerCommand {
+    /// Print the `blake3:` hash of an API key read from standard input, for `api_key_hash` in a users file.
+    HashKey,
 }
 
 pub(crate) fn run(args: &ServerArgs) -> CliResult {
-    let store = EmbeddedStore::open(absolute(&args.store)?)?;
+    if let Some(ServerCommand::HashKey) = args.command {
+        return hash_key();
+    }
+    let store = args.store.as_deref().ok_or_else(|| CliError::Usage("give --store DIR, the store to serve".into()))?;
+    let store = EmbeddedStore::open(absolute(store)?)?;
+    let users = args.users.as_deref().map(Users::load).transpose()?;
+    let open = users.is_none() && args.api_key.is_none();
     let options = ServerOptions {
         api_key: args.api_key.clone(),
+        users,
         default_entity: args.default_entity.clone(),
         xxhash_digests_enabled: !args.no_xxhash,
         public_url: args.public_url.clone(),
+        max_graphql_bytes: args.max_graphql_mib.saturating_mul(1 << 20),
         ..ServerOptions::default()
     };
     wandb_api::runtime()?.block_on(async {
         let server = WandbServer::bind(store.clone(), SocketAddr::new(args.host, args.port), options).await?;
+        if open {
+            notice(&format!(
+                "open mode: anyone who can reach {} may read and write every entity; give --users FILE or --api-key \
+                 to require keys",
+                server.base_url()
+            ));
+        }
         #[allow(clippy::print_stdout, reason = "the URL is the command's output; scripts read it")]
         {
             println!("serving {} at {}", store.root().display(), server.base_url());
@@ -58,4 +92,22 @@ pub(crate) fn run(args: &ServerArgs) -> CliResult {
             .await?;
         Ok(())
     })
+}
+
+fn hash_key() -> CliResult {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        notice("type the API key, then Enter:");
+    }
+    let mut key = String::new();
+    stdin.lock().read_line(&mut key).map_err(|e| CliError::Usage(format!("cannot read the key: {e}")))?;
+    let key = key.trim_end_matches(['\r', '\n']);
+    if key.chars().count() < wandb_server::MIN_API_KEY_LEN {
+        return Err(CliError::Usage(format!(
+            "an API key needs {}+ characters; this one has {}",
+            wandb_server::MIN_API_KEY_LEN,
+            key.chars().count()
+        )));
+    }
+    print_line(&wandb_server::hash_api_key(key))
 }

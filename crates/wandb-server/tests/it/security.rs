@@ -107,3 +107,141 @@ async fn storage_answers_only_signed_urls() {
     refused(served.http.put(served.url("/storage/runfiles/ent/proj/run/output.log")).body("x").send().await.unwrap())
         .await;
 }
+
+const ALICE: &str = "alice-key-0123456789abcdef0123456789abcdef";
+const BOB: &str = "bob-key-0123456789abcdef0123456789abcdef01";
+const CAROL: &str = "carol-key-0123456789abcdef0123456789abcdef";
+
+fn users() -> wandb_server::Users {
+    wandb_server::Users::from_json(&format!(
+        r#"{{"users": [
+            {{"name": "alice", "api_key": "{ALICE}", "entities": ["alice", "ml-team"]}},
+            {{"name": "bob", "api_key_hash": "{}", "entities": ["bob"]}},
+            {{"name": "carol", "api_key": "{CAROL}", "entities": ["ml-team"]}}
+        ]}}"#,
+        wandb_server::hash_api_key(BOB)
+    ))
+    .unwrap()
+}
+
+/// With users, each reaches only their entities: no GraphQL answer, storage URL or pending artifact of another
+/// entity, whatever id they guess; the viewer is the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_reaches_only_their_entities() {
+    let served = Served::start(ServerOptions { users: Some(users()), ..Default::default() }).await;
+    let id = served.log_file(Some(ALICE), "alice", "private", b"alice's data").await;
+
+    let (_, viewer) = served.graphql(Some(ALICE), "Viewer", "query Viewer { x }", json!({})).await;
+    assert_eq!(viewer.pointer("/data/viewer/entity"), Some(&json!("alice")));
+    assert_eq!(viewer.pointer("/data/viewer/teams/edges/0/node/name"), Some(&json!("ml-team")));
+    let (_, viewer) = served.graphql(Some(BOB), "Viewer", "query Viewer { x }", json!({})).await;
+    assert_eq!(viewer.pointer("/data/viewer/entity"), Some(&json!("bob")));
+
+    // Bob, by id, by name, and through the lists, sees nothing of alice's.
+    let denied = |answer: &serde_json::Value| {
+        let message = Served::error_of(answer).unwrap_or_default();
+        assert!(message.contains("permission denied: bob may not use entity \"alice\""), "{answer}");
+        assert!(!answer.to_string().contains("private\"") || message.contains("alice"), "{answer}");
+    };
+    for (operation, variables) in [
+        ("ArtifactByID", json!({"id": id})),
+        ("ArtifactMembershipByName", json!({"entityName": "alice", "projectName": "proj", "name": "private:latest"})),
+        ("ProjectArtifactCollections", json!({"entity": "alice", "project": "proj"})),
+        (
+            "GetArtifactMembershipFileUrls",
+            json!({"entity": "alice", "project": "proj", "collection": "private", "alias": "latest"}),
+        ),
+        ("FetchArtifactManifest", json!({"artifactID": id})),
+        ("DeleteArtifact", json!({"input": {"artifactID": id, "deleteAliases": true}})),
+        ("Runs", json!({"entity": "alice", "project": "proj"})),
+    ] {
+        let (_, answer) = served.graphql(Some(BOB), operation, &format!("query {operation} {{ x }}"), variables).await;
+        denied(&answer);
+    }
+    assert!(
+        served
+            .create_artifact(Some(BOB), "alice", "planted", "dataset", "00")
+            .await
+            .unwrap_err()
+            .contains("permission denied")
+    );
+    assert!(served.file_url(Some(BOB), "alice", "private").await.is_none());
+    assert!(served.file_url(Some(ALICE), "alice", "private").await.is_some(), "alice still reads her own");
+
+    // A pending artifact in a shared entity is its creator's: carol (ml-team too) cannot commit or fill it.
+    let pending = served.create_artifact(Some(ALICE), "ml-team", "shared", "dataset", "00").await.unwrap();
+    for (operation, variables) in [
+        ("CommitArtifact", json!({"input": {"artifactID": pending}})),
+        ("CreateArtifactManifest", json!({"artifactID": pending, "includeUpload": true})),
+        (
+            "CreateArtifactFiles",
+            json!({"input": {"artifactFiles": [{"artifactID": pending, "name": "x", "md5": "AA=="}]}}),
+        ),
+    ] {
+        let (_, answer) =
+            served.graphql(Some(CAROL), operation, &format!("mutation {operation} {{ x }}"), variables).await;
+        let message = Served::error_of(&answer).unwrap_or_default();
+        assert!(message.contains("another user's pending artifact"), "{operation}: {answer}");
+    }
+
+    // Without a key, with a wrong one: 401, the key not echoed.
+    for key in [None, Some("not-a-user-key-0123456789abcdef0123456789ab")] {
+        let (status, answer) = served.graphql(key, "Viewer", "query Viewer { x }", json!({})).await;
+        assert_eq!(status, 401, "{answer}");
+        assert!(!answer.to_string().contains("not-a-user-key"));
+    }
+    // Run streams and the SDK's artifactsV2 fallback check the entity too.
+    let basic = |key: &str| {
+        format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("api:{key}")))
+    };
+    let stream = served
+        .http
+        .post(served.url("/files/alice/proj/run1/file_stream"))
+        .header("Authorization", basic(BOB))
+        .json(&json!({"files": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 403);
+    let hex = artifact_core::b64_to_hex(&{
+        let mut body: &[u8] = b"alice's data";
+        artifact_core::digest_reader_b64(artifact_core::DigestAlgorithm::Md5, &mut body).unwrap().0
+    })
+    .unwrap();
+    let v2 = format!("/artifactsV2/default/bob/proj/x/{id}/{hex}/file.bin");
+    let fallback = served.http.get(served.url(&v2)).header("Authorization", basic(BOB)).send().await.unwrap();
+    assert_eq!(fallback.status().as_u16(), 404, "a digest alone opens nothing");
+    let fallback = served.http.get(served.url(&v2)).header("Authorization", basic(ALICE)).send().await.unwrap();
+    assert_eq!(fallback.bytes().await.unwrap().as_ref(), b"alice's data");
+}
+
+/// A users file that cannot be used is refused, naming the problem; so is an open server on the network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_users_files_and_open_network_servers_are_refused() {
+    for (text, says) in [
+        (r#"{"users": [{"name": "a", "api_key": "short", "entities": ["a"]}]}"#, "40+ characters"),
+        (r#"{"users": [{"name": "a", "api_key_hash": "md5:00", "entities": ["a"]}]}"#, "is not blake3:<64 hex digits>"),
+        (&format!(r#"{{"users": [{{"name": "a", "api_key": "{ALICE}"}}]}}"#), "may use no entity"),
+        (&format!(r#"{{"users": [{{"name": "a", "api_key": "{ALICE}", "entities": ["x/y"]}}]}}"#), "entity \"x/y\""),
+        (r#"{"users": []}"#, "lists no users"),
+        (r#"{"people": []}"#, "unknown field"),
+    ] {
+        let err = wandb_server::Users::from_json(text).unwrap_err().to_string();
+        assert!(err.contains(says), "{text}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = wandb_store::EmbeddedStore::open(dir.path()).unwrap();
+    let open = wandb_server::WandbServer::bind(store, "0.0.0.0:0".parse().unwrap(), ServerOptions::default()).await;
+    assert!(matches!(open, Err(wandb_server::Error::OpenOnNetwork { .. })));
+}
+
+/// A GraphQL body over the limit is refused with 413 before it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_graphql_body_is_refused() {
+    let served = Served::start(ServerOptions { max_graphql_bytes: 1 << 20, ..Default::default() }).await;
+    let big = "x".repeat(2 << 20);
+    let (status, _) = served.graphql(None, "Viewer", "query Viewer { x }", json!({"padding": big})).await;
+    assert_eq!(status, 413);
+    let (status, _) = served.graphql(None, "Viewer", "query Viewer { x }", json!({})).await;
+    assert_eq!(status, 200);
+}
