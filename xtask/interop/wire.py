@@ -45,6 +45,7 @@ import sys
 
 import wandb
 
+ENTITY = os.environ.get("WANDB_ENTITY", "ent")
 SETTINGS = dict(x_disable_stats=True, x_disable_meta=True, disable_git=True, disable_code=True,
                 console="off", silent=True)
 
@@ -77,7 +78,7 @@ def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "log":
         directory, name, algorithm, alias = args
-        run = wandb.init(entity="ent", project="proj", settings=wandb.Settings(**SETTINGS))
+        run = wandb.init(entity=ENTITY, project="proj", settings=wandb.Settings(**SETTINGS))
         artifact = wandb.Artifact(name, type="dataset", description="from python", metadata={"side": "python"},
                                   digest_algorithm=algorithm)
         artifact.add_dir(directory)
@@ -87,7 +88,7 @@ def main():
         run.finish()
     elif command == "log-ref":
         uri, name = args
-        run = wandb.init(entity="ent", project="proj", settings=wandb.Settings(**SETTINGS))
+        run = wandb.init(entity=ENTITY, project="proj", settings=wandb.Settings(**SETTINGS))
         artifact = wandb.Artifact(name, type="dataset")
         artifact.add_reference(uri)
         run.log_artifact(artifact)
@@ -104,7 +105,7 @@ def main():
                   "metadata": artifact.metadata, "aliases": sorted(artifact.aliases), "tags": artifact.tags}
     elif command == "link":
         address, target, alias = args
-        run = wandb.init(entity="ent", project="proj", settings=wandb.Settings(**SETTINGS))
+        run = wandb.init(entity=ENTITY, project="proj", settings=wandb.Settings(**SETTINGS))
         artifact = run.use_artifact(address)
         artifact.link(target, aliases=[alias])
         run.finish()
@@ -115,7 +116,7 @@ def main():
         result = {"collections": sorted((c.name, len(list(c.artifacts()))) for c in collections)}
     elif command == "runlog":
         (run_id,) = args
-        run = wandb.init(entity="ent", project="proj", id=run_id, resume="allow", tags=["t1"],
+        run = wandb.init(entity=ENTITY, project="proj", id=run_id, resume="allow", tags=["t1"],
                          config={"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam"}},
                          settings=wandb.Settings(**SETTINGS))
         run.log({"loss": 0.5, "acc": 0.1})
@@ -130,13 +131,13 @@ def main():
         run.finish(exit_code=3)
     elif command == "resume":
         run_id, mode = args
-        run = wandb.init(entity="ent", project="proj", id=run_id, resume=mode, settings=wandb.Settings(**SETTINGS))
+        run = wandb.init(entity=ENTITY, project="proj", id=run_id, resume=mode, settings=wandb.Settings(**SETTINGS))
         result = {"resumed": run.resumed, "config": dict(run.config)}
         run.log({"loss": 0.1})
         run.finish()
     elif command == "dist-write":
         name, distributed_id, i = args[0], args[1], int(args[2])
-        run = wandb.init(entity="ent", project="proj", group=distributed_id, settings=wandb.Settings(**SETTINGS))
+        run = wandb.init(entity=ENTITY, project="proj", group=distributed_id, settings=wandb.Settings(**SETTINGS))
         artifact = wandb.Artifact(name, type="dataset")
         artifact.add(wandb.Table(columns=["a", "b"], data=[[i, f"row{i}"], [i + 10, f"row{i + 10}"]]), f"parts/table_{i}")
         run.upsert_artifact(artifact, distributed_id=distributed_id)
@@ -144,7 +145,7 @@ def main():
         result = {"upserted": i}
     elif command == "dist-finish":
         name, distributed_id = args
-        run = wandb.init(entity="ent", project="proj", group=distributed_id, settings=wandb.Settings(**SETTINGS))
+        run = wandb.init(entity=ENTITY, project="proj", group=distributed_id, settings=wandb.Settings(**SETTINGS))
         artifact = wandb.Artifact(name, type="dataset")
         artifact.add(wandb.data_types.PartitionedTable("parts"), "merged")
         run.finish_artifact(artifact, distributed_id=distributed_id)
@@ -154,7 +155,7 @@ def main():
     elif command == "launch-add":
         from wandb.sdk.launch import launch_add
         job, queue = args
-        queued = launch_add(job=job, queue_name=queue, entity="ent", project="proj", resource="local-process",
+        queued = launch_add(job=job, queue_name=queue, entity=ENTITY, project="proj", resource="local-process",
                             config={"overrides": {"run_config": {"lr": 0.1}}})
         result = {"item_id": queued.id, "queue": queued.queue_name}
     elif command == "lineage":

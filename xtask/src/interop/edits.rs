@@ -279,3 +279,94 @@ fn files_and_types(sides: &Sides<'_>, results: &mut Comparisons) -> Result<()> {
     );
     Ok(())
 }
+
+/// A server with a users file: the real client and our CLI work unchanged with a user's key, and fail clearly with
+/// another user's.
+pub(crate) fn users(
+    python: &std::path::Path,
+    cli: &std::path::Path,
+    work: &std::path::Path,
+    data: &std::path::Path,
+    expected: &std::collections::BTreeMap<String, String>,
+    results: &mut Comparisons,
+) -> Result<()> {
+    const ALICE: &str = "alice0123456789abcdef0123456789abcdef01234";
+    const BOB: &str = "bob0123456789abcdef0123456789abcdef0123456";
+    let work = work.join("users");
+    std::fs::create_dir_all(&work)?;
+    let file = work.join("users.json");
+    // Bob's key is kept as a hash, made by `dagster-wandb server hash-key`.
+    let mut hash = Command::new(cli)
+        .args(["server", "hash-key"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(&mut hash.stdin.take().expect("piped"), format!("{BOB}\n").as_bytes())?;
+    let bob_hash = String::from_utf8(hash.wait_with_output()?.stdout)?.trim().to_owned();
+    ensure!(bob_hash.starts_with("blake3:"), "server hash-key printed {bob_hash:?}");
+    std::fs::write(
+        &file,
+        json!({"users": [
+            {"name": "alice", "api_key": ALICE, "entities": ["alice", "ml-team"]},
+            {"name": "bob", "api_key_hash": bob_hash, "entities": ["bob"]},
+        ]})
+        .to_string(),
+    )?;
+    let server = crate::served_store::ServedStore::start(
+        cli,
+        &work.join("store"),
+        &["--users", &file.to_string_lossy()],
+        Stdio::inherit(),
+    )?;
+    let side = |key: &str, entity: &str| Sides {
+        python,
+        cli,
+        work: work.clone(),
+        url: server.url.clone(),
+        extra_env: vec![("WANDB_API_KEY".into(), key.into()), ("WANDB_ENTITY".into(), entity.into())],
+    };
+    let (alice, bob) = (side(ALICE, "alice"), side(BOB, "bob"));
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+
+    let logged = alice.python(&["log", &path(data), "alice-ds", "MD5", "mine"], "cache-alice-py")?;
+    let root = work.join("alice-cli-get");
+    let got = alice.cli(&["get", "alice/proj/alice-ds:mine", "--root", &path(&root)], "cache-alice-cli")?;
+    let ours = super::wire::tree(&root)?;
+    results.record(
+        "users: with alice's key, Python logs into her entity and our CLI downloads it byte for byte",
+        got["digest"] == logged["digest"] && ours == *expected,
+        || format!("python {logged}\n  ours {got}"),
+    );
+    cli_json(&alice, &["artifact", "put", &path(data), "--name", "ml-team/proj/team-ds", "--type", "dataset"])?;
+    let theirs = alice.python(&["get", "ml-team/proj/team-ds:latest", &path(&work.join("alice-py-get"))], "cache-alice-py2")?;
+    results.record(
+        "users: alice's team entity works both ways too (our CLI logs, Python downloads)",
+        super::wire::json_tree(&theirs) == *expected,
+        || format!("{theirs}"),
+    );
+
+    // Bob's key reaches none of it, on either side, and says so.
+    let mut python_get = Command::new(python);
+    python_get
+        .arg(crate::project_root().join("xtask/interop/wire.py"))
+        .args(["get", "alice/proj/alice-ds:mine", &path(&work.join("bob-py-get"))])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    bob.env(&mut python_get, "cache-bob-py");
+    let python_out = python_get.output()?;
+    let python_err = String::from_utf8_lossy(&python_out.stderr).into_owned();
+    let ours = cli_refused(&bob, &["get", "alice/proj/alice-ds:mine"])?;
+    results.record(
+        "users: with bob's key, Python and our CLI are refused alice's artifact with a permission error",
+        !python_out.status.success()
+            && python_err.contains("permission denied: bob may not use entity")
+            && ours.contains("permission denied: bob may not use entity \"alice\""),
+        || format!("python: {}\n  ours: {ours}", python_err.lines().last().unwrap_or("")),
+    );
+    let bob_log = bob.python(&["log", &path(data), "bob-ds", "MD5", "his"], "cache-bob-py2")?;
+    results.record("users: bob logs into his own entity with the real client", bob_log["version"] == "v0", || {
+        format!("{bob_log}")
+    });
+    drop(server);
+    Ok(())
+}

@@ -29,7 +29,6 @@ pub(crate) struct Sides<'a> {
 
 impl Sides<'_> {
     pub(crate) fn env(&self, command: &mut Command, cache: &str) {
-        command.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         let home = self.work.join("home");
         command
             .env("WANDB_BASE_URL", &self.url)
@@ -42,6 +41,8 @@ impl Sides<'_> {
             .env("HOME", &home)
             .env("WANDB_CACHE_DIR", self.work.join(cache))
             .env_remove("WANDB_MODE");
+        // Last, so a suite may change the key or the entity too.
+        command.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
     }
 
     /// `wire.py ARGS` with the cache `cache`: the JSON line it printed last.
@@ -221,6 +222,7 @@ pub(crate) fn run(python: &Path, cli: &Path, results: &mut Comparisons) -> Resul
     launch(&sides, &work, &work.join("store"), results)?;
     super::edits::run(&sides, results)?;
     drop(server);
+    super::edits::users(python, cli, &work, &data, &expected, results)?;
     Ok(())
 }
 
