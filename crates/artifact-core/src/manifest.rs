@@ -95,6 +95,28 @@ impl Manifest {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The entries after path `after` (all of them for `None`), in byte order of their paths: a page of a large
+    /// manifest in O(log n + page), with the last path of one page as the cursor of the next.
+    ///
+    /// ```
+    /// let mut m = artifact_core::Manifest::new();
+    /// for p in ["a", "b", "c"] {
+    ///     let entry = artifact_core::ManifestEntry { size: Some(0), ..Default::default() };
+    ///     m.add_entry(artifact_core::LogicalPath::new(p)?, entry, false)?;
+    /// }
+    /// let page: Vec<&str> = m.entries_after(Some("a")).map(|(p, _)| p).collect();
+    /// assert_eq!(page, ["b", "c"]);
+    /// # Ok::<(), artifact_core::Error>(())
+    /// ```
+    pub fn entries_after(&self, after: Option<&str>) -> impl Iterator<Item = (&str, &ManifestEntry)> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(path) => Bound::Excluded(path),
+            None => Bound::Unbounded,
+        };
+        self.entries.range::<str, _>((start, Bound::Unbounded)).map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Mutable access to the entries, in path order (for example to fill in `birth_artifact_id`).
     pub fn entries_mut(&mut self) -> impl Iterator<Item = (&str, &mut ManifestEntry)> {
         self.entries.iter_mut().map(|(k, v)| (k.as_str(), v))

@@ -335,6 +335,7 @@ fn digest_algorithm_of(name: Option<&str>) -> std::result::Result<DigestAlgorith
 }
 
 fn create_artifact(state: &ServerState, caller: &Caller, input: &Value) -> GqlResult {
+    state.forget_abandoned_uploads();
     let project = project_of(input, "entityName", "projectName")?;
     // wandb-core sends one name; the public API (`wandb job create`, `Api.create_artifact`) a list of them.
     let name = match input.get("artifactCollectionNames").and_then(Value::as_array) {
@@ -429,6 +430,7 @@ fn create_artifact(state: &ServerState, caller: &Caller, input: &Value) -> GqlRe
                 manifest: None,
                 distributed: distributed_key,
                 patches: Vec::new(),
+                created: std::time::Instant::now(),
             };
             state.pending.lock().expect("pending lock").insert(id.clone(), pending);
             Ok(json!({"createArtifact": {"artifact": {
@@ -657,9 +659,9 @@ fn commit_artifact(state: &ServerState, v: &Value) -> GqlResult {
         return commit_distributed(state, id, pending);
     }
     let result = (|| {
-        let bytes =
+        let file =
             pending.manifest.as_ref().ok_or_else(|| GqlError(format!("artifact {id} has no manifest uploaded")))?;
-        let manifest = Manifest::from_json(bytes)?;
+        let manifest = read_manifest(file)?;
         let digest = manifest.digest_with(pending.draft.digest_algorithm);
         if digest != pending.draft.digest {
             return Err(GqlError(format!(
@@ -681,15 +683,21 @@ fn commit_artifact(state: &ServerState, v: &Value) -> GqlResult {
     }
 }
 
+/// An uploaded manifest, parsed (its errors named as the client's).
+fn read_manifest(file: &super::TempFile) -> std::result::Result<Manifest, GqlError> {
+    let bytes = std::fs::read(&file.0).map_err(|e| GqlError(format!("the uploaded manifest is gone: {e}")))?;
+    Manifest::from_json(&bytes).map_err(|e| GqlError(format!("the uploaded manifest does not parse: {e}")))
+}
+
 /// Commits a distributed artifact: the union of every uploaded PATCH manifest (a later patch wins on the same
 /// path), its digest computed here, since no writer knows the whole.
 fn commit_distributed(state: &ServerState, id: String, mut pending: PendingArtifact) -> GqlResult {
     let result = (|| {
         let mut merged = Manifest::new();
         for (n, patch) in pending.patches.iter().enumerate() {
-            let bytes =
+            let file =
                 patch.as_ref().ok_or_else(|| GqlError(format!("artifact {id}: patch {n} was never uploaded")))?;
-            for (path, entry) in Manifest::from_json(bytes)?.entries() {
+            for (path, entry) in read_manifest(file)?.entries() {
                 merged.add_entry(artifact_core::LogicalPath::from_stored_key(path)?, entry.clone(), true)?;
             }
         }
@@ -835,17 +843,35 @@ fn project_artifacts(state: &ServerState, v: &Value) -> GqlResult {
 fn membership_file_urls(state: &ServerState, v: &Value) -> GqlResult {
     let project = project_of(v, "entity", "project")?;
     let view = state.store.artifact(&project, str_var(v, "collection")?, str_var(v, "alias")?)?;
-    let manifest = state.store.manifest(&view)?;
+    let manifest = state.manifest(&view)?;
     // References are listed too: the SDK downloads exactly the entries this connection names, so leaving them
     // out made a Python download skip every reference without a word. Their URL is the reference itself (the
     // SDK fetches it through its storage handler and never uses this one).
-    let names: Option<Vec<&str>> =
-        v.get("fileNames").and_then(Value::as_array).map(|n| n.iter().filter_map(Value::as_str).collect());
-    let files: Vec<(&str, &artifact_core::ManifestEntry)> =
-        manifest.entries().filter(|(name, _)| names.as_ref().is_none_or(|n| n.contains(name))).collect();
-    let page = page_of(v, files.len());
+    let per_page = v.get("perPage").and_then(Value::as_u64).unwrap_or(50).clamp(1, 10_000) as usize;
+    let cursor = opt_str(v, "cursor");
+    // A page costs O(log n + page): named files are looked up, the rest read after the cursor (the last path of
+    // the page before), never counted from the start.
+    let (page, total, more): (Vec<(&str, &artifact_core::ManifestEntry)>, usize, bool) =
+        match v.get("fileNames").and_then(Value::as_array) {
+            Some(names) => {
+                let mut names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+                names.sort_unstable();
+                names.dedup();
+                let found: Vec<_> = names.iter().filter_map(|n| manifest.get(n).map(|e| (*n, e))).collect();
+                let total = found.len();
+                let rest: Vec<_> = found.into_iter().filter(|(n, _)| cursor.is_none_or(|c| *n > c)).collect();
+                let more = rest.len() > per_page;
+                (rest.into_iter().take(per_page).collect(), total, more)
+            }
+            None => {
+                let mut page: Vec<_> = manifest.entries_after(cursor).take(per_page + 1).collect();
+                let more = page.len() > per_page;
+                page.truncate(per_page);
+                (page, manifest.len(), more)
+            }
+        };
     let updated = graphql_time(&view.created_at);
-    let edges: Vec<Value> = files[page.clone()]
+    let edges: Vec<Value> = page
         .iter()
         .map(|(name, entry)| {
             let url = entry.reference.clone().unwrap_or_else(|| object_url(state, entry));
@@ -857,9 +883,10 @@ fn membership_file_urls(state: &ServerState, v: &Value) -> GqlResult {
             }})
         })
         .collect();
+    let end = page.last().map(|(name, _)| json!(name)).unwrap_or(Value::Null);
     Ok(json!({"project": {"artifactCollection": {"__typename": "ArtifactSequence", "artifactMembership": {"files": {
-        "totalCount": files.len(),
-        "pageInfo": page_info(&page, files.len()),
+        "totalCount": total,
+        "pageInfo": {"__typename": "PageInfo", "endCursor": end, "hasNextPage": more},
         "edges": edges,
     }}}}}))
 }

@@ -188,6 +188,43 @@ pub(crate) struct ServerState {
     pub(crate) distributed: Mutex<DistributedArtifacts>,
     /// Run queues, their items and launch agents.
     pub(crate) launch: Mutex<launch::LaunchState>,
+    /// Parsed manifests of recent versions, by id: a large artifact's file URLs come a page at a time, and
+    /// parsing its manifest for each page made the whole download quadratic. Bounded by [`MANIFEST_CACHE`].
+    pub(crate) manifests: dashmap::DashMap<String, Arc<artifact_core::Manifest>>,
+    /// Where uploaded manifests wait for their commit (see [`new_uploads_dir`]).
+    pub(crate) uploads: std::path::PathBuf,
+}
+
+impl Drop for ServerState {
+    fn drop(&mut self) {
+        self.pending.get_mut().map(std::collections::HashMap::clear).ok();
+        let _ = std::fs::remove_dir_all(&self.uploads);
+    }
+}
+
+/// How many parsed manifests the server keeps.
+const MANIFEST_CACHE: usize = 8;
+
+impl ServerState {
+    /// The manifest of `version` (a portfolio view reads its source's), parsed once while it is in use.
+    pub(crate) fn manifest(
+        &self,
+        version: &wandb_store::ArtifactVersion,
+    ) -> wandb_store::Result<Arc<artifact_core::Manifest>> {
+        if let Some(manifest) = self.manifests.get(&version.id) {
+            return Ok(manifest.clone());
+        }
+        let manifest = Arc::new(self.store.manifest(version)?);
+        if self.manifests.len() >= MANIFEST_CACHE {
+            // Any one goes: the cache serves the few artifacts being downloaded right now.
+            let victim = self.manifests.iter().next().map(|e| e.key().clone());
+            if let Some(victim) = victim {
+                self.manifests.remove(&victim);
+            }
+        }
+        self.manifests.insert(version.id.clone(), manifest.clone());
+        Ok(manifest)
+    }
 }
 
 /// Distributed artifacts by `(entity/project, collection, distributedID)`.
@@ -205,12 +242,50 @@ pub(crate) struct PendingArtifact {
     pub(crate) draft: VersionDraft,
     /// Declared files by name: what each upload must hash to.
     pub(crate) files: HashMap<String, FileSpec>,
-    /// The uploaded manifest.
-    pub(crate) manifest: Option<Vec<u8>>,
+    /// The uploaded manifest, on disk until the commit reads it.
+    pub(crate) manifest: Option<TempFile>,
     /// For a distributed artifact: its key, and each writer's PATCH manifest in creation order (`None` until
     /// uploaded), merged at commit.
     pub(crate) distributed: Option<(String, String, String)>,
-    pub(crate) patches: Vec<Option<Vec<u8>>>,
+    pub(crate) patches: Vec<Option<TempFile>>,
+    /// When it was created: one never committed is forgotten after [`signing::UPLOAD_TTL`], its files with it.
+    pub(crate) created: std::time::Instant,
+}
+
+/// Where this server's uploaded manifests wait for their commit: `<store>/server/uploads/<server>`, one
+/// directory per running server (several may serve one store), removed when it stops; those a crashed server left
+/// are removed by the next to start once they are older than any upload URL.
+fn new_uploads_dir(store_root: &std::path::Path) -> std::path::PathBuf {
+    let parent = store_root.join("server").join("uploads");
+    if let Ok(entries) = std::fs::read_dir(&parent) {
+        for entry in entries.flatten() {
+            let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if old.is_some_and(|age| age > signing::UPLOAD_TTL) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    parent.join(format!("{:016x}", fastrand::u64(..)))
+}
+
+/// A file removed when dropped (an uploaded manifest waiting for its commit; a pending artifact abandoned or
+/// committed takes it with it).
+#[derive(Debug)]
+pub(crate) struct TempFile(pub(crate) std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl ServerState {
+    /// Forgets pending artifacts older than their upload URLs, and the multipart uploads of forgotten ones.
+    pub(crate) fn forget_abandoned_uploads(&self) {
+        let mut pending = self.pending.lock().expect("pending lock");
+        pending.retain(|_, p| p.created.elapsed() < signing::UPLOAD_TTL);
+        self.multipart.lock().expect("multipart lock").retain(|_, m| pending.contains_key(&m.artifact_id));
+    }
 }
 
 /// What an uploaded file must be.
@@ -245,6 +320,7 @@ impl WandbServer {
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{local}"));
         let record_requests = options.record_requests;
+        let uploads = new_uploads_dir(store.root());
         let users = options
             .users
             .clone()
@@ -271,6 +347,8 @@ impl WandbServer {
             multipart: Mutex::new(HashMap::new()),
             distributed: Mutex::new(DistributedArtifacts::default()),
             launch: Mutex::new(launch::LaunchState::default()),
+            manifests: dashmap::DashMap::new(),
+            uploads,
         });
         Ok(WandbServer { listener, state })
     }

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use artifact_core::{DigestAlgorithm, Manifest, hex_to_b64};
+use artifact_core::{DigestAlgorithm, hex_to_b64};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -212,27 +212,54 @@ pub(crate) async fn upload_manifest(
         Ok(body) => body,
         Err(fault) => return fault,
     };
-    let Some(id) = id_from_token(&token) else { return error(StatusCode::NOT_FOUND, "unknown manifest URL") };
-    let bytes = match axum::body::to_bytes(body, MAX_MANIFEST_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("cannot read the manifest: {e}")),
-    };
-    if let Err(e) = Manifest::from_json(&bytes) {
-        return error(StatusCode::BAD_REQUEST, format!("the manifest does not parse: {e}"));
+    let Some(key) = id_from_token(&token) else { return error(StatusCode::NOT_FOUND, "unknown manifest URL") };
+    let (id, slot) = super::graphql::split_manifest_key(&key);
+    // Which manifest it is, before a byte of the body is read.
+    if let Err(missing) = manifest_slot(&state, &id, slot, |_| ()) {
+        return error(StatusCode::NOT_FOUND, missing);
     }
-    let (id, slot) = super::graphql::split_manifest_key(&id);
+    let dir = state.uploads.clone();
+    let file = super::TempFile(dir.join(format!("manifest-{:016x}", fastrand::u64(..))));
+    let path = file.0.clone();
+    let written = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+        fs::create_dir_all(&dir)?;
+        let mut out = File::create_new(&path)?;
+        io::copy(&mut body_reader(body).take(MAX_MANIFEST_BYTES as u64 + 1), &mut out)
+    })
+    .await;
+    match written {
+        Ok(Ok(n)) if n > MAX_MANIFEST_BYTES as u64 => {
+            error(StatusCode::PAYLOAD_TOO_LARGE, format!("a manifest may have at most {MAX_MANIFEST_BYTES} bytes"))
+        }
+        Ok(Ok(_)) => match manifest_slot(&state, &id, slot, |place| *place = Some(file)) {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(missing) => error(StatusCode::NOT_FOUND, missing),
+        },
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, format!("cannot read the manifest: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")),
+    }
+}
+
+/// Runs `fill` on the place of manifest `slot` (the FULL one for `None`) of pending artifact `id`; why not, when
+/// there is no such place.
+fn manifest_slot(
+    state: &ServerState,
+    id: &str,
+    slot: Option<usize>,
+    fill: impl FnOnce(&mut Option<super::TempFile>),
+) -> std::result::Result<(), String> {
     let mut pending = state.pending.lock().expect("pending lock");
-    match (pending.get_mut(&id), slot) {
+    match (pending.get_mut(id), slot) {
         (Some(artifact), None) => {
-            artifact.manifest = Some(bytes.to_vec());
-            StatusCode::OK.into_response()
+            fill(&mut artifact.manifest);
+            Ok(())
         }
         (Some(artifact), Some(n)) if n < artifact.patches.len() => {
-            artifact.patches[n] = Some(bytes.to_vec());
-            StatusCode::OK.into_response()
+            fill(&mut artifact.patches[n]);
+            Ok(())
         }
-        (Some(_), Some(n)) => error(StatusCode::NOT_FOUND, format!("artifact {id} has no patch {n}")),
-        (None, _) => error(StatusCode::NOT_FOUND, format!("artifact {id} is not pending")),
+        (Some(_), Some(n)) => Err(format!("artifact {id} has no patch {n}")),
+        (None, _) => Err(format!("artifact {id} is not pending")),
     }
 }
 
@@ -241,7 +268,7 @@ pub(crate) async fn download_manifest(State(state): State<Arc<ServerState>>, Pat
     let store_state = state.clone();
     let bytes = tokio::task::spawn_blocking(move || -> wandb_store::Result<Vec<u8>> {
         let version = store_state.store.artifact_by_id(&id)?;
-        Ok(store_state.store.manifest(&version)?.to_go_json())
+        Ok(store_state.manifest(&version)?.to_go_json())
     })
     .await;
     let bytes = match bytes {
@@ -303,7 +330,7 @@ fn body_of_artifact(state: &ServerState, caller: &Caller, id: &str, hex: &str) -
     }
     let Ok(digest) = hex_to_b64(hex) else { return false };
     let Ok(version) = state.store.artifact_by_id(id) else { return false };
-    state.store.manifest(&version).is_ok_and(|m| m.entries().any(|(_, e)| e.digest == digest))
+    state.manifest(&version).is_ok_and(|m| m.entries().any(|(_, e)| e.digest == digest))
 }
 
 fn percent_decode(text: &str) -> String {

@@ -296,11 +296,8 @@ pub(crate) fn users(
     std::fs::create_dir_all(&work)?;
     let file = work.join("users.json");
     // Bob's key is kept as a hash, made by `dagster-wandb server hash-key`.
-    let mut hash = Command::new(cli)
-        .args(["server", "hash-key"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut hash =
+        Command::new(cli).args(["server", "hash-key"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     std::io::Write::write_all(&mut hash.stdin.take().expect("piped"), format!("{BOB}\n").as_bytes())?;
     let bob_hash = String::from_utf8(hash.wait_with_output()?.stdout)?.trim().to_owned();
     ensure!(bob_hash.starts_with("blake3:"), "server hash-key printed {bob_hash:?}");
@@ -338,7 +335,8 @@ pub(crate) fn users(
         || format!("python {logged}\n  ours {got}"),
     );
     cli_json(&alice, &["artifact", "put", &path(data), "--name", "ml-team/proj/team-ds", "--type", "dataset"])?;
-    let theirs = alice.python(&["get", "ml-team/proj/team-ds:latest", &path(&work.join("alice-py-get"))], "cache-alice-py2")?;
+    let theirs =
+        alice.python(&["get", "ml-team/proj/team-ds:latest", &path(&work.join("alice-py-get"))], "cache-alice-py2")?;
     results.record(
         "users: alice's team entity works both ways too (our CLI logs, Python downloads)",
         super::wire::json_tree(&theirs) == *expected,
