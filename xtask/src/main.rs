@@ -4,6 +4,7 @@ mod bench;
 mod bench_manifest_memory;
 mod bench_s3_prefix;
 mod bench_serde;
+mod bench_server;
 mod bench_sweep;
 mod bench_transfer;
 mod dagster_e2e;

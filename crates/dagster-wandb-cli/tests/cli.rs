@@ -566,11 +566,17 @@ impl Drop for ServerProcess {
 }
 
 fn start_server(env: &Env, api_key: &str) -> ServerProcess {
+    start_server_with(env, &["--api-key", api_key])
+}
+
+/// `dagster-wandb server` over the env's `served-store` with `args` (how callers are authenticated).
+fn start_server_with(env: &Env, args: &[&str]) -> ServerProcess {
     use std::io::BufRead;
     let mut child = env
         .command()
-        .args(["server", "--port", "0", "--api-key", api_key, "--store"])
+        .args(["server", "--port", "0", "--store"])
         .arg(env.path("served-store"))
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -581,6 +587,65 @@ fn start_server(env: &Env, api_key: &str) -> ServerProcess {
         .find_map(|line| line.strip_prefix("WANDB_BASE_URL=").map(str::to_owned))
         .expect("the server prints its URL");
     ServerProcess { child, url }
+}
+
+#[test]
+fn a_users_file_with_hashed_keys_lets_each_user_reach_their_entities_only() {
+    use std::io::Write as _;
+    let env = Env::new();
+    let hash_of = |key: &str| {
+        let mut child = env
+            .command()
+            .args(["server", "hash-key"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{key}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let (alice, bob) = ("a".repeat(40), "b".repeat(48));
+    let out = hash_of(&alice);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let alice_hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(alice_hash.starts_with("blake3:") && alice_hash.len() == 71, "{alice_hash}");
+    let short = hash_of("too-short");
+    assert_eq!(short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("40+ characters; this one has 9"));
+
+    let users = serde_json::json!({"users": [
+        {"name": "alice", "api_key_hash": alice_hash, "entities": ["alice", "team"]},
+        {"name": "bob", "api_key": bob, "entities": ["bob"]},
+    ]});
+    let users_file = env.write("users.json", users.to_string().as_bytes());
+    let server = start_server_with(&env, &["--users", users_file.to_str().unwrap()]);
+    let dir = vector_tree(&env);
+    let put = |key: &str, name: &str| {
+        env.command()
+            .env("WANDB_BASE_URL", &server.url)
+            .env("WANDB_API_KEY", key)
+            .args(["artifact", "put", dir.to_str().unwrap(), "--name", name, "--type", "dataset", "--json"])
+            .output()
+            .unwrap()
+    };
+    for (key, name) in [(&alice, "alice/p/ds"), (&alice, "team/p/ds"), (&bob, "bob/p/ds")] {
+        let out = put(key, name);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for (key, name) in [(&bob, "team/p/ds"), (&bob, "alice/p/other"), (&"c".repeat(40), "bob/p/ds")] {
+        let out = put(key, name);
+        assert_eq!(out.status.code(), Some(1), "{name} must be refused");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(stderr.contains("permission denied") || stderr.contains("401"), "{name}: {stderr}");
+    }
+
+    // A bad users file is named with the user at fault; open mode is refused off loopback.
+    let bad = env.write("bad.json", br#"{"users": [{"name": "eve", "api_key": "short", "entities": ["eve"]}]}"#);
+    let error = env.error(&["server", "--port", "0", "--store", "s2", "--users", bad.to_str().unwrap()]);
+    assert!(error.contains("bad.json") && error.contains("\"eve\""), "{error}");
+    let error = env.error(&["server", "--port", "0", "--store", "s2", "--host", "0.0.0.0"]);
+    assert!(error.contains("0.0.0.0"), "{error}");
 }
 
 #[test]

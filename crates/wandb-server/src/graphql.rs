@@ -669,7 +669,7 @@ fn commit_artifact(state: &ServerState, v: &Value) -> GqlResult {
                 pending.draft.digest
             )));
         }
-        Ok(state.store.commit_version(&pending.project, &id, &pending.draft, &manifest)?)
+        Ok(state.store.commit_version(&pending.project, &id, &pending.draft, manifest)?)
     })();
     match result {
         Ok(logged) => {
@@ -702,7 +702,7 @@ fn commit_distributed(state: &ServerState, id: String, mut pending: PendingArtif
             }
         }
         pending.draft.digest = merged.digest_with(pending.draft.digest_algorithm);
-        Ok(state.store.commit_version(&pending.project, &id, &pending.draft, &merged)?)
+        Ok(state.store.commit_version(&pending.project, &id, &pending.draft, merged)?)
     })();
     match result {
         Ok(logged) => {

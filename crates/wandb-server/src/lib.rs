@@ -31,6 +31,7 @@ mod faults;
 mod filters;
 mod graphql;
 mod launch;
+mod manifest_cache;
 mod registries;
 mod runs;
 mod signing;
@@ -188,9 +189,8 @@ pub(crate) struct ServerState {
     pub(crate) distributed: Mutex<DistributedArtifacts>,
     /// Run queues, their items and launch agents.
     pub(crate) launch: Mutex<launch::LaunchState>,
-    /// Parsed manifests of recent versions, by id: a large artifact's file URLs come a page at a time, and
-    /// parsing its manifest for each page made the whole download quadratic. Bounded by [`MANIFEST_CACHE`].
-    pub(crate) manifests: dashmap::DashMap<String, Arc<artifact_core::Manifest>>,
+    /// Parsed manifests of the versions being read, by id.
+    pub(crate) manifests: manifest_cache::ManifestCache,
     /// Where uploaded manifests wait for their commit (see [`new_uploads_dir`]).
     pub(crate) uploads: std::path::PathBuf,
 }
@@ -202,8 +202,20 @@ impl Drop for ServerState {
     }
 }
 
-/// How many parsed manifests the server keeps.
-const MANIFEST_CACHE: usize = 8;
+/// Drops idle parsed manifests every few seconds, for as long as the server's state lives.
+fn forget_idle_manifests(state: &Arc<ServerState>) {
+    let state = Arc::downgrade(state);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(manifest_cache::IDLE / 3);
+        loop {
+            ticks.tick().await;
+            match state.upgrade() {
+                Some(state) => state.manifests.forget_idle(),
+                None => return,
+            }
+        }
+    });
+}
 
 impl ServerState {
     /// The manifest of `version` (a portfolio view reads its source's), parsed once while it is in use.
@@ -211,19 +223,7 @@ impl ServerState {
         &self,
         version: &wandb_store::ArtifactVersion,
     ) -> wandb_store::Result<Arc<artifact_core::Manifest>> {
-        if let Some(manifest) = self.manifests.get(&version.id) {
-            return Ok(manifest.clone());
-        }
-        let manifest = Arc::new(self.store.manifest(version)?);
-        if self.manifests.len() >= MANIFEST_CACHE {
-            // Any one goes: the cache serves the few artifacts being downloaded right now.
-            let victim = self.manifests.iter().next().map(|e| e.key().clone());
-            if let Some(victim) = victim {
-                self.manifests.remove(&victim);
-            }
-        }
-        self.manifests.insert(version.id.clone(), manifest.clone());
-        Ok(manifest)
+        self.manifests.get_or_load(&version.id, || self.store.manifest(version))
     }
 }
 
@@ -347,7 +347,7 @@ impl WandbServer {
             multipart: Mutex::new(HashMap::new()),
             distributed: Mutex::new(DistributedArtifacts::default()),
             launch: Mutex::new(launch::LaunchState::default()),
-            manifests: dashmap::DashMap::new(),
+            manifests: manifest_cache::ManifestCache::new(),
             uploads,
         });
         Ok(WandbServer { listener, state })
@@ -368,8 +368,7 @@ impl WandbServer {
     /// # Errors
     /// [`Error::Serve`] when accepting connections fails.
     pub async fn serve(self) -> Result<()> {
-        let addr = self.state.base_url.clone();
-        axum::serve(no_delay(self.listener), router(self.state)).await.map_err(|source| Error::Serve { addr, source })
+        self.serve_until(std::future::pending()).await
     }
 
     /// Serves until `signal` completes (e.g. Ctrl-C), finishing requests in flight.
@@ -378,6 +377,7 @@ impl WandbServer {
     /// [`Error::Serve`] when accepting connections fails.
     pub async fn serve_until(self, signal: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
         let addr = self.state.base_url.clone();
+        forget_idle_manifests(&self.state);
         axum::serve(no_delay(self.listener), router(self.state))
             .with_graceful_shutdown(signal)
             .await

@@ -1,8 +1,8 @@
 //! Registries and organizations, as `wandb.Api()` reads and changes them: `FetchOrganization`,
 //! `FetchAdvancedRegistryFeatures`, `FetchRegistries`, `FetchRegistry`, `UpsertRegistry`, `RenameRegistry`,
 //! `DeleteRegistry`, `RegistryCollections` and `RegistryVersions`. An organization is an entity of the store (its
-//! own org entity), as `FetchOrgInfoFromEntity` answers. Membership and role operations are refused: the server
-//! has no user accounts to make members of.
+//! own org entity), as `FetchOrgInfoFromEntity` answers. Membership and role operations are refused: access to a
+//! registry is access to its organization's entity, as the users file gives it.
 
 use artifact_core::REGISTRY_PREFIX;
 use serde_json::{Value, json};
@@ -36,8 +36,8 @@ pub(crate) fn dispatch(state: &ServerState, name: &str, v: &Value) -> Option<Gql
         | "DeleteRegistryMembers"
         | "UpdateUserRegistryRole"
         | "UpdateTeamRegistryRole" => Err(GqlError(format!(
-            "{name}: registry members and roles need user accounts, which dagster-wandb server does not have; every \
-             client holding the server's API key sees and changes every registry"
+            "{name}: dagster-wandb server keeps no registry members or roles; a user may use a registry when the \
+             users file gives them its organization's entity"
         ))),
         _ => return None,
     })

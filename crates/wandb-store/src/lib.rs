@@ -505,7 +505,7 @@ impl EmbeddedStore {
                     stored_bytes: 0,
                 }
             }
-            Reservation::Reserved { id } => self.commit_version(project, &id, draft, manifest)?,
+            Reservation::Reserved { id } => self.commit_version(project, &id, draft, manifest.clone())?,
         };
         (logged.stored_objects, logged.reused_objects, logged.stored_bytes) = stored;
         Ok(logged)
@@ -563,7 +563,7 @@ impl EmbeddedStore {
     }
 
     /// Creates the next version of `draft.name` with `manifest` under the id [`EmbeddedStore::reserve_version`]
-    /// reserved. Every file body must already be in the store (see [`EmbeddedStore::insert_object`]);
+    /// reserved (the manifest is taken, as it is returned in the result, changed). Every file body must already be in the store (see [`EmbeddedStore::insert_object`]);
     /// `birthArtifactID` is set to `id` on entries that have none and `local_path` is dropped.
     ///
     /// # Errors
@@ -574,7 +574,7 @@ impl EmbeddedStore {
         project: &ProjectRef,
         id: &str,
         draft: &VersionDraft,
-        manifest: &Manifest,
+        mut manifest: Manifest,
     ) -> Result<LoggedArtifact> {
         artifact_core::validate_artifact_name(&draft.name)?;
         artifact_core::validate_stored_type(&draft.artifact_type)?;
@@ -589,7 +589,6 @@ impl EmbeddedStore {
         if reserved.as_ref().is_none_or(|r| r.version_index.is_some()) {
             return Err(Error::ArtifactIdNotFound { id: id.to_owned() });
         }
-        let mut manifest = manifest.clone();
         for (path, entry) in manifest.entries_mut() {
             entry.local_path = None;
             if entry.is_reference() {
