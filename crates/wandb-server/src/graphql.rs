@@ -658,10 +658,12 @@ fn commit_artifact(state: &ServerState, v: &Value) -> GqlResult {
     if pending.distributed.is_some() {
         return commit_distributed(state, id, pending);
     }
+    let mut parsed_entries = 0;
     let result = (|| {
         let file =
             pending.manifest.as_ref().ok_or_else(|| GqlError(format!("artifact {id} has no manifest uploaded")))?;
         let manifest = read_manifest(file)?;
+        parsed_entries = manifest.len();
         let digest = manifest.digest_with(pending.draft.digest_algorithm);
         if digest != pending.draft.digest {
             return Err(GqlError(format!(
@@ -669,18 +671,14 @@ fn commit_artifact(state: &ServerState, v: &Value) -> GqlResult {
                 pending.draft.digest
             )));
         }
-        Ok(state.store.commit_version(&pending.project, &id, &pending.draft, manifest)?)
+        let logged = state.store.commit_version(&pending.project, &id, &pending.draft, manifest)?;
+        Ok(json!({"commitArtifact": {"artifact": {"id": logged.version.id, "digest": logged.version.digest}}}))
     })();
-    match result {
-        Ok(logged) => {
-            Ok(json!({"commitArtifact": {"artifact": {"id": logged.version.id, "digest": logged.version.digest}}}))
-        }
-        Err(e) => {
-            // Still pending: the client may upload what was missing and commit again.
-            state.pending.lock().expect("pending lock").insert(id, pending);
-            Err(e)
-        }
-    }
+    crate::memory::after_freeing(parsed_entries);
+    result.inspect_err(|_| {
+        // Still pending: the client may upload what was missing and commit again.
+        state.pending.lock().expect("pending lock").insert(id, pending);
+    })
 }
 
 /// An uploaded manifest, parsed (its errors named as the client's).

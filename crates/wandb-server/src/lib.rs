@@ -32,6 +32,7 @@ mod filters;
 mod graphql;
 mod launch;
 mod manifest_cache;
+mod memory;
 mod registries;
 mod runs;
 mod signing;

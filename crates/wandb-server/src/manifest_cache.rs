@@ -74,7 +74,15 @@ impl ManifestCache {
     pub(crate) fn forget_idle(&self) {
         let idle = u64::try_from(IDLE.as_millis()).unwrap_or(u64::MAX);
         let now = self.now();
-        self.kept.retain(|_, kept| now.saturating_sub(kept.last_used.load(Ordering::Relaxed)) < idle);
+        let mut dropped_entries = 0;
+        self.kept.retain(|_, kept| {
+            let keep = now.saturating_sub(kept.last_used.load(Ordering::Relaxed)) < idle;
+            if !keep && Arc::strong_count(&kept.manifest) == 1 {
+                dropped_entries += kept.manifest.len();
+            }
+            keep
+        });
+        crate::memory::after_freeing(dropped_entries);
     }
 
     #[cfg(test)]
