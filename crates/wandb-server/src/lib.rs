@@ -560,3 +560,36 @@ pub(crate) fn encode_path(name: &str) -> String {
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
     percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(n: usize) -> RecordedRequest {
+        RecordedRequest {
+            method: "POST".into(),
+            path: format!("/graphql/{n}"),
+            operation: None,
+            variables: serde_json::Value::Null,
+            range: None,
+        }
+    }
+
+    #[test]
+    fn the_request_log_keeps_nothing_unless_enabled_and_then_only_the_latest() {
+        let off = RequestLog::default();
+        off.push(request(0));
+        assert!(off.requests().is_empty());
+
+        let on = RequestLog { enabled: true, ..RequestLog::default() };
+        for n in 0..RequestLog::CAPACITY + 5 {
+            on.push(request(n));
+        }
+        let kept = on.requests();
+        assert_eq!(kept.len(), RequestLog::CAPACITY);
+        assert_eq!(
+            (kept[0].path.as_str(), kept.last().map(|r| r.path.as_str())),
+            ("/graphql/5", Some("/graphql/10004"))
+        );
+    }
+}
