@@ -37,6 +37,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         Some(("manifest-memory", rest)) => return crate::bench_manifest_memory::run(rest),
         Some(("transfer", rest)) => return crate::bench_transfer::run(rest),
         Some(("server", rest)) => return crate::bench_server::run(rest),
+        Some(("sdk", rest)) => return crate::bench_sdk::run(rest),
         Some(("run-log", rest)) => {
             let mut bench = cargo();
             bench.args(["bench", "--quiet", "-p", "wandb-api", "--bench", "run_log", "--"]).args(rest);
@@ -47,7 +48,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "usage: cargo xtask bench add-dir [--check] [--runs N] [--dir DIR] | bench serde [--runs N] \
              | bench sweep [--check] [--runs N] [--dir DIR] | bench transfer [--check] [--size BYTES] [--dir DIR] \
              | bench run-log [--check] [--rows N] | bench s3-prefix [--objects N] \
-             | bench manifest-memory [--check] [--entries N] | bench server [--requests N] [--entries N]"
+             | bench manifest-memory [--check] [--entries N] | bench server [--requests N] [--entries N] \
+             | bench sdk [--check] [--rounds N] [--shape FILESxBYTES]..."
         ),
     };
     let mut options = Options { check: false, runs: 5, dir: project_root().join("target/bench/add-dir") };

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_manifest_memory;
 mod bench_s3_prefix;
+mod bench_sdk;
 mod bench_serde;
 mod bench_server;
 mod bench_sweep;

@@ -25,6 +25,18 @@ pub trait ObjectSource: Sync {
     /// # Errors
     /// [`Error::MissingObject`] when the source does not have it; I/O and transport errors.
     fn open_object(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>>;
+
+    /// Puts the bodies of `wanted` (file entries the download needs and `cache` lacks) into `cache` before they
+    /// are copied out, as many at once as suits the source; entries it leaves out are opened one by one with
+    /// [`ObjectSource::open_object`]. Returns the digests it fetched. The default leaves them all out: a local
+    /// source gains nothing.
+    ///
+    /// # Errors
+    /// As [`ObjectSource::open_object`], and [`Error::DigestMismatch`] for a body that is not the entry's.
+    fn prefetch(&self, wanted: &[(&str, &ManifestEntry)], cache: &ContentCache) -> Result<HashSet<String>> {
+        let _ = (wanted, cache);
+        Ok(HashSet::new())
+    }
 }
 
 /// Options of [`download`].
@@ -129,10 +141,33 @@ pub fn download(
     let fresh_records: Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>> = Mutex::new(Vec::new());
     let started = SystemTime::now();
 
+    // First what is already in place, then the bodies the source should fetch ahead (all at once, for a
+    // server), then the copies.
+    let present: Vec<Option<Outcome>> =
+        planned.par_iter().map(|p| present_outcome(p, &tables, started)).collect::<Result<Vec<_>>>()?;
+    let mut prefetched = HashSet::new();
+    if let Some(cache) = &options.cache {
+        let wanted: Vec<(&str, &ManifestEntry)> = planned
+            .iter()
+            .zip(&present)
+            .filter(|(p, present)| present.is_none() && p.entry.reference.is_none() && !p.entry.skip_cache)
+            .map(|(p, _)| (p.path, p.entry))
+            .collect();
+        if !wanted.is_empty() {
+            prefetched = source.prefetch(&wanted, cache)?;
+        }
+    }
     let outcomes = planned
         .par_iter()
-        .map(|p| {
-            let outcome = materialise(source, p, options, &tables, started)?;
+        .zip(present)
+        .map(|(p, present)| {
+            let outcome = match present {
+                Some(outcome) => outcome,
+                None => match materialise(source, p, options)? {
+                    Outcome::FromCache if prefetched.contains(&p.entry.digest) => Outcome::Fetched,
+                    outcome => outcome,
+                },
+            };
             progress.advance(p.entry.size.unwrap_or(0));
             if options.memo.is_some() {
                 match outcome {
@@ -244,21 +279,24 @@ fn plan<'a>(manifest: &'a Manifest, root: &Path, fetcher: Option<&dyn ReferenceF
     Ok(planned)
 }
 
-fn materialise(
-    source: &dyn ObjectSource,
+/// `Some` when the destination already has the entry's content.
+fn present_outcome(
     p: &Planned<'_>,
-    options: &DownloadOptions,
     tables: &HashMap<DigestAlgorithm, MemoTable>,
     started: SystemTime,
-) -> Result<Outcome> {
+) -> Result<Option<Outcome>> {
+    let object_reference = p.entry.reference.as_deref().is_some_and(|r| !is_file_uri(r));
+    // An object reference's digest is an ETag, which the destination's bytes cannot be checked against: only
+    // the memo can tell it is already there.
+    let present = already_present(p, tables.get(&p.entry.digest_algorithm()), started, !object_reference)?;
+    Ok(present.map(Outcome::AlreadyPresent))
+}
+
+/// Puts an entry whose destination lacks it in place.
+fn materialise(source: &dyn ObjectSource, p: &Planned<'_>, options: &DownloadOptions) -> Result<Outcome> {
     let entry = p.entry;
     let algorithm = entry.digest_algorithm();
     let object_reference = entry.reference.as_deref().filter(|r| !is_file_uri(r));
-    // An object reference's digest is an ETag, which the destination's bytes cannot be checked against: only
-    // the memo can tell it is already there.
-    if let Some(stamp) = already_present(p, tables.get(&algorithm), started, object_reference.is_none())? {
-        return Ok(Outcome::AlreadyPresent(stamp));
-    }
     if let Some(reference) = object_reference {
         return download_object_reference(p, reference, options);
     }

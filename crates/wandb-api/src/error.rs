@@ -37,6 +37,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A setting read from the environment has a value it cannot take.
+    #[error("invalid {name}={value:?}: {reason}")]
+    InvalidSetting {
+        /// The setting (an environment variable's name).
+        name: String,
+        /// The value given.
+        value: String,
+        /// What it should be.
+        reason: String,
+    },
     /// `WANDB_BASE_URL` (or `--base-url`) is not a URL this crate understands.
     #[error("invalid base URL {url:?}: {reason}")]
     InvalidBaseUrl {
@@ -182,6 +192,14 @@ pub enum Error {
         expected: String,
         /// What the bytes hash to.
         actual: String,
+    },
+    /// A body longer than the manifest says: reading stopped one byte past the entry's size.
+    #[error("the body of {path:?} is longer than the {expected} bytes its manifest entry has")]
+    BodyTooLong {
+        /// The logical path.
+        path: String,
+        /// The entry's size.
+        expected: u64,
     },
     /// A path asked for is not in the artifact.
     #[error("{artifact} has no file or directory {path:?}")]

@@ -90,7 +90,8 @@ fn platform_data_dir() -> Option<PathBuf> {
 /// Backend, credentials, entity, project and cache, as the W&B SDK reads them from the environment.
 ///
 /// [`Settings::from_env`] is the only place this workspace reads `WANDB_BASE_URL`, `WANDB_API_KEY`,
-/// `WANDB_ENTITY`, `WANDB_PROJECT`, `WANDB_CACHE_DIR` and `WANDB_X_EXTRA_HTTP_HEADERS`; everything else takes
+/// `WANDB_ENTITY`, `WANDB_PROJECT`, `WANDB_CACHE_DIR`, `WANDB_X_EXTRA_HTTP_HEADERS` and
+/// `DAGSTER_WANDB_DOWNLOAD_CONCURRENCY`; everything else takes
 /// a `Settings`. One rule for all of them: an empty variable counts as unset.
 ///
 /// ```
@@ -116,6 +117,9 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// Headers added to every request to a server (`WANDB_X_EXTRA_HTTP_HEADERS`, a JSON object).
     pub extra_headers: Vec<(String, String)>,
+    /// Requests in flight at once when a download fetches many files from a server
+    /// (`DAGSTER_WANDB_DOWNLOAD_CONCURRENCY`; [`crate::DEFAULT_DOWNLOAD_CONCURRENCY`] when unset).
+    pub download_concurrency: Option<usize>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -160,7 +164,21 @@ impl Settings {
             Some(json) => parse_extra_headers(&json)?,
             None => Vec::new(),
         };
+        let download_concurrency = match var(DOWNLOAD_CONCURRENCY_VAR) {
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(Error::InvalidSetting {
+                        name: DOWNLOAD_CONCURRENCY_VAR.to_owned(),
+                        value: text,
+                        reason: "a number of requests, 1 or more".to_owned(),
+                    });
+                }
+            },
+            None => None,
+        };
         let settings = Settings {
+            download_concurrency,
             base_url,
             api_key: var("WANDB_API_KEY"),
             entity: var("WANDB_ENTITY").unwrap_or_else(|| DEFAULT_ENTITY.to_owned()),
@@ -192,6 +210,7 @@ impl Settings {
             project: DEFAULT_PROJECT.to_owned(),
             cache_dir: io_cache::default_cache_root().ok(),
             extra_headers: Vec::new(),
+            download_concurrency: None,
         }
     }
 
@@ -210,6 +229,12 @@ impl Settings {
     /// The same settings with the content cache in `dir` (`None`: downloads go uncached).
     pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.cache_dir = dir;
+        self
+    }
+
+    /// The same settings with `requests` in flight at once for downloads from a server (at least 1).
+    pub fn with_download_concurrency(mut self, requests: usize) -> Self {
+        self.download_concurrency = Some(requests.max(1));
         self
     }
 
@@ -242,6 +267,14 @@ impl Settings {
         self.cache_dir.as_ref().map(io_cache::ContentCache::new)
     }
 }
+
+/// Requests in flight at once when a download fetches many files from a server. Each small file costs a request,
+/// whose time is mostly waiting, so this is far above the core count; the bodies in flight stay small (only files
+/// under 1 MiB are fetched this way).
+pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 64;
+
+/// The variable that sets [`Settings::download_concurrency`].
+const DOWNLOAD_CONCURRENCY_VAR: &str = "DAGSTER_WANDB_DOWNLOAD_CONCURRENCY";
 
 /// `WANDB_X_EXTRA_HTTP_HEADERS`: a JSON object of header names and values.
 fn parse_extra_headers(json: &str) -> Result<Vec<(String, String)>> {

@@ -1,5 +1,6 @@
 //! Fault injection: tests make the server fail the next matching requests, to prove clients recover.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -37,9 +38,27 @@ pub enum Fault {
     CutBody,
 }
 
-/// The faults waiting to happen, shared by the server and the test that injects them.
+/// The faults waiting to happen, shared by the server and the test that injects them; also a latency added to
+/// file downloads, and how many of them were in flight at most (what a client's concurrency looks like).
 #[derive(Clone, Debug, Default)]
-pub struct Faults(Arc<Mutex<Vec<Injected>>>);
+pub struct Faults(Arc<Mutex<Vec<Injected>>>, Arc<DownloadWatch>);
+
+#[derive(Debug, Default)]
+struct DownloadWatch {
+    latency_ms: AtomicU64,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    answered: AtomicUsize,
+}
+
+/// One file download being answered (see [`Faults::file_download`]).
+pub(crate) struct InFlight(Arc<DownloadWatch>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 #[derive(Debug)]
 struct Injected {
@@ -52,6 +71,34 @@ impl Faults {
     /// Makes the next `times` requests matching `target` fail with `fault`.
     pub fn inject(&self, target: FaultTarget, fault: Fault, times: u32) {
         self.0.lock().expect("faults lock").push(Injected { target, fault, remaining: times });
+    }
+
+    /// Delays every file download by `latency` from now on, as a distant object store would (`ZERO` to stop).
+    pub fn set_download_latency(&self, latency: std::time::Duration) {
+        self.1.latency_ms.store(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// The most file downloads answered at once so far.
+    pub fn peak_downloads_in_flight(&self) -> usize {
+        self.1.peak.load(Ordering::SeqCst)
+    }
+
+    /// How many file downloads were answered (or are being answered) so far.
+    pub fn downloads_answered(&self) -> usize {
+        self.1.answered.load(Ordering::SeqCst)
+    }
+
+    /// Counts a file download in flight until the guard drops, after the latency set.
+    pub(crate) async fn file_download(&self) -> InFlight {
+        self.1.answered.fetch_add(1, Ordering::SeqCst);
+        let now = self.1.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.1.peak.fetch_max(now, Ordering::SeqCst);
+        let guard = InFlight(self.1.clone());
+        let latency = self.1.latency_ms.load(Ordering::SeqCst);
+        if latency > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+        }
+        guard
     }
 
     /// How many injected failures have not happened yet.

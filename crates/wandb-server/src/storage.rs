@@ -340,6 +340,7 @@ fn percent_decode(text: &str) -> String {
 async fn serve_object(state: &ServerState, algorithms: &[DigestAlgorithm], hex: &str, headers: &HeaderMap) -> Response {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let Ok(digest) = hex_to_b64(hex) else { return error(StatusCode::NOT_FOUND, format!("not a digest: {hex:?}")) };
+    let _counted = state.faults.file_download().await;
     let path = algorithms.iter().filter_map(|a| state.store.object_file(&digest, *a).ok()).find(|p| p.is_file());
     let Some(path) = path else { return error(StatusCode::NOT_FOUND, format!("no object {hex}")) };
     let mut file = match tokio::fs::File::open(&path).await {

@@ -24,7 +24,7 @@ use crate::{project_root, say};
 pub(crate) const WANDB_VERSION: &str = "0.31.0";
 
 /// Every package of the venv, pinned; the venv is rebuilt when any differs.
-const PACKAGES: &[(&str, &str)] =
+pub(crate) const PACKAGES: &[(&str, &str)] =
     &[("wandb", WANDB_VERSION), ("dill", "0.4.1"), ("cloudpickle", "3.1.2"), ("joblib", "1.6.0"), ("msgpack", "1.2.4")];
 
 /// Runs every suite, or the one named (`manifests`, `outputs`, `wandb`).

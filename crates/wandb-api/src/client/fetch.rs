@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use artifact_core::{Manifest, ManifestEntry};
 use futures_util::{StreamExt, TryStreamExt};
+use io_cache::ContentCache;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -21,6 +22,9 @@ use wandb_store::{ArtifactVersion, Collection, CollectionKind, ProjectRef};
 const URLS_PER_PAGE: u64 = 5000;
 /// A body cut mid-transfer is resumed with a range request this many times.
 const RESUMES: u32 = 5;
+/// Files smaller than this are fetched ahead of the copy, many at once and each whole in memory (so the bodies
+/// in flight stay under `download_concurrency` MiB); bigger ones stream when they are copied.
+const PREFETCH_BELOW: u64 = 1 << 20;
 
 impl WandbClient {
     /// The version `selector` (`latest`, `vN` or an alias) names in collection `name` of `project` — a
@@ -131,6 +135,7 @@ impl WandbClient {
             ranged_threshold: self.options.ranged_threshold,
             range_size: self.options.range_size.max(1),
             ranges_in_flight: self.options.ranges_in_flight.max(1),
+            download_concurrency: self.options.download_concurrency.max(1),
         };
         let root = root.to_path_buf();
         let options = options.clone();
@@ -433,9 +438,92 @@ struct RemoteObjects {
     ranged_threshold: u64,
     range_size: u64,
     ranges_in_flight: usize,
+    download_concurrency: usize,
+}
+
+impl RemoteObjects {
+    /// Fetches one small body into `cache`, unless another download of this client is fetching it (then waits
+    /// for that one) or it is there already; true when this call fetched it.
+    async fn prefetch_one(&self, path: &str, entry: &ManifestEntry, cache: &ContentCache) -> Result<bool> {
+        let algorithm = entry.digest_algorithm();
+        let size = entry.size.unwrap_or(0);
+        let key = cache.object_path(&entry.digest, algorithm)?;
+        let fetching = &self.book.client.fetching;
+        let flight = fetching.entry(key.clone()).or_default().clone();
+        let result = async {
+            let _only_fetch = flight.lock().await;
+            if cache.lookup(&entry.digest, algorithm, size)?.is_some() {
+                return Ok(false);
+            }
+            let body = self.fetch_whole(path, size).await?;
+            let (cache, digest, logical) = (cache.clone(), entry.digest.clone(), path.to_owned());
+            // Hashing and writing leave the async workers.
+            tokio::task::spawn_blocking(move || {
+                cache.insert_verified(&digest, algorithm, &mut &body[..]).map_err(|e| match e {
+                    io_cache::Error::DigestMismatch { expected, actual, .. } => {
+                        Error::DigestMismatch { path: logical, expected, actual }
+                    }
+                    e => e.into(),
+                })
+            })
+            .await
+            .map_err(|e| Error::Runtime { reason: format!("a download task failed: {e}") })??;
+            Ok(true)
+        }
+        .await;
+        // The last one out removes the entry (the map holds one reference, this call another).
+        fetching.remove_if(&key, |_, f| Arc::strong_count(f) <= 2);
+        result
+    }
+
+    /// The whole body of `path`, never more than `size` bytes; a body cut mid-transfer is fetched again.
+    async fn fetch_whole(&self, path: &str, size: u64) -> Result<Vec<u8>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = self.book.get(path, 0, None).await?;
+            let url = redact(response.url().as_str());
+            let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            let mut chunks = response.bytes_stream();
+            let cut = loop {
+                match chunks.next().await {
+                    Some(Ok(chunk)) if (body.len() + chunk.len()) as u64 > size => {
+                        return Err(Error::BodyTooLong { path: path.to_owned(), expected: size });
+                    }
+                    Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+                    Some(Err(e)) => break Some(e),
+                    None => break None,
+                }
+            };
+            match cut {
+                None => return Ok(body),
+                Some(e) if attempt <= RESUMES => {
+                    tracing::info!(path, error = %transport_reason(&e), attempt, "body cut; fetching it again");
+                }
+                Some(e) => return Err(Error::Http { url, reason: transport_reason(&e) }),
+            }
+        }
+    }
 }
 
 impl ObjectSource for RemoteObjects {
+    fn prefetch(
+        &self,
+        wanted: &[(&str, &ManifestEntry)],
+        cache: &ContentCache,
+    ) -> Result<std::collections::HashSet<String>> {
+        let small = wanted.iter().filter(|(_, entry)| entry.size.is_some_and(|size| size < PREFETCH_BELOW));
+        let fetched: Vec<Option<&str>> = self.runtime.block_on(
+            futures_util::stream::iter(small)
+                .map(|&(path, entry)| async move {
+                    Ok::<_, Error>(self.prefetch_one(path, entry, cache).await?.then_some(entry.digest.as_str()))
+                })
+                .buffer_unordered(self.download_concurrency)
+                .try_collect(),
+        )?;
+        Ok(fetched.into_iter().flatten().map(str::to_owned).collect())
+    }
+
     fn open_object(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>> {
         let size = entry.size.unwrap_or(0);
         if size >= self.ranged_threshold && size > self.range_size {

@@ -71,6 +71,8 @@ pub struct ClientOptions {
     pub range_size: u64,
     /// Ranges fetched at once per file, the one being consumed included (6).
     pub ranges_in_flight: usize,
+    /// Small files fetched at once by a download ([`crate::DEFAULT_DOWNLOAD_CONCURRENCY`]).
+    pub download_concurrency: usize,
 }
 
 impl Default for ClientOptions {
@@ -83,6 +85,7 @@ impl Default for ClientOptions {
             ranged_threshold: 64 << 20,
             range_size: 4 << 20,
             ranges_in_flight: 6,
+            download_concurrency: crate::DEFAULT_DOWNLOAD_CONCURRENCY,
         }
     }
 }
@@ -101,6 +104,12 @@ impl ClientOptions {
         self
     }
 
+    /// Fetching up to `requests` small files at once in a download (at least 1).
+    pub fn with_download_concurrency(mut self, requests: usize) -> Self {
+        self.download_concurrency = requests.max(1);
+        self
+    }
+
     /// Fetching files of at least `threshold` bytes as ranges of `range_size`, `in_flight` at once.
     pub fn with_ranged_downloads(mut self, threshold: u64, range_size: u64, in_flight: usize) -> Self {
         self.ranged_threshold = threshold;
@@ -116,6 +125,9 @@ pub struct WandbClient {
     transport: Transport,
     options: Arc<ClientOptions>,
     features: Arc<OnceCell<Vec<String>>>,
+    /// The bodies being fetched into the content cache, by cache path: a second download in this process that
+    /// needs one waits for it instead of fetching it again.
+    fetching: Arc<dashmap::DashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl WandbClient {
@@ -127,11 +139,15 @@ impl WandbClient {
         Self::from_settings_with(settings, ClientOptions::default())
     }
 
-    /// A client of the server `settings` name, with `options`.
+    /// A client of the server `settings` name, with `options` (`settings.download_concurrency`, when set,
+    /// overrides the one of `options`).
     ///
     /// # Errors
     /// See [`WandbClient::from_settings`].
-    pub fn from_settings_with(settings: &Settings, options: ClientOptions) -> Result<Self> {
+    pub fn from_settings_with(settings: &Settings, mut options: ClientOptions) -> Result<Self> {
+        if let Some(requests) = settings.download_concurrency {
+            options = options.with_download_concurrency(requests);
+        }
         let BaseUrl::Server(url) = &settings.base_url else {
             return Err(Error::InvalidBaseUrl {
                 url: settings.base_url.to_url(),
@@ -169,7 +185,12 @@ impl WandbClient {
             headers.insert(header, value);
         }
         let transport = Transport::new(base_url, api_key.as_deref(), headers, options.retry.clone())?;
-        Ok(WandbClient { transport, options: Arc::new(options), features: Arc::new(OnceCell::new()) })
+        Ok(WandbClient {
+            transport,
+            options: Arc::new(options),
+            features: Arc::new(OnceCell::new()),
+            fetching: Arc::default(),
+        })
     }
 
     /// The base URL.

@@ -240,6 +240,48 @@ async fn big_files_go_up_in_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_come_down_many_at_once_and_each_body_once() {
+    let f = Fixture::new();
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let mut named: Vec<(String, Vec<u8>)> =
+        (0..180).map(|i| (format!("d{}/f{i:03}.txt", i % 7), format!("body {i}\n").repeat(40).into_bytes())).collect();
+    named.extend((0..20).map(|i| (format!("same/{i}.txt"), b"the same body".to_vec())));
+    let borrowed: Vec<(&str, &[u8])> = named.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let dir = f.dir("many", &borrowed);
+    let server = serve(&f, ServerOptions::default()).await;
+    let logged = client(&server)
+        .log_artifact(&project, &dataset("many", &dir, DigestAlgorithm::Md5), &Default::default())
+        .await
+        .unwrap();
+
+    // As a distant object store: each body waits 50 ms before it is sent.
+    let faults = server.faults();
+    faults.set_download_latency(Duration::from_millis(50));
+    let shared = client(&server);
+    let options = download_options(&f, "cache");
+    let (root_one, root_two) = (f.path("one"), f.path("two"));
+    let (one, two) = tokio::join!(
+        fetch(&shared, &logged.version, &root_one, &options),
+        fetch(&shared, &logged.version, &root_two, &options),
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.fetched + two.fetched + one.from_cache + two.from_cache, 400);
+    assert!(one.fetched + two.fetched >= 181, "{one:?} {two:?}");
+    assert_eq!((tree(&f.path("one")), tree(&f.path("two"))), (tree(&dir), tree(&dir)));
+    // 181 distinct bodies, each fetched once by the two downloads together.
+    assert_eq!(faults.downloads_answered(), 181);
+    let peak = faults.peak_downloads_in_flight();
+    assert!(peak >= 16, "only {peak} downloads were in flight at once");
+
+    // The concurrency is the client's option.
+    let serial = client_with(&server, ClientOptions::default().with_download_concurrency(1));
+    fetch(&serial, &logged.version, &f.path("three"), &download_options(&f, "cache3")).await.unwrap();
+    assert_eq!(faults.downloads_answered(), 362);
+    assert_eq!(tree(&f.path("three")), tree(&dir));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_are_retried_and_expired_urls_replaced() {
     let f = Fixture::new();
     let project = ProjectRef::new("ent", "proj").unwrap();

@@ -1,0 +1,189 @@
+//! `cargo xtask bench sdk`: our release CLI and the real `wandb` 0.31.0 side by side, through one
+//! `dagster-wandb server` on loopback, in one run, alternating, fresh artifact names and contents each round.
+//!
+//! Per shape and round, each side: logs a directory (`artifact put`; `run.log_artifact` + `wait`), downloads it
+//! cold (empty cache, empty root), warm (its cache, empty root) and again into the populated root. Reported:
+//! min–max seconds over the rounds, ours/Python, and each side's peak RSS. `--check` fails when any ratio of the
+//! worst rounds is above 1.0.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::bench::XorShift;
+use crate::bench_transfer::measure;
+use crate::served_store::ServedStore;
+use crate::{project_root, say};
+
+const KEY: &str = "benchsdk0123456789abcdef0123456789abcdef";
+const STEPS: [&str; 4] = ["log", "cold download", "warm download", "into populated root"];
+
+/// A shape: how many files of what size.
+#[derive(Clone, Copy)]
+struct Shape {
+    files: usize,
+    size: usize,
+}
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let usage = "usage: cargo xtask bench sdk [--check] [--rounds N] [--shape FILESxBYTES]...";
+    let (mut check, mut rounds, mut shapes) = (false, 3usize, Vec::new());
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--check" => check = true,
+            "--rounds" => rounds = args.next().context(usage)?.parse().context(usage)?,
+            "--shape" => {
+                let text = args.next().context(usage)?;
+                let (files, size) = text.split_once('x').with_context(|| format!("{text:?}: {usage}"))?;
+                shapes.push(Shape { files: files.parse().context(usage)?, size: size.parse().context(usage)? });
+            }
+            other => bail!("unknown option {other:?}; {usage}"),
+        }
+    }
+    if shapes.is_empty() {
+        shapes.push(Shape { files: 10_000, size: 4096 });
+    }
+    let python = crate::venv::python("target/interop/venv", crate::interop::PACKAGES)?;
+    let binary = crate::cli_binary(true)?;
+    let work = project_root().join("target/bench/sdk");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let server = ServedStore::start(&binary, &work.join("store"), &["--api-key", KEY], Stdio::null())?;
+
+    let mut worst = 0f64;
+    for shape in shapes {
+        // [side][step] -> seconds per round; peak RSS per side.
+        let mut seconds =
+            [[Vec::new(), Vec::new(), Vec::new(), Vec::new()], [Vec::new(), Vec::new(), Vec::new(), Vec::new()]];
+        let mut peaks = [0u64; 2];
+        for round in 0..rounds {
+            for side in [0, 1] {
+                let name = format!("{}-{}x{}-r{round}", ["ours", "py"][side], shape.files, shape.size);
+                let dir = work.join("files").join(&name);
+                make_tree(&dir, shape, (round * 2 + side) as u64 + 1)?;
+                let cache = work.join("cache").join(&name);
+                let root = work.join("roots").join(&name);
+                let steps = [Step::Log(&dir), Step::Get, Step::Get, Step::Get];
+                for (step, what) in steps.iter().enumerate() {
+                    if step == 2 {
+                        fs::remove_dir_all(&root)?;
+                    }
+                    let mut command = match side {
+                        0 => ours(&binary, &server.url, &name, what, &root),
+                        _ => theirs(&python, &server.url, &name, what, &root),
+                    };
+                    command.env("WANDB_CACHE_DIR", &cache);
+                    let (elapsed, peak, _) = measure(&mut command)?;
+                    seconds[side][step].push(elapsed);
+                    peaks[side] = peaks[side].max(peak);
+                }
+                ensure!(count_files(&root)? == shape.files, "{name}: the root lacks files");
+                fs::remove_dir_all(&dir)?;
+            }
+        }
+        say(&format!("{} files of {} bytes, {rounds} round(s), seconds (min–max):", shape.files, shape.size));
+        for (step, label) in STEPS.iter().enumerate() {
+            let (ours, theirs) = (span(&seconds[0][step]), span(&seconds[1][step]));
+            let ratio = ours.1 / theirs.1.max(1e-9);
+            worst = worst.max(ratio);
+            say(&format!(
+                "  {label:<20} Python {:>7.2}–{:<7.2} ours {:>7.2}–{:<7.2} ours/Python {ratio:.2}",
+                theirs.0, theirs.1, ours.0, ours.1
+            ));
+        }
+        say(&format!("  peak RSS: Python {:.0} MiB, ours {:.0} MiB", mib(peaks[1]), mib(peaks[0])));
+    }
+    if check {
+        ensure!(worst <= 1.0, "ours/Python is {worst:.2} on some step, above 1.0");
+    }
+    Ok(())
+}
+
+enum Step<'a> {
+    Log(&'a Path),
+    Get,
+}
+
+fn ours(binary: &Path, url: &str, name: &str, step: &Step<'_>, root: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.env("WANDB_BASE_URL", url).env("WANDB_API_KEY", KEY).stderr(Stdio::null());
+    match step {
+        Step::Log(dir) => command.arg("artifact").arg("put").arg(dir).args([
+            "--name",
+            &format!("bench/sdk/{name}"),
+            "--type",
+            "dataset",
+        ]),
+        Step::Get => command.args(["artifact", "get", &format!("bench/sdk/{name}:latest"), "--root"]).arg(root),
+    };
+    command
+}
+
+fn theirs(python: &Path, url: &str, name: &str, step: &Step<'_>, root: &Path) -> Command {
+    let code = match step {
+        Step::Log(dir) => format!(
+            "import wandb\nrun = wandb.init(entity='bench', project='sdk', settings=wandb.Settings(x_disable_stats=True, \
+             x_disable_meta=True, disable_git=True, disable_code=True, console='off', silent=True))\n\
+             art = wandb.Artifact({name:?}, 'dataset')\nart.add_dir({:?})\nrun.log_artifact(art).wait()\nrun.finish()\n",
+            dir.display().to_string()
+        ),
+        Step::Get => format!(
+            "import wandb\nwandb.Api().artifact('bench/sdk/{name}:latest').download(root={:?})\n",
+            root.display().to_string()
+        ),
+    };
+    let mut command = Command::new(python);
+    command
+        .args(["-c", &code])
+        .env("WANDB_BASE_URL", url)
+        .env("WANDB_API_KEY", KEY)
+        .env("WANDB_SILENT", "true")
+        .env("WANDB_DIR", root.parent().unwrap_or(root))
+        .stderr(Stdio::null());
+    command
+}
+
+/// `shape.files` files of pseudo-random bytes from `seed`, 100 to a directory.
+fn make_tree(dir: &Path, shape: Shape, seed: u64) -> Result<()> {
+    let _ = fs::remove_dir_all(dir);
+    let mut random = XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut body = vec![0u8; shape.size];
+    for i in 0..shape.files {
+        let sub: PathBuf = dir.join(format!("d{:04}", i / 100));
+        if i % 100 == 0 {
+            fs::create_dir_all(&sub)?;
+        }
+        random.fill(&mut body);
+        fs::write(sub.join(format!("f{i:06}.bin")), &body)?;
+    }
+    Ok(())
+}
+
+fn count_files(root: &Path) -> Result<usize> {
+    let mut count = 0;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                pending.push(entry.path());
+            } else {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+fn span(samples: &[Duration]) -> (f64, f64) {
+    let secs = samples.iter().map(Duration::as_secs_f64);
+    (secs.clone().fold(f64::INFINITY, f64::min), secs.fold(0.0, f64::max))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
