@@ -163,7 +163,7 @@ pub fn download(
         .map(|(p, present)| {
             let outcome = match present {
                 Some(outcome) => outcome,
-                None => match materialise(source, p, options)? {
+                None => match materialise(source, p, options, prefetched.contains(&p.entry.digest))? {
                     Outcome::FromCache if prefetched.contains(&p.entry.digest) => Outcome::Fetched,
                     outcome => outcome,
                 },
@@ -292,8 +292,14 @@ fn present_outcome(
     Ok(present.map(Outcome::AlreadyPresent))
 }
 
-/// Puts an entry whose destination lacks it in place.
-fn materialise(source: &dyn ObjectSource, p: &Planned<'_>, options: &DownloadOptions) -> Result<Outcome> {
+/// Puts an entry whose destination lacks it in place. `just_verified`: this download put the body in the cache
+/// and verified it on the way, so it is copied without hashing it again.
+fn materialise(
+    source: &dyn ObjectSource,
+    p: &Planned<'_>,
+    options: &DownloadOptions,
+    just_verified: bool,
+) -> Result<Outcome> {
     let entry = p.entry;
     let algorithm = entry.digest_algorithm();
     let object_reference = entry.reference.as_deref().filter(|r| !is_file_uri(r));
@@ -309,6 +315,11 @@ fn materialise(source: &dyn ObjectSource, p: &Planned<'_>, options: &DownloadOpt
             // A hit is read under a shared lock, so no cleanup removes it mid-copy; one removed between the
             // lookup and the open is simply a miss.
             if let Some(mut cached) = cache.open_object(&entry.digest, algorithm, size)? {
+                if just_verified {
+                    // File to file: the kernel copies (copy_file_range).
+                    write_destination(p, cached.file(), None)?;
+                    return Ok(Outcome::FromCache);
+                }
                 match write_destination(p, &mut cached, Some(algorithm)) {
                     Ok(()) => return Ok(Outcome::FromCache),
                     Err(Error::DigestMismatch { .. }) => {
@@ -327,7 +338,7 @@ fn materialise(source: &dyn ObjectSource, p: &Planned<'_>, options: &DownloadOpt
                 }
                 e => e.into(),
             })?;
-            write_destination(p, &mut cached, None)?;
+            write_destination(p, cached.file(), None)?;
             Ok(Outcome::Fetched)
         }
         None => {
