@@ -127,6 +127,21 @@ impl Manifest {
         self.entries.get(path)
     }
 
+    /// The entry at `path`, to change it in place (the path and its order stay).
+    ///
+    /// ```
+    /// use artifact_core::{LogicalPath, Manifest, ManifestEntry};
+    /// let mut m = Manifest::new();
+    /// m.add_entry(LogicalPath::new("a.txt")?, ManifestEntry { digest: "x".into(), ..Default::default() }, false)?;
+    /// m.get_mut("a.txt").unwrap().birth_artifact_id = Some("QXJ0aWZhY3Q6MQ==".into());
+    /// assert_eq!(m.get("a.txt").unwrap().birth_artifact_id.as_deref(), Some("QXJ0aWZhY3Q6MQ=="));
+    /// assert!(m.get_mut("b.txt").is_none());
+    /// # Ok::<(), artifact_core::Error>(())
+    /// ```
+    pub fn get_mut(&mut self, path: &str) -> Option<&mut ManifestEntry> {
+        self.entries.get_mut(path)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -212,7 +212,7 @@ impl WandbClient {
                 )
                 .await?;
             for (upload, birth_id, uploaded) in outcome {
-                if let Some(entry) = manifest.entries_mut().find(|(p, _)| **p == upload.name).map(|(_, e)| e) {
+                if let Some(entry) = manifest.get_mut(&upload.name) {
                     entry.birth_artifact_id = Some(birth_id);
                 }
                 if uploaded {
@@ -349,7 +349,7 @@ impl WandbClient {
             .collect();
         let digests = hash_files(files.iter().map(|(_, l)| l.clone()).collect()).await?;
         for ((path, _), md5) in files.iter().zip(digests) {
-            if let Some((_, entry)) = manifest.entries_mut().find(|(p, _)| *p == path) {
+            if let Some(entry) = manifest.get_mut(path) {
                 entry.digest = md5;
                 entry.extra.remove("alg");
             }
