@@ -4,7 +4,7 @@
 //! Per shape and round, each side: logs a directory (`artifact put`; `run.log_artifact` + `wait`), downloads it
 //! cold (empty cache, empty root), warm (its cache, empty root) and again into the populated root. Reported:
 //! min–max seconds over the rounds, ours/Python, and each side's peak RSS. `--check` fails when any ratio of the
-//! worst rounds is above 1.0.
+//! worst rounds is above 1.0. `--latency-ms` makes the server delay every file download, as a distant object store.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,13 +29,14 @@ struct Shape {
 }
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    let usage = "usage: cargo xtask bench sdk [--check] [--rounds N] [--shape FILESxBYTES]...";
-    let (mut check, mut rounds, mut shapes) = (false, 3usize, Vec::new());
+    let usage = "usage: cargo xtask bench sdk [--check] [--rounds N] [--latency-ms MS] [--shape FILESxBYTES]...";
+    let (mut check, mut rounds, mut shapes, mut latency) = (false, 3usize, Vec::new(), 0u64);
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--check" => check = true,
             "--rounds" => rounds = args.next().context(usage)?.parse().context(usage)?,
+            "--latency-ms" => latency = args.next().context(usage)?.parse().context(usage)?,
             "--shape" => {
                 let text = args.next().context(usage)?;
                 let (files, size) = text.split_once('x').with_context(|| format!("{text:?}: {usage}"))?;
@@ -52,7 +53,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let work = project_root().join("target/bench/sdk");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
-    let server = ServedStore::start(&binary, &work.join("store"), &["--api-key", KEY], Stdio::null())?;
+    let latency_arg = latency.to_string();
+    let server = ServedStore::start(
+        &binary,
+        &work.join("store"),
+        &["--api-key", KEY, "--download-latency-ms", &latency_arg],
+        Stdio::null(),
+    )?;
 
     let mut worst = 0f64;
     for shape in shapes {
@@ -85,7 +92,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 fs::remove_dir_all(&dir)?;
             }
         }
-        say(&format!("{} files of {} bytes, {rounds} round(s), seconds (min–max):", shape.files, shape.size));
+        say(&format!(
+            "{} files of {} bytes, {rounds} round(s), {latency} ms per file download, seconds (min–max):",
+            shape.files, shape.size
+        ));
         for (step, label) in STEPS.iter().enumerate() {
             let (ours, theirs) = (span(&seconds[0][step]), span(&seconds[1][step]));
             let ratio = ours.1 / theirs.1.max(1e-9);

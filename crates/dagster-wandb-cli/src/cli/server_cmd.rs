@@ -44,6 +44,9 @@ pub(crate) struct ServerArgs {
     /// The largest GraphQL request body accepted, in MiB.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     max_graphql_mib: usize,
+    /// Delay every file download this long, as a distant object store would (for benchmarks).
+    #[arg(long, default_value_t = 0, value_name = "MS", hide = true)]
+    download_latency_ms: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -71,6 +74,7 @@ pub(crate) fn run(args: &ServerArgs) -> CliResult {
     };
     wandb_api::runtime()?.block_on(async {
         let server = WandbServer::bind(store.clone(), SocketAddr::new(args.host, args.port), options).await?;
+        server.faults().set_download_latency(std::time::Duration::from_millis(args.download_latency_ms));
         if open {
             notice(&format!(
                 "open mode: anyone who can reach {} may read and write every entity; give --users FILE or --api-key \
