@@ -2,8 +2,10 @@
 //! `dagster-wandb server` on loopback, in one run, alternating, fresh artifact names and contents each round.
 //!
 //! Per shape and round, each side: logs a directory (`artifact put`; `run.log_artifact` + `wait`), downloads it
-//! cold (empty cache, empty root), warm (its cache, empty root) and again into the populated root. Reported:
-//! min–max seconds over the rounds, ours/Python, and each side's peak RSS. `--check` fails when any ratio of the
+//! cold (empty cache, empty root), warm (its cache, empty root) and again into the populated root; `cp -r` of
+//! the same tree is timed beside them as the filesystem's floor. Shapes by default: 10,000 × 4 KiB,
+//! 100,000 × 1 KiB and one 1 GiB file (`--shape FILESxBYTES` to choose). Reported: min–max seconds over the
+//! rounds, ours/Python, and each side's peak RSS. `--check` fails when any ratio of the
 //! worst rounds is above 1.0. `--latency-ms` makes the server delay every file download, as a distant object store.
 
 use std::fs;
@@ -46,7 +48,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
     }
     if shapes.is_empty() {
-        shapes.push(Shape { files: 10_000, size: 4096 });
+        shapes = vec![
+            Shape { files: 10_000, size: 4096 },
+            Shape { files: 100_000, size: 1024 },
+            Shape { files: 1, size: 1 << 30 },
+        ];
     }
     let python = crate::venv::python("target/interop/venv", crate::interop::PACKAGES)?;
     let binary = crate::cli_binary(true)?;
@@ -62,38 +68,55 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     )?;
 
     let mut worst = 0f64;
+    let mut leftovers = Vec::new();
     for shape in shapes {
-        // [side][step] -> seconds per round; peak RSS per side.
+        // [side][step] -> seconds per round; peak RSS per side; `cp -r` of the same tree per round.
         let mut seconds =
             [[Vec::new(), Vec::new(), Vec::new(), Vec::new()], [Vec::new(), Vec::new(), Vec::new(), Vec::new()]];
         let mut peaks = [0u64; 2];
+        let mut copies = Vec::new();
+        let shape_dir = work.join(format!("{}x{}", shape.files, shape.size));
         for round in 0..rounds {
             for side in [0, 1] {
                 let name = format!("{}-{}x{}-r{round}", ["ours", "py"][side], shape.files, shape.size);
-                let dir = work.join("files").join(&name);
+                let dir = shape_dir.join("files").join(&name);
                 make_tree(&dir, shape, (round * 2 + side) as u64 + 1)?;
-                let cache = work.join("cache").join(&name);
-                let root = work.join("roots").join(&name);
-                let steps = [Step::Log(&dir), Step::Get, Step::Get, Step::Get];
-                for (step, what) in steps.iter().enumerate() {
-                    if step == 2 {
-                        fs::remove_dir_all(&root)?;
-                    }
+                if side == 0 {
+                    // The kernel's floor for writing the same tree: cp -r, timed the same way.
+                    let copy = shape_dir.join("cp").join(&name);
+                    fs::create_dir_all(copy.parent().context("no parent")?)?;
+                    let (elapsed, _, _) = measure(Command::new("cp").arg("-r").arg(&dir).arg(&copy))?;
+                    copies.push(elapsed);
+                }
+                let cache = shape_dir.join("cache").join(&name);
+                let (cold, warm) = (shape_dir.join("cold").join(&name), shape_dir.join("warm").join(&name));
+                // Nothing is deleted between the steps: on ext4 a mass delete makes new files slow to create
+                // for a minute or more (the allocator skips recently freed inodes), which would time the
+                // filesystem, not the clients. Each download has a root of its own; the populated one reuses
+                // the warm one.
+                let steps = [(Step::Log(&dir), &cold), (Step::Get, &cold), (Step::Get, &warm), (Step::Get, &warm)];
+                for (step, (what, root)) in steps.iter().enumerate() {
                     let mut command = match side {
-                        0 => ours(&binary, &server.url, &name, what, &root),
-                        _ => theirs(&python, &server.url, &name, what, &root),
+                        0 => ours(&binary, &server.url, &name, what, root),
+                        _ => theirs(&python, &server.url, &name, what, root),
                     };
                     command.env("WANDB_CACHE_DIR", &cache);
                     let (elapsed, peak, _) = measure(&mut command)?;
                     seconds[side][step].push(elapsed);
                     peaks[side] = peaks[side].max(peak);
                 }
-                ensure!(count_files(&root)? == shape.files, "{name}: the root lacks files");
-                fs::remove_dir_all(&dir)?;
+                ensure!(count_files(&cold)? == shape.files, "{name}: the cold root lacks files");
+                ensure!(count_files(&warm)? == shape.files, "{name}: the warm root lacks files");
+            }
+            if shape.files < 100 {
+                // Big files: few inodes, but many bytes; the disk is freed each round.
+                fs::remove_dir_all(&shape_dir)?;
             }
         }
+        // Small files stay until the end, for the same reason as above.
+        leftovers.push(shape_dir);
         say(&format!(
-            "{} files of {} bytes, {rounds} round(s), {latency} ms per file download, seconds (min–max):",
+            "{} file(s) of {} bytes, {rounds} round(s), {latency} ms per file download, seconds (min–max):",
             shape.files, shape.size
         ));
         for (step, label) in STEPS.iter().enumerate() {
@@ -105,7 +128,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 theirs.0, theirs.1, ours.0, ours.1
             ));
         }
+        let copy = span(&copies);
+        say(&format!("  cp -r of the tree     {:>7.2}–{:<7.2}", copy.0, copy.1));
         say(&format!("  peak RSS: Python {:.0} MiB, ours {:.0} MiB", mib(peaks[1]), mib(peaks[0])));
+    }
+    for dir in leftovers {
+        let _ = fs::remove_dir_all(dir);
     }
     if check {
         ensure!(worst <= 1.0, "ours/Python is {worst:.2} on some step, above 1.0");

@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::memo::FileDigestMemo;
+use crate::verified;
 
 /// The SDK's cache directory: `$WANDB_CACHE_DIR`, else the platform's user cache directory plus `wandb`
 /// (what `platformdirs.user_cache_dir("wandb")` returns).
@@ -47,12 +48,15 @@ fn platform_cache_root() -> Option<PathBuf> {
 pub struct ObjectDir {
     objects: PathBuf,
     tmp: PathBuf,
+    /// The content cache records on each object it verifies that it did (see [`CachedObject::is_verified`]);
+    /// the store does not, its bodies' mtimes being what its `gc` goes by.
+    records_verified: bool,
 }
 
 impl ObjectDir {
     /// Objects under `objects`, in-flight writes under `tmp` (which must be on the same filesystem).
     pub fn new(objects: impl Into<PathBuf>, tmp: impl Into<PathBuf>) -> Self {
-        ObjectDir { objects: objects.into(), tmp: tmp.into() }
+        ObjectDir { objects: objects.into(), tmp: tmp.into(), records_verified: false }
     }
 
     /// The directory holding the objects.
@@ -110,6 +114,9 @@ impl ObjectDir {
             if actual != digest {
                 return Err(Error::DigestMismatch { expected: digest.to_owned(), actual, algorithm });
             }
+            if self.records_verified {
+                verified::mark_written(file, algorithm, digest);
+            }
             Ok(())
         })
     }
@@ -140,7 +147,9 @@ impl ContentCache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let artifacts = root.join("artifacts");
-        ContentCache { objects: ObjectDir::new(artifacts.join("obj"), artifacts.join("tmp")), root }
+        let objects =
+            ObjectDir { records_verified: true, ..ObjectDir::new(artifacts.join("obj"), artifacts.join("tmp")) };
+        ContentCache { objects, root }
     }
 
     /// The cache the SDK would use: see [`default_cache_root`].
@@ -302,11 +311,14 @@ fn write_atomically(
     let result = fill(&mut file, &tmp_path).and_then(|()| {
         let parent = destination.parent().unwrap_or(tmp_dir);
         let mut attempts = 0;
+        // The directory usually exists: it is made only when the rename says it is missing.
         loop {
-            create_dir_all_racing(parent).map_err(|e| Error::io("create directory", parent, e))?;
             match fs::rename(&tmp_path, destination) {
                 Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 && tmp_path.exists() => attempts += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 4 && tmp_path.exists() => {
+                    attempts += 1;
+                    create_dir_all_racing(parent).map_err(|e| Error::io("create directory", parent, e))?;
+                }
                 Err(e) => return Err(Error::io("move into place", destination, e)),
             }
         }
@@ -323,9 +335,12 @@ fn write_atomically(
 fn create_temp_file_retrying(dir: &Path) -> Result<(File, PathBuf)> {
     let mut attempts = 0;
     loop {
-        create_dir_all_racing(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        // The directory usually exists: it is made only when the creation says it is missing.
         match create_temp_file(dir) {
-            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound && attempts < 4 => {
+                attempts += 1;
+                create_dir_all_racing(dir).map_err(|e| Error::io("create directory", dir, e))?;
+            }
             other => return other,
         }
     }
@@ -336,7 +351,9 @@ fn create_temp_file_retrying(dir: &Path) -> Result<(File, PathBuf)> {
 pub struct CachedObject {
     file: File,
     path: PathBuf,
-    len: u64,
+    metadata: fs::Metadata,
+    /// Bytes read (or copied) so far.
+    position: u64,
 }
 
 impl CachedObject {
@@ -347,12 +364,45 @@ impl CachedObject {
 
     /// Its size in bytes.
     pub fn len(&self) -> u64 {
-        self.len
+        self.metadata.len()
     }
 
     /// True for an empty object.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// True when the object carries this crate's record that it was verified as `digest` and its stamp (size,
+    /// mtime, inode, device) has not moved since: copying it out needs no hashing. Objects written through this
+    /// crate are recorded as they are verified; others once [`CachedObject::record_verified`] is called after
+    /// hashing them. Always false where the filesystem keeps no extended attributes.
+    pub fn is_verified(&self, algorithm: DigestAlgorithm, digest: &str) -> bool {
+        verified::is_verified(&self.file, &self.metadata, algorithm, digest)
+    }
+
+    /// Records that the whole object, read through this handle from `hashed_from` on, hashed to `digest`, when
+    /// nothing about it moved meanwhile and it had settled before (best effort; see
+    /// [`CachedObject::is_verified`]).
+    pub fn record_verified(&self, algorithm: DigestAlgorithm, digest: &str, hashed_from: std::time::SystemTime) {
+        verified::mark_read(&self.file, &self.metadata, hashed_from, algorithm, digest);
+    }
+
+    /// Copies what is left of the object into `to`, in the kernel (`copy_file_range`, a reflink where the
+    /// filesystem shares extents) where it can, else through a buffer. Returns the bytes copied.
+    ///
+    /// # Errors
+    /// The I/O error of reading or writing; an object shorter than it was when opened.
+    pub fn copy_to(&mut self, to: &mut File) -> io::Result<u64> {
+        let remaining = self.len().saturating_sub(self.position);
+        let copied = copy_file(&mut self.file, to, remaining)?;
+        self.position += copied;
+        if copied != remaining {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} ended after {copied} of {remaining} bytes", self.path.display()),
+            ));
+        }
+        Ok(copied)
     }
 
     /// The open file, positioned where reading left off.
@@ -365,15 +415,46 @@ impl CachedObject {
         file.unlock().map_err(|e| Error::io("unlock", &path, e))?;
         file.lock_shared().map_err(|e| Error::io("lock", &path, e))?;
         file.seek(io::SeekFrom::Start(0)).map_err(|e| Error::io("rewind", &path, e))?;
-        let len = file.metadata().map_err(|e| Error::io("read metadata of", &path, e))?.len();
-        Ok(CachedObject { file, path, len })
+        let metadata = file.metadata().map_err(|e| Error::io("read metadata of", &path, e))?;
+        Ok(CachedObject { file, path, metadata, position: 0 })
     }
 }
 
 impl Read for CachedObject {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read(buf)
+        let n = self.file.read(buf)?;
+        self.position += n as u64;
+        Ok(n)
     }
+}
+
+/// Copies up to `len` bytes from `from`'s position into `to`'s: in the kernel where it can, else through a
+/// buffer (another filesystem, an old kernel).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn copy_file(from: &mut File, to: &mut File, len: u64) -> io::Result<u64> {
+    let mut copied = 0u64;
+    while copied < len {
+        let chunk = usize::try_from(len - copied).unwrap_or(usize::MAX).min(1 << 30);
+        match rustix::fs::copy_file_range(&*from, None, &*to, None, chunk) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => copied += n as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) if copied == 0 && is_unsupported(e) => return io::copy(&mut Read::take(from, len), to),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(copied)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_unsupported(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    [Errno::XDEV, Errno::NOSYS, Errno::INVAL, Errno::OPNOTSUPP, Errno::PERM, Errno::BADF].contains(&e)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn copy_file(from: &mut File, to: &mut File, len: u64) -> io::Result<u64> {
+    io::copy(&mut Read::take(from, len), to)
 }
 
 /// Opens `path` for reading under a shared lock if it is a regular file of `size` bytes, and records the access.
@@ -384,12 +465,13 @@ fn open_locked(path: PathBuf, size: u64) -> Result<Option<CachedObject>> {
         Err(e) => return Err(Error::io("open", path, e)),
     };
     file.lock_shared().map_err(|e| Error::io("lock", &path, e))?;
+    // Recorded first: setting the access time moves the ctime, and the stamp kept is the one after it.
+    record_access(&file);
     let metadata = file.metadata().map_err(|e| Error::io("read metadata of", &path, e))?;
     if !metadata.is_file() || metadata.len() != size {
         return Ok(None);
     }
-    record_access(&file);
-    Ok(Some(CachedObject { file, path, len: size }))
+    Ok(Some(CachedObject { file, path, metadata, position: 0 }))
 }
 
 /// Sets the access time to now, explicitly: reads alone do not update it on `noatime` (and rarely on
@@ -438,12 +520,7 @@ pub fn create_new_locked(path: &Path) -> io::Result<Option<File>> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o666);
     let file = options.open(path)?;
     file.lock()?;
-    let still_there = match fs::metadata(path) {
-        Ok(at_path) => same_file(&file.metadata()?, &at_path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(e),
-    };
-    Ok(still_there.then_some(file))
+    Ok(still_linked(&file, path)?.then_some(file))
 }
 
 /// [`fs::create_dir_all`] that holds its ground against a concurrent [`crate::sweep`] with duration `0`, which
@@ -469,16 +546,18 @@ pub fn create_dir_all_racing(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether the file just created at `path` is still linked there. Only its creator renames it, so a file still
+/// linked anywhere is still at `path`: one `fstat`, no second lookup of the path.
 #[cfg(unix)]
-fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+fn still_linked(file: &File, _path: &Path) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
-    (a.dev(), a.ino()) == (b.dev(), b.ino())
+    Ok(file.metadata()?.nlink() > 0)
 }
 
 #[cfg(not(unix))]
-fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
+fn still_linked(_: &File, _: &Path) -> io::Result<bool> {
     // Windows refuses to delete a file that is open without delete sharing, so it is still ours.
-    true
+    Ok(true)
 }
 
 fn random_suffix() -> String {

@@ -39,6 +39,7 @@ mod cleanup;
 mod error;
 mod memo;
 mod sweep;
+mod verified;
 
 pub use cache::{CachedObject, ContentCache, ObjectDir, create_dir_all_racing, create_new_locked, default_cache_root};
 pub use cleanup::{CleanupOptions, CleanupReport, parse_size};

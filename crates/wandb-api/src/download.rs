@@ -28,14 +28,14 @@ pub trait ObjectSource: Sync {
 
     /// Puts the bodies of `wanted` (file entries the download needs and `cache` lacks) into `cache` before they
     /// are copied out, as many at once as suits the source; entries it leaves out are opened one by one with
-    /// [`ObjectSource::open_object`]. Returns the digests it fetched. The default leaves them all out: a local
-    /// source gains nothing.
+    /// [`ObjectSource::open_object`]. Returns, for each of `wanted`, whether this call fetched it (and so
+    /// verified it into the cache). The default leaves them all out: a local source gains nothing.
     ///
     /// # Errors
     /// As [`ObjectSource::open_object`], and [`Error::DigestMismatch`] for a body that is not the entry's.
-    fn prefetch(&self, wanted: &[(&str, &ManifestEntry)], cache: &ContentCache) -> Result<HashSet<String>> {
-        let _ = (wanted, cache);
-        Ok(HashSet::new())
+    fn prefetch(&self, wanted: &[(&str, &ManifestEntry)], cache: &ContentCache) -> Result<Vec<bool>> {
+        let _ = cache;
+        Ok(vec![false; wanted.len()])
     }
 }
 
@@ -100,6 +100,8 @@ struct Planned<'a> {
     path: &'a str,
     entry: &'a ManifestEntry,
     destination: PathBuf,
+    /// The stamp of the regular file at the destination before the download, if one is there.
+    existing: Option<FileStamp>,
 }
 
 /// Downloads every entry of `manifest` into `root`.
@@ -123,8 +125,16 @@ pub fn download(
     root: &Path,
     options: &DownloadOptions,
 ) -> Result<DownloadReport> {
-    let planned = plan(manifest, root, options.references.as_deref())?;
+    let (planned, dirs) = plan(manifest, root, options.references.as_deref())?;
     io_cache::create_dir_all_racing(root).map_err(|e| Error::io("create directory", root, e))?;
+    // Each directory once, parents first (the set is sorted), rather than once per file.
+    for dir in &dirs {
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", dir, e)),
+        }
+    }
     let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
     let total: u64 = planned.iter().map(|p| p.entry.size.unwrap_or(0)).sum();
     progress.begin("downloading", total);
@@ -138,6 +148,7 @@ pub fn download(
             tables.entry(algorithm).or_insert_with(|| memo.load(&memo_root, algorithm));
         }
     }
+    // Only files found in place are memoised: one written now has a ctime after `started`, never settled.
     let fresh_records: Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>> = Mutex::new(Vec::new());
     let started = SystemTime::now();
 
@@ -145,36 +156,36 @@ pub fn download(
     // server), then the copies.
     let present: Vec<Option<Outcome>> =
         planned.par_iter().map(|p| present_outcome(p, &tables, started)).collect::<Result<Vec<_>>>()?;
-    let mut prefetched = HashSet::new();
+    // Per planned entry: whether the source just fetched (and verified) its body into the cache.
+    let mut prefetched = vec![false; planned.len()];
     if let Some(cache) = &options.cache {
-        let wanted: Vec<(&str, &ManifestEntry)> = planned
-            .iter()
-            .zip(&present)
-            .filter(|(p, present)| present.is_none() && p.entry.reference.is_none() && !p.entry.skip_cache)
-            .map(|(p, _)| (p.path, p.entry))
+        let wanted: Vec<usize> = (0..planned.len())
+            .filter(|&i| present[i].is_none() && planned[i].entry.reference.is_none() && !planned[i].entry.skip_cache)
             .collect();
         if !wanted.is_empty() {
-            prefetched = source.prefetch(&wanted, cache)?;
+            let entries: Vec<(&str, &ManifestEntry)> =
+                wanted.iter().map(|&i| (planned[i].path, planned[i].entry)).collect();
+            let fetched = source.prefetch(&entries, cache)?;
+            for (&i, fetched) in wanted.iter().zip(fetched) {
+                prefetched[i] = fetched;
+            }
         }
     }
     let outcomes = planned
         .par_iter()
         .zip(present)
-        .map(|(p, present)| {
+        .zip(prefetched)
+        .map(|((p, present), prefetched)| {
             let outcome = match present {
                 Some(outcome) => outcome,
-                None => match materialise(source, p, options, prefetched.contains(&p.entry.digest))? {
-                    Outcome::FromCache if prefetched.contains(&p.entry.digest) => Outcome::Fetched,
+                None => match materialise(source, p, options, prefetched)? {
+                    Outcome::FromCache if prefetched => Outcome::Fetched,
                     outcome => outcome,
                 },
             };
             progress.advance(p.entry.size.unwrap_or(0));
-            if options.memo.is_some() {
-                match outcome {
-                    Outcome::MissingReference | Outcome::AlreadyPresent(None) => {}
-                    Outcome::AlreadyPresent(Some(stamp)) => push_record(p, &fresh_records, stamp),
-                    _ => remember(p, &fresh_records, started)?,
-                }
+            if let (true, Outcome::AlreadyPresent(Some(stamp))) = (options.memo.is_some(), outcome) {
+                push_record(p, &fresh_records, stamp);
             }
             Ok(outcome)
         })
@@ -204,8 +215,13 @@ pub fn download(
     Ok(report)
 }
 
-/// Checks every path and the filesystem under `root` before anything is written.
-fn plan<'a>(manifest: &'a Manifest, root: &Path, fetcher: Option<&dyn ReferenceFetcher>) -> Result<Vec<Planned<'a>>> {
+/// Checks every path and the filesystem under `root` before anything is written. Returns the entries with
+/// what is at their destinations, and the directories to create, parents first.
+fn plan<'a>(
+    manifest: &'a Manifest,
+    root: &Path,
+    fetcher: Option<&dyn ReferenceFetcher>,
+) -> Result<(Vec<Planned<'a>>, Vec<PathBuf>)> {
     let mut files: HashSet<&str> = HashSet::new();
     let mut dirs: BTreeSet<&str> = BTreeSet::new();
     let mut planned = Vec::with_capacity(manifest.len());
@@ -233,7 +249,7 @@ fn plan<'a>(manifest: &'a Manifest, root: &Path, fetcher: Option<&dyn ReferenceF
         files.insert(path);
         let mut destination = root.to_path_buf();
         destination.extend(logical.components());
-        planned.push(Planned { path, entry, destination });
+        planned.push(Planned { path, entry, destination, existing: None });
     }
     if let Some(clash) = dirs.iter().find(|d| files.contains(*d)) {
         return Err(Error::UnsafeManifestPath {
@@ -242,9 +258,11 @@ fn plan<'a>(manifest: &'a Manifest, root: &Path, fetcher: Option<&dyn ReferenceF
         });
     }
     // Nothing on disk may redirect or block the writes.
+    let mut dir_paths = Vec::with_capacity(dirs.len());
     for dir in &dirs {
         let mut path = root.to_path_buf();
         path.extend(dir.split('/'));
+        dir_paths.push(path.clone());
         match fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(Error::PathConflict {
@@ -263,7 +281,7 @@ fn plan<'a>(manifest: &'a Manifest, root: &Path, fetcher: Option<&dyn ReferenceF
             Err(e) => return Err(Error::io("read metadata of", path, e)),
         }
     }
-    for p in &planned {
+    planned.par_iter_mut().try_for_each(|p| {
         match fs::symlink_metadata(&p.destination) {
             Ok(m) if m.is_dir() => {
                 return Err(Error::PathConflict {
@@ -271,12 +289,14 @@ fn plan<'a>(manifest: &'a Manifest, root: &Path, fetcher: Option<&dyn ReferenceF
                     reason: "a directory is where the artifact has a file".to_owned(),
                 });
             }
+            Ok(m) if m.is_file() => p.existing = Some(FileStamp::from_metadata(&m)),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("read metadata of", &p.destination, e)),
         }
-    }
-    Ok(planned)
+        Ok(())
+    })?;
+    Ok((planned, dir_paths))
 }
 
 /// `Some` when the destination already has the entry's content.
@@ -315,13 +335,16 @@ fn materialise(
             // A hit is read under a shared lock, so no cleanup removes it mid-copy; one removed between the
             // lookup and the open is simply a miss.
             if let Some(mut cached) = cache.open_object(&entry.digest, algorithm, size)? {
-                if just_verified {
-                    // File to file: the kernel copies (copy_file_range).
-                    write_destination(p, cached.file(), None)?;
+                if just_verified || cached.is_verified(algorithm, &entry.digest) {
+                    write_cached(p, &mut cached)?;
                     return Ok(Outcome::FromCache);
                 }
-                match write_destination(p, &mut cached, Some(algorithm)) {
-                    Ok(()) => return Ok(Outcome::FromCache),
+                let hashed_from = SystemTime::now();
+                match write_verified(p, &mut cached, algorithm) {
+                    Ok(()) => {
+                        cached.record_verified(algorithm, &entry.digest, hashed_from);
+                        return Ok(Outcome::FromCache);
+                    }
                     Err(Error::DigestMismatch { .. }) => {
                         tracing::warn!(path = p.path, cache = %cached.path().display(), "evicting a corrupt cache object");
                         drop(cached);
@@ -338,11 +361,11 @@ fn materialise(
                 }
                 e => e.into(),
             })?;
-            write_destination(p, cached.file(), None)?;
+            write_cached(p, &mut cached)?;
             Ok(Outcome::Fetched)
         }
         None => {
-            write_destination(p, source.open_object(p.path, entry)?, Some(algorithm))?;
+            write_verified(p, source.open_object(p.path, entry)?, algorithm)?;
             Ok(Outcome::Fetched)
         }
     }
@@ -361,16 +384,10 @@ fn already_present(
     started: SystemTime,
     rehash: bool,
 ) -> Result<Option<Option<FileStamp>>> {
-    let metadata = match fs::symlink_metadata(&p.destination) {
-        Ok(m) if m.is_file() => m,
-        Ok(_) => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read metadata of", &p.destination, e)),
-    };
-    if p.entry.size.is_some_and(|size| size != metadata.len()) {
+    let Some(stamp) = p.existing else { return Ok(None) };
+    if p.entry.size.is_some_and(|size| size != stamp.size) {
         return Ok(None);
     }
-    let stamp = FileStamp::from_metadata(&metadata);
     let mut file = match File::open(&p.destination) {
         Ok(f) => f,
         // Removed by a concurrent sweep since the lookup: simply not present.
@@ -415,13 +432,13 @@ fn download_object_reference(p: &Planned<'_>, reference: &str, options: &Downloa
     let cache = options.cache.as_ref().filter(|_| !entry.skip_cache);
     match (entry.digest != reference, entry.size, cache) {
         (true, Some(size), Some(cache)) => {
-            if let Some(cached) = cache.open_etag(reference, &entry.digest, size)? {
-                write_destination(p, cached, None)?;
+            if let Some(mut cached) = cache.open_etag(reference, &entry.digest, size)? {
+                write_cached(p, &mut cached)?;
                 return Ok(Outcome::FromCache);
             }
             let Some(mut body) = open()? else { return Ok(Outcome::MissingReference) };
-            let cached = cache.insert_etag_and_open(reference, &entry.digest, size, &mut body)?;
-            write_destination(p, cached, None)?;
+            let mut cached = cache.insert_etag_and_open(reference, &entry.digest, size, &mut body)?;
+            write_cached(p, &mut cached)?;
         }
         (checked, size, _) => {
             if !checked {
@@ -432,7 +449,7 @@ fn download_object_reference(p: &Planned<'_>, reference: &str, options: &Downloa
                 );
             }
             let Some(body) = open()? else { return Ok(Outcome::MissingReference) };
-            write_destination(p, ExactSize { inner: body, expected: size, read: 0, what: reference }, None)?;
+            write_unverified(p, ExactSize { inner: body, expected: size, read: 0, what: reference })?;
         }
     }
     Ok(Outcome::Reference)
@@ -483,39 +500,43 @@ fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool
         fs::canonicalize(&target).is_ok_and(|resolved| unchecksummed_file_digest(&resolved) == p.entry.digest);
     if unverifiable {
         tracing::warn!(path = p.path, reference, "reference was added without a checksum; copying it unverified");
-        write_destination(p, file, None)?;
+        write_unverified(p, file)?;
     } else {
         // file:// references are always MD5.
-        write_destination(p, file, Some(DigestAlgorithm::Md5))?;
+        write_verified(p, file, DigestAlgorithm::Md5)?;
     }
     Ok(Outcome::Reference)
 }
 
-/// Writes `body` to a temporary file beside the destination and renames it into place, verifying the digest
-/// on the way when `verify` names the algorithm.
-fn write_destination(p: &Planned<'_>, mut body: impl Read, verify: Option<DigestAlgorithm>) -> Result<()> {
+/// Copies `body` into the destination, failing on bytes that do not hash to the entry's digest.
+fn write_verified(p: &Planned<'_>, mut body: impl Read, algorithm: DigestAlgorithm) -> Result<()> {
+    write_destination(p, |file, _| {
+        let (actual, _) =
+            copy_hashing(algorithm, &mut body, file).map_err(|e| Error::io("copy the body of", &p.destination, e))?;
+        if actual != p.entry.digest {
+            return Err(Error::DigestMismatch { path: p.path.to_owned(), expected: p.entry.digest.clone(), actual });
+        }
+        Ok(())
+    })
+}
+
+/// Copies `body` into the destination as it is (its bytes are checked elsewhere, or cannot be).
+fn write_unverified(p: &Planned<'_>, mut body: impl Read) -> Result<()> {
+    write_destination(p, |file, tmp| io::copy(&mut body, file).map(drop).map_err(|e| Error::io("write", tmp, e)))
+}
+
+/// Copies a cache object known to hold the entry's bytes into the destination, in the kernel where it can.
+fn write_cached(p: &Planned<'_>, cached: &mut io_cache::CachedObject) -> Result<()> {
+    write_destination(p, |file, _| cached.copy_to(file).map(drop).map_err(|e| Error::io("copy", cached.path(), e)))
+}
+
+/// Lets `fill` write a temporary file beside the destination, then renames it into place; on failure the
+/// temporary file is removed.
+fn write_destination(p: &Planned<'_>, fill: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
     let parent = p.destination.parent().expect("destinations are inside the root");
     let file_name = p.destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let (mut file, tmp) = create_locked_temp(parent, &file_name)?;
-    let result = (|| {
-        match verify {
-            Some(algorithm) => {
-                let (actual, _) = copy_hashing(algorithm, &mut body, &mut file)
-                    .map_err(|e| Error::io("copy the body of", &p.destination, e))?;
-                if actual != p.entry.digest {
-                    return Err(Error::DigestMismatch {
-                        path: p.path.to_owned(),
-                        expected: p.entry.digest.clone(),
-                        actual,
-                    });
-                }
-            }
-            None => {
-                io::copy(&mut body, &mut file).map_err(|e| Error::io("write", &tmp, e))?;
-            }
-        }
-        rename_recreating_parent(&tmp, &p.destination)
-    })();
+    let result = fill(&mut file, &tmp).and_then(|()| rename_recreating_parent(&tmp, &p.destination));
     drop(file);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -524,21 +545,24 @@ fn write_destination(p: &Planned<'_>, mut body: impl Read, verify: Option<Digest
 }
 
 /// A temporary file beside the destination, exclusively locked while it is written so a concurrent sweep or
-/// cleanup leaves it alone; its directory is created (again, if a sweep removed it meanwhile).
+/// cleanup leaves it alone. Its directory was made before the copies began; it is made again only if a sweep
+/// removed it meanwhile.
 fn create_locked_temp(parent: &Path, file_name: &str) -> Result<(File, PathBuf)> {
     let mut attempts = 0;
     loop {
-        io_cache::create_dir_all_racing(parent).map_err(|e| Error::io("create directory", parent, e))?;
         let tmp = parent.join(format!(".{file_name}.dwtmp-{}", random_suffix()));
         match io_cache::create_new_locked(&tmp) {
             Ok(Some(file)) => return Ok((file, tmp)),
             // Swept away before we held it: try again under a new name.
             Ok(None) => attempts += 1,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 4 => {
+                attempts += 1;
+                io_cache::create_dir_all_racing(parent).map_err(|e| Error::io("create directory", parent, e))?;
+            }
             Err(e) => return Err(Error::io("create", tmp, e)),
         }
-        if attempts > 3 {
+        if attempts > 4 {
             return Err(Error::io("create", tmp, io::Error::other("a concurrent sweep keeps removing it")));
         }
     }
@@ -558,25 +582,6 @@ fn rename_recreating_parent(tmp: &Path, destination: &Path) -> Result<()> {
             Err(e) => return Err(Error::io("move into place", destination, e)),
         }
     }
-}
-
-/// Queues a memo record for a destination now known to match its entry.
-fn remember(
-    p: &Planned<'_>,
-    records: &Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>>,
-    started: SystemTime,
-) -> Result<()> {
-    let metadata = match fs::symlink_metadata(&p.destination) {
-        Ok(m) => m,
-        // A concurrent sweep removed it already; there is nothing to remember.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("read metadata of", &p.destination, e)),
-    };
-    let stamp = FileStamp::from_metadata(&metadata);
-    if stamp.is_settled(started) {
-        push_record(p, records, stamp);
-    }
-    Ok(())
 }
 
 fn push_record(p: &Planned<'_>, records: &Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>>, stamp: FileStamp) {

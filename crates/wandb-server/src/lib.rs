@@ -161,6 +161,9 @@ impl RequestLog {
     }
 }
 
+/// How long requests in flight may take to finish once the server is told to stop.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A server serving in the background; dropping it (or [`RunningServer::shutdown`]) stops it.
 pub struct RunningServer {
     base_url: String,
@@ -372,17 +375,31 @@ impl WandbServer {
         self.serve_until(std::future::pending()).await
     }
 
-    /// Serves until `signal` completes (e.g. Ctrl-C), finishing requests in flight.
+    /// Serves until `signal` completes (e.g. Ctrl-C), then gives requests in flight 5 seconds to finish.
     ///
     /// # Errors
     /// [`Error::Serve`] when accepting connections fails.
     pub async fn serve_until(self, signal: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
         let addr = self.state.base_url.clone();
         forget_idle_manifests(&self.state);
-        axum::serve(no_delay(self.listener), router(self.state))
-            .with_graceful_shutdown(signal)
-            .await
-            .map_err(|source| Error::Serve { addr, source })
+        let (signalled, grace_begins) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            signal.await;
+            let _ = signalled.send(());
+        };
+        let serving = axum::serve(no_delay(self.listener), router(self.state)).with_graceful_shutdown(signal);
+        // A connection a client opened but never sent a request on is held until hyper's header timeout (30 s):
+        // requests in flight get a grace period, not that.
+        tokio::select! {
+            served = serving => served.map_err(|source| Error::Serve { addr, source }),
+            () = async {
+                if grace_begins.await.is_ok() {
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => Ok(()),
+        }
     }
 
     /// Serves on the current tokio runtime in the background.
@@ -418,7 +435,7 @@ impl RunningServer {
         &self.requests
     }
 
-    /// Stops accepting connections and waits for requests in flight.
+    /// Stops accepting connections and waits for requests in flight (5 seconds at most).
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

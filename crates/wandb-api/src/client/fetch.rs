@@ -19,6 +19,13 @@ use crate::error::{Error, Result};
 use wandb_store::{ArtifactVersion, Collection, CollectionKind, ProjectRef};
 
 /// File URLs asked for per page (`WANDB_ARTIFACT_FETCH_FILE_URL_BATCH_SIZE`'s default).
+/// Fetched bodies below this size are hashed and written into the cache by the download's own thread, which
+/// polls the fetches; larger ones on the blocking pool, so the other fetches go on meanwhile.
+const INSERT_INLINE_BELOW: u64 = 64 << 10;
+
+/// Download URLs per page: the first page small, so the first bodies come sooner; then the largest the
+/// server gives.
+const FIRST_URLS_PAGE: u64 = 1000;
 const URLS_PER_PAGE: u64 = 5000;
 /// A body cut mid-transfer is resumed with a range request this many times.
 const RESUMES: u32 = 5;
@@ -80,36 +87,34 @@ impl WandbClient {
         }
     }
 
-    /// Direct URLs of `version`'s files by path, paged (never one request per file).
-    async fn file_urls(&self, version: &ArtifactVersion) -> Result<HashMap<String, String>> {
-        let mut urls = HashMap::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let variables = json!({
-                "entity": version.entity, "project": version.project, "collection": version.name,
-                "alias": version.version(), "cursor": cursor, "perPage": URLS_PER_PAGE,
-            });
-            let data = self.graphql("GetArtifactMembershipFileUrls", queries::FILE_URLS, variables).await?;
-            let files =
-                data.pointer("/project/artifactCollection/artifactMembership/files").cloned().ok_or_else(|| {
-                    Error::Protocol {
-                        operation: "GetArtifactMembershipFileUrls".to_owned(),
-                        reason: format!("no files for {}", version.qualified_name()),
-                    }
-                })?;
-            for edge in files.get("edges").and_then(Value::as_array).into_iter().flatten() {
-                let node = edge.get("node").cloned().unwrap_or(Value::Null);
-                if let (Some(name), Some(url)) =
-                    (node.get("name").and_then(Value::as_str), node.get("directUrl").and_then(Value::as_str))
-                {
-                    urls.insert(name.to_owned(), url.to_owned());
-                }
-            }
-            match next_cursor(&files, cursor.as_deref()) {
-                Some(next) => cursor = Some(next),
-                None => return Ok(urls),
+    /// One page of the direct URLs of `version`'s files from `cursor` on: the (name, URL) pairs and the next
+    /// page's cursor, `None` after the last.
+    async fn file_url_page(
+        &self,
+        version: &ArtifactVersion,
+        cursor: Option<&str>,
+        per_page: u64,
+    ) -> Result<(Vec<(String, String)>, Option<String>)> {
+        let variables = json!({
+            "entity": version.entity, "project": version.project, "collection": version.name,
+            "alias": version.version(), "cursor": cursor, "perPage": per_page,
+        });
+        let data = self.graphql("GetArtifactMembershipFileUrls", queries::FILE_URLS, variables).await?;
+        let files =
+            data.pointer("/project/artifactCollection/artifactMembership/files").ok_or_else(|| Error::Protocol {
+                operation: "GetArtifactMembershipFileUrls".to_owned(),
+                reason: format!("no files for {}", version.qualified_name()),
+            })?;
+        let mut urls = Vec::new();
+        for edge in files.get("edges").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(name), Some(url)) = (
+                edge.pointer("/node/name").and_then(Value::as_str),
+                edge.pointer("/node/directUrl").and_then(Value::as_str),
+            ) {
+                urls.push((name.to_owned(), url.to_owned()));
             }
         }
+        Ok((urls, next_cursor(files, cursor)))
     }
 
     /// Downloads `entries` — `version`'s manifest or a part of it (one file, one directory) — into `root`
@@ -123,26 +128,29 @@ impl WandbClient {
         root: &std::path::Path,
         options: &DownloadOptions,
     ) -> Result<DownloadReport> {
-        let urls = self.file_urls(version).await?;
         let source = RemoteObjects {
-            book: Arc::new(UrlBook {
-                client: self.clone(),
-                version: version.clone(),
-                urls: Mutex::new((0, urls)),
-                refreshing: tokio::sync::Mutex::new(()),
-            }),
+            // URLs are asked for when a body needs one: a download the cache serves needs none.
+            book: Arc::new(UrlBook::new(self.clone(), version.clone())),
             runtime: tokio::runtime::Handle::current(),
             ranged_threshold: self.options.ranged_threshold,
             range_size: self.options.range_size.max(1),
             ranges_in_flight: self.options.ranges_in_flight.max(1),
             download_concurrency: self.options.download_concurrency.max(1),
         };
-        let root = root.to_path_buf();
-        let options = options.clone();
-        let entries = entries.clone();
-        tokio::task::spawn_blocking(move || download(&source, &entries, &root, &options))
-            .await
-            .map_err(|e| Error::Runtime { reason: format!("the download task failed: {e}") })?
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            // The worker hands its other tasks on and blocks here: the manifest is not copied (a million
+            // entries are hundreds of MB), and `prefetch` may `block_on` in here.
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| download(&source, entries, root, options))
+            }
+            // A current-thread runtime cannot block its one thread: the download moves to the blocking pool.
+            _ => {
+                let (root, options, entries) = (root.to_path_buf(), options.clone(), entries.clone());
+                tokio::task::spawn_blocking(move || download(&source, &entries, &root, &options))
+                    .await
+                    .map_err(|e| Error::Runtime { reason: format!("the download task failed: {e}") })?
+            }
+        }
     }
 
     /// The collections of `project` (only those of `artifact_type` when given) — sequences and portfolios — by
@@ -381,37 +389,76 @@ pub(crate) fn next_cursor(connection: &Value, current: Option<&str>) -> Option<S
     (has_next && Some(next) != current).then(|| next.to_owned())
 }
 
-/// The direct URLs of one version's files, asked for again when they expire.
+/// The direct URLs of one version's files, asked for a page at a time when a body needs one, and again from
+/// the first page when they expire.
 struct UrlBook {
     client: WandbClient,
     version: ArtifactVersion,
-    /// A generation counter and the URLs; the counter tells whether someone refreshed them meanwhile.
-    urls: Mutex<(u64, HashMap<String, String>)>,
-    /// One refresh at a time: ranges that fail together ask once.
-    refreshing: tokio::sync::Mutex<()>,
+    urls: Mutex<Urls>,
+    /// One page request at a time: the bodies waiting for URLs ask once.
+    paging: tokio::sync::Mutex<()>,
+}
+
+/// The URLs known so far.
+#[derive(Default)]
+struct Urls {
+    /// Counts restarts, so a caller can tell whether someone restarted the pages since it looked.
+    generation: u64,
+    by_name: HashMap<String, String>,
+    /// Where the next page starts; `None` with `pages_asked == 0` means the first page.
+    cursor: Option<String>,
+    pages_asked: u64,
+    complete: bool,
 }
 
 impl UrlBook {
-    fn url(&self, path: &str) -> Result<(u64, String)> {
-        let urls = self.urls.lock().expect("urls lock");
-        let url = urls.1.get(path).cloned().ok_or_else(|| Error::Protocol {
-            operation: "GetArtifactMembershipFileUrls".to_owned(),
-            reason: format!("the server gave no download URL for {path:?}"),
-        })?;
-        Ok((urls.0, url))
+    fn new(client: WandbClient, version: ArtifactVersion) -> Self {
+        UrlBook { client, version, urls: Mutex::new(Urls::default()), paging: tokio::sync::Mutex::new(()) }
     }
 
-    /// Fresh URLs, unless someone replaced generation `seen` already.
-    async fn refresh(&self, seen: u64) -> Result<()> {
-        let _one_at_a_time = self.refreshing.lock().await;
-        if self.urls.lock().expect("urls lock").0 != seen {
-            return Ok(());
+    /// The URL of `path` and the generation it belongs to, asking for further pages until it is known.
+    async fn url(&self, path: &str) -> Result<(u64, String)> {
+        loop {
+            let generation = {
+                let urls = self.urls.lock().expect("urls lock");
+                if let Some(url) = urls.by_name.get(path) {
+                    return Ok((urls.generation, url.clone()));
+                }
+                if urls.complete {
+                    return Err(Error::Protocol {
+                        operation: "GetArtifactMembershipFileUrls".to_owned(),
+                        reason: format!("the server gave no download URL for {path:?}"),
+                    });
+                }
+                urls.generation
+            };
+            let _one_page_at_a_time = self.paging.lock().await;
+            let (cursor, pages_asked) = {
+                let urls = self.urls.lock().expect("urls lock");
+                // Someone else fetched a page (or restarted) while this one waited: look again.
+                if urls.generation != generation || urls.by_name.contains_key(path) || urls.complete {
+                    continue;
+                }
+                (urls.cursor.clone(), urls.pages_asked)
+            };
+            let per_page = if pages_asked == 0 { FIRST_URLS_PAGE } else { URLS_PER_PAGE };
+            let (page, next) = self.client.file_url_page(&self.version, cursor.as_deref(), per_page).await?;
+            let mut urls = self.urls.lock().expect("urls lock");
+            urls.by_name.extend(page);
+            urls.pages_asked += 1;
+            urls.complete = next.is_none();
+            urls.cursor = next;
         }
-        tracing::info!(version = self.version.qualified_name(), "download URLs expired; asking for fresh ones");
-        let fresh = self.client.file_urls(&self.version).await?;
+    }
+
+    /// Forgets the URLs of generation `seen` (expired), so they are asked for again from the first page, unless
+    /// someone did so already.
+    fn restart(&self, seen: u64) {
         let mut urls = self.urls.lock().expect("urls lock");
-        *urls = (urls.0 + 1, fresh);
-        Ok(())
+        if urls.generation == seen {
+            tracing::info!(version = self.version.qualified_name(), "download URLs expired; asking for fresh ones");
+            *urls = Urls { generation: seen + 1, ..Urls::default() };
+        }
     }
 
     /// A GET of `path`'s body from `start` (to `end` inclusive, or the end), with a fresh URL when the one
@@ -419,19 +466,24 @@ impl UrlBook {
     async fn get(&self, path: &str, start: u64, end: Option<u64>) -> Result<reqwest::Response> {
         let mut refreshed = false;
         loop {
-            let (generation, url) = self.url(path)?;
+            let (generation, url) = self.url(path).await?;
             match open_at(&self.client.transport, &url, start, end).await {
                 Err(Error::HttpStatus { status: 401 | 403, .. }) if !refreshed => {
                     refreshed = true;
-                    self.refresh(generation).await?;
+                    self.restart(generation);
                 }
                 other => return other,
             }
         }
     }
+
+    /// The URL of `path` if it is known, for messages.
+    fn known_url(&self, path: &str) -> Option<String> {
+        self.urls.lock().expect("urls lock").by_name.get(path).cloned()
+    }
 }
 
-/// Bodies of one version, fetched from their direct URLs on the download's blocking threads.
+/// Bodies of one version, fetched from their direct URLs.
 struct RemoteObjects {
     book: Arc<UrlBook>,
     runtime: tokio::runtime::Handle,
@@ -441,14 +493,14 @@ struct RemoteObjects {
     download_concurrency: usize,
 }
 
-impl RemoteObjects {
+impl UrlBook {
     /// Fetches one small body into `cache`, unless another download of this client is fetching it (then waits
     /// for that one) or it is there already; true when this call fetched it.
     async fn prefetch_one(&self, path: &str, entry: &ManifestEntry, cache: &ContentCache) -> Result<bool> {
         let algorithm = entry.digest_algorithm();
         let size = entry.size.unwrap_or(0);
         let key = cache.object_path(&entry.digest, algorithm)?;
-        let fetching = &self.book.client.fetching;
+        let fetching = &self.client.fetching;
         let flight = fetching.entry(key.clone()).or_default().clone();
         let result = async {
             let _only_fetch = flight.lock().await;
@@ -456,18 +508,26 @@ impl RemoteObjects {
                 return Ok(false);
             }
             let body = self.fetch_whole(path, size).await?;
-            let (cache, digest, logical) = (cache.clone(), entry.digest.clone(), path.to_owned());
-            // Hashing and writing leave the async workers.
-            tokio::task::spawn_blocking(move || {
-                cache.insert_verified(&digest, algorithm, &mut &body[..]).map_err(|e| match e {
-                    io_cache::Error::DigestMismatch { expected, actual, .. } => {
-                        Error::DigestMismatch { path: logical, expected, actual }
-                    }
-                    e => e.into(),
-                })
-            })
-            .await
-            .map_err(|e| Error::Runtime { reason: format!("a download task failed: {e}") })??;
+            let insert = {
+                let (cache, digest, path) = (cache.clone(), entry.digest.clone(), path.to_owned());
+                move || {
+                    cache.insert_verified(&digest, algorithm, &mut &body[..]).map_err(|e| match e {
+                        io_cache::Error::DigestMismatch { expected, actual, .. } => {
+                            Error::DigestMismatch { path, expected, actual }
+                        }
+                        e => e.into(),
+                    })
+                }
+            };
+            if size < INSERT_INLINE_BELOW {
+                // This future is polled by the download's blocking thread (`prefetch`), not by an async worker,
+                // and a hop to the blocking pool (two thread wake-ups) costs more than hashing and writing this.
+                insert()?;
+            } else {
+                tokio::task::spawn_blocking(insert)
+                    .await
+                    .map_err(|e| Error::Runtime { reason: format!("a download task failed: {e}") })??;
+            }
             Ok(true)
         }
         .await;
@@ -481,7 +541,7 @@ impl RemoteObjects {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let response = self.book.get(path, 0, None).await?;
+            let response = self.get(path, 0, None).await?;
             let url = redact(response.url().as_str());
             let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             let mut chunks = response.bytes_stream();
@@ -507,21 +567,23 @@ impl RemoteObjects {
 }
 
 impl ObjectSource for RemoteObjects {
-    fn prefetch(
-        &self,
-        wanted: &[(&str, &ManifestEntry)],
-        cache: &ContentCache,
-    ) -> Result<std::collections::HashSet<String>> {
-        let small = wanted.iter().filter(|(_, entry)| entry.size.is_some_and(|size| size < PREFETCH_BELOW));
-        let fetched: Vec<Option<&str>> = self.runtime.block_on(
+    fn prefetch(&self, wanted: &[(&str, &ManifestEntry)], cache: &ContentCache) -> Result<Vec<bool>> {
+        let small = wanted.iter().enumerate().filter(|(_, (_, entry))| entry.size.is_some_and(|s| s < PREFETCH_BELOW));
+        // Polled here, on the download's own blocking thread (`block_on`).
+        let fetched: Vec<Option<usize>> = self.runtime.block_on(
             futures_util::stream::iter(small)
-                .map(|&(path, entry)| async move {
-                    Ok::<_, Error>(self.prefetch_one(path, entry, cache).await?.then_some(entry.digest.as_str()))
+                .map(|(i, &(path, entry))| async move {
+                    let fetched = self.book.prefetch_one(path, entry, cache).await?;
+                    Ok::<_, Error>(fetched.then_some(i))
                 })
                 .buffer_unordered(self.download_concurrency)
                 .try_collect(),
         )?;
-        Ok(fetched.into_iter().flatten().map(str::to_owned).collect())
+        let mut by_entry = vec![false; wanted.len()];
+        for i in fetched.into_iter().flatten() {
+            by_entry[i] = true;
+        }
+        Ok(by_entry)
     }
 
     fn open_object(&self, path: &str, entry: &ManifestEntry) -> Result<Box<dyn Read + Send>> {
@@ -758,7 +820,7 @@ async fn gather_range(
         resumes += 1;
         if resumes > RESUMES {
             return Err(Error::Http {
-                url: book.url(&path).map(|(_, url)| redact(&url)).unwrap_or(path),
+                url: book.known_url(&path).map(|url| redact(&url)).unwrap_or(path),
                 reason: format!("bytes {start}-{end} stayed incomplete after {RESUMES} resumptions"),
             });
         }

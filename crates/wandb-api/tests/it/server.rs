@@ -281,6 +281,47 @@ async fn small_files_come_down_many_at_once_and_each_body_once() {
     server.shutdown().await;
 }
 
+/// Download URLs are asked for a page at a time as bodies need them (a small first page, so the first bodies
+/// come sooner), and not at all when the cache has every body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_urls_come_in_pages_and_only_when_a_body_is_fetched() {
+    let f = Fixture::new();
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let named: Vec<(String, Vec<u8>)> =
+        (0..2500).map(|i| (format!("d{:02}/f{i:04}.txt", i / 100), format!("file {i}\n").into_bytes())).collect();
+    let borrowed: Vec<(&str, &[u8])> = named.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let dir = f.dir("paged", &borrowed);
+    let server = serve(&f, ServerOptions::default()).await;
+    let client = client(&server);
+    let logged = client
+        .log_artifact(&project, &dataset("paged", &dir, DigestAlgorithm::Md5), &Default::default())
+        .await
+        .unwrap();
+    let url_pages = || {
+        let pages: Vec<_> = server
+            .requests()
+            .requests()
+            .into_iter()
+            .filter(|r| r.operation.as_deref() == Some("GetArtifactMembershipFileUrls"))
+            .map(|r| r.variables["perPage"].as_u64().unwrap_or(0))
+            .collect();
+        server.requests().clear();
+        pages
+    };
+    url_pages();
+    let options = download_options(&f, "cache");
+    let cold = fetch(&client, &logged.version, &f.path("cold"), &options).await.unwrap();
+    assert_eq!(cold.fetched, 2500);
+    assert_eq!(tree(&f.path("cold")), tree(&dir));
+    assert_eq!(url_pages(), [1000, 5000], "a first small page, then the rest");
+
+    let warm = fetch(&client, &logged.version, &f.path("warm"), &options).await.unwrap();
+    assert_eq!(warm.from_cache, 2500);
+    assert_eq!(tree(&f.path("warm")), tree(&dir));
+    assert_eq!(url_pages(), Vec::<u64>::new(), "the cache had every body: no URL was needed");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_are_retried_and_expired_urls_replaced() {
     let f = Fixture::new();
