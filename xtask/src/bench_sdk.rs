@@ -1,8 +1,8 @@
 //! `cargo xtask bench sdk`: our release CLI and the real `wandb` 0.31.0 side by side, through one
 //! `dagster-wandb server` on loopback, in one run, alternating, fresh artifact names and contents each round.
 //!
-//! Per shape and round, each side: logs a directory (`artifact put`; `run.log_artifact` + `wait`), downloads it
-//! cold (empty cache, empty root), warm (its cache, empty root) and again into the populated root; `cp -r` of
+//! Per shape and round, each side: logs a directory (`artifact put`; `run.log_artifact` + `wait`, with a cache
+//! of its own, since the SDK caches what it logs), downloads it cold (empty cache, empty root), warm (its cache, empty root) and again into the populated root; `cp -r` of
 //! the same tree is timed beside them as the filesystem's floor. Shapes by default: 10,000 × 4 KiB,
 //! 100,000 × 1 KiB and one 1 GiB file (`--shape FILESxBYTES` to choose). Reported: min–max seconds over the
 //! rounds, ours/Python, and each side's peak RSS. `--check` fails when any ratio of the
@@ -88,7 +88,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                     let (elapsed, _, _) = measure(Command::new("cp").arg("-r").arg(&dir).arg(&copy))?;
                     copies.push(elapsed);
                 }
-                let cache = shape_dir.join("cache").join(&name);
+                // The SDK puts what it logs into its cache: the log step gets a cache of its own, so the cold
+                // download starts from an empty one on both sides.
+                let (log_cache, cache) = (shape_dir.join("log-cache").join(&name), shape_dir.join("cache").join(&name));
                 let (cold, warm) = (shape_dir.join("cold").join(&name), shape_dir.join("warm").join(&name));
                 // Nothing is deleted between the steps: on ext4 a mass delete makes new files slow to create
                 // for a minute or more (the allocator skips recently freed inodes), which would time the
@@ -100,7 +102,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                         0 => ours(&binary, &server.url, &name, what, root),
                         _ => theirs(&python, &server.url, &name, what, root),
                     };
-                    command.env("WANDB_CACHE_DIR", &cache);
+                    command.env("WANDB_CACHE_DIR", if step == 0 { &log_cache } else { &cache });
                     let (elapsed, peak, _) = measure(&mut command)?;
                     seconds[side][step].push(elapsed);
                     peaks[side] = peaks[side].max(peak);
@@ -188,15 +190,24 @@ fn theirs(python: &Path, url: &str, name: &str, step: &Step<'_>, root: &Path) ->
 /// `shape.files` files of pseudo-random bytes from `seed`, 100 to a directory.
 fn make_tree(dir: &Path, shape: Shape, seed: u64) -> Result<()> {
     let _ = fs::remove_dir_all(dir);
+    use std::io::Write as _;
     let mut random = XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let mut body = vec![0u8; shape.size];
+    // Written a MiB at a time: the children's peak RSS (wait4) counts this process's high-water mark at the
+    // spawn, so xtask itself must stay small.
+    let mut chunk = vec![0u8; shape.size.min(1 << 20)];
     for i in 0..shape.files {
         let sub: PathBuf = dir.join(format!("d{:04}", i / 100));
         if i % 100 == 0 {
             fs::create_dir_all(&sub)?;
         }
-        random.fill(&mut body);
-        fs::write(sub.join(format!("f{i:06}.bin")), &body)?;
+        let mut file = fs::File::create(sub.join(format!("f{i:06}.bin")))?;
+        let mut left = shape.size;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            random.fill(&mut chunk[..n]);
+            file.write_all(&chunk[..n])?;
+            left -= n;
+        }
     }
     Ok(())
 }

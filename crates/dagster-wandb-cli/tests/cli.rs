@@ -1207,3 +1207,113 @@ fn registries_are_created_listed_linked_into_and_deleted() {
         assert!(run(&["registry", "ls"]).contains("no registries"), "{base_url}");
     }
 }
+
+/// A server that cannot be connected to (a closed port; TLS to a plain-HTTP server) fails within the connect
+/// deadline with one line naming the URL, after announcing the retries on stderr; not after 15 silent minutes.
+#[test]
+fn an_unreachable_server_fails_fast_and_says_so() {
+    let env = Env::new();
+    let server = start_server(&env, &"k".repeat(40));
+    let plain_as_tls = server.url.replace("http://", "https://");
+    for url in ["http://127.0.0.1:1", plain_as_tls.as_str()] {
+        let mut child = env
+            .command()
+            .args(["artifact", "ls", "--base-url", url, "--retry-deadline", "4s"])
+            .env("WANDB_API_KEY", "k".repeat(40))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A bound on a failure, not a performance figure: without the connect deadline this took 906 s.
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "{url}: still retrying after 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{url}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(last.starts_with(&format!("error: cannot connect to {url}/graphql")), "{url}: {stderr}");
+        assert!(last.contains("is the server running"), "{stderr}");
+        assert!(stderr.lines().any(|l| l.contains("retrying POST") && l.contains("attempt 2 of 20")), "{stderr}");
+    }
+    let refused = env.run(&["artifact", "ls", "--retry-deadline", "soon"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("\"soon\" is not a duration"));
+}
+
+/// A damaged record fails only what needs it: listings show the rest and say what they skipped, a version is
+/// shown without its aliases when only the alias file is damaged; `store check` names every problem and
+/// `--repair` rebuilds what can be rebuilt.
+#[test]
+fn one_damaged_record_breaks_one_thing_and_store_check_finds_and_repairs() {
+    let env = Env::new();
+    let a = env.write("a/x.txt", b"first").parent().unwrap().to_path_buf();
+    let b = env.write("b/y.txt", b"second").parent().unwrap().to_path_buf();
+    env.json(&["artifact", "put", a.to_str().unwrap(), "-n", "alpha", "-t", "dataset", "--json"]);
+    let beta =
+        env.json(&["artifact", "put", b.to_str().unwrap(), "-n", "beta", "-t", "dataset", "--alias", "best", "--json"]);
+    let collections = env.path("store/entities/local/projects/uncategorized/collections");
+
+    fs::write(collections.join("beta/aliases.json"), b"{not json").unwrap();
+    let got = env.run(&["artifact", "get", "beta:v0", "--root", env.path("got").to_str().unwrap()]);
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(fs::read(env.path("got/y.txt")).unwrap(), b"second");
+
+    fs::write(collections.join("alpha/versions/0/version.json"), b"{\"id\": \"trunc").unwrap();
+    let listed = env.run(&["artifact", "ls"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let (stdout, stderr) = (String::from_utf8_lossy(&listed.stdout), String::from_utf8_lossy(&listed.stderr));
+    assert!(stdout.contains("beta") && !stdout.contains("alpha"), "{stdout}");
+    assert!(stderr.contains("skipping a damaged collection") && stderr.contains("alpha"), "{stderr}");
+
+    let id = beta["manifest"]["contents"]["y.txt"]["birthArtifactID"].as_str().unwrap();
+    let hex = artifact_core::b64_to_hex(id).unwrap();
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let number = String::from_utf8(bytes).unwrap().trim_start_matches("Artifact:").to_owned();
+    fs::remove_file(env.path(&format!("store/index/artifacts/{number}.json"))).unwrap();
+    let body = fs::read_dir(env.path("store/objects/md5")).unwrap().next().unwrap().unwrap().path();
+    let body = fs::read_dir(body).unwrap().next().unwrap().unwrap().path();
+    let original = fs::read(&body).unwrap();
+    fs::write(&body, vec![b'!'; original.len()]).unwrap();
+
+    let check = |repair: bool| {
+        let mut args = vec!["store", "check", "--json"];
+        if repair {
+            args.push("--repair");
+        }
+        let out = env.run(&args);
+        assert_eq!(out.status.code(), Some(1), "damage remains: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let report = check(false);
+    let problems = report["problems"].as_array().unwrap();
+    let says = |needle: &str| problems.iter().any(|p| p["what"].as_str().unwrap().contains(needle));
+    assert!(says("damaged record"), "{report}");
+    assert!(says("the id index lacks this version (beta:v0)"), "{report}");
+    assert!(says("corrupt body"), "{report}");
+    assert!(problems.iter().all(|p| p["repaired"] == false));
+
+    let repaired = check(true);
+    let fixed: Vec<&str> = repaired["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["repaired"] == true)
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(fixed.iter().any(|p| p.ends_with("beta/aliases.json")), "{repaired}");
+    assert!(fixed.iter().any(|p| p.ends_with(&format!("{number}.json"))), "{repaired}");
+    // What was rebuilt stays rebuilt: only the unrepairable damage is left.
+    let again = check(false);
+    assert!(
+        again["problems"].as_array().unwrap().iter().all(|p| {
+            let what = p["what"].as_str().unwrap();
+            what.contains("corrupt body") || what.contains("damaged record")
+        }),
+        "{again}"
+    );
+    let by_id = env.run(&["artifact", "get", "beta:best"]);
+    assert!(!by_id.status.success(), "the alias went with the damaged file");
+}

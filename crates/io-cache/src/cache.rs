@@ -121,6 +121,44 @@ impl ObjectDir {
         })
     }
 
+    /// Removes the temporary files writers left behind when they died (kill -9, a crash, a power cut): this
+    /// crate's own (`tmp` and twelve letters) that no live process holds locked, and any other file directly in
+    /// the temporary directory that is unlocked and has not changed for a minute (the Python SDK does not lock
+    /// its temporaries, but a live writer keeps moving the mtime). Directories are left alone (the server keeps
+    /// multipart uploads in some). One directory listing; returns the files and bytes removed.
+    ///
+    /// # Errors
+    /// I/O errors other than the directory or a file vanishing meanwhile.
+    pub fn remove_stale_temporaries(&self) -> Result<(usize, u64)> {
+        let entries = match fs::read_dir(&self.tmp) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(Error::io("list", &self.tmp, e)),
+        };
+        let now = std::time::SystemTime::now();
+        let (mut files, mut bytes) = (0, 0);
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let Ok(metadata) = entry.metadata() else { continue };
+            if !metadata.is_file() {
+                continue;
+            }
+            let name = entry.file_name();
+            let ours = name.to_str().is_some_and(is_own_temporary_name);
+            let settled = metadata
+                .modified()
+                .is_ok_and(|m| now.duration_since(m).unwrap_or_default() >= crate::cleanup::TEMP_GRACE);
+            if (ours || settled) && crate::cleanup::remove_unless_in_use(&entry.path(), false)? {
+                files += 1;
+                bytes += metadata.len();
+            }
+        }
+        if files > 0 {
+            tracing::info!(dir = %self.tmp.display(), files, bytes, "removed temporary files left by interrupted writers");
+        }
+        Ok((files, bytes))
+    }
+
     /// Removes an object (for example one found corrupt). Missing objects are not an error.
     ///
     /// # Errors
@@ -284,6 +322,14 @@ impl ContentCache {
         CachedObject::from_written(file, destination)
     }
 
+    /// See [`ObjectDir::remove_stale_temporaries`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn remove_stale_temporaries(&self) -> Result<(usize, u64)> {
+        self.objects.remove_stale_temporaries()
+    }
+
     /// See [`ObjectDir::remove`].
     ///
     /// # Errors
@@ -370,6 +416,12 @@ impl CachedObject {
     /// True for an empty object.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Its modification time when opened. A copy given the same one (as `shutil.copy2`, which the Python SDK
+    /// copies with, does) has settled as soon as the object had.
+    pub fn modified(&self) -> Option<std::time::SystemTime> {
+        self.metadata.modified().ok()
     }
 
     /// True when the object carries this crate's record that it was verified as `digest` and its stamp (size,
@@ -492,6 +544,14 @@ fn lookup_sized(path: PathBuf, size: u64) -> Result<Option<PathBuf>> {
 
 /// Creates a new, uniquely named file in `dir` with mode `0o666 & !umask` (what the SDK gives committed files),
 /// open for reading and writing and exclusively locked.
+/// True for the names [`create_temp_file`] gives.
+fn is_own_temporary_name(name: &str) -> bool {
+    name.len() == 3 + TEMP_SUFFIX_LEN && name.starts_with("tmp") && name[3..].bytes().all(|b| b.is_ascii_lowercase())
+}
+
+/// The random part of a temporary file's name.
+const TEMP_SUFFIX_LEN: usize = 12;
+
 pub(crate) fn create_temp_file(dir: &Path) -> Result<(File, PathBuf)> {
     loop {
         let path = dir.join(format!("tmp{}", random_suffix()));
@@ -561,7 +621,7 @@ fn still_linked(_: &File, _: &Path) -> io::Result<bool> {
 }
 
 fn random_suffix() -> String {
-    std::iter::repeat_with(fastrand::lowercase).take(12).collect()
+    std::iter::repeat_with(fastrand::lowercase).take(TEMP_SUFFIX_LEN).collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// Temporary files younger than this are never removed, even with `remove_temp`: a writer may have created
 /// one and not yet locked it.
-const TEMP_GRACE: Duration = Duration::from_secs(60);
+pub(crate) const TEMP_GRACE: Duration = Duration::from_secs(60);
 
 /// Options of [`ContentCache::cleanup`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,6 +103,15 @@ impl ContentCache {
         report.reached_target = total <= options.max_size;
         Ok(report)
     }
+}
+
+/// Removes `path` unless another process holds a lock on it (the lock protocol of [`crate::create_new_locked`]):
+/// true when it was removed or had already gone. For temporary files a killed writer left behind.
+///
+/// # Errors
+/// I/O errors other than the file vanishing meanwhile.
+pub fn remove_unless_locked(path: &Path) -> Result<bool> {
+    remove_unless_in_use(path, false)
 }
 
 /// Removes `path` unless another process holds a lock on it. True when it was removed (or, in a dry run,

@@ -42,7 +42,7 @@ mod sweep;
 mod verified;
 
 pub use cache::{CachedObject, ContentCache, ObjectDir, create_dir_all_racing, create_new_locked, default_cache_root};
-pub use cleanup::{CleanupOptions, CleanupReport, parse_size};
+pub use cleanup::{CleanupOptions, CleanupReport, parse_size, remove_unless_locked};
 pub use error::{Error, Result};
 pub use memo::FileDigestMemo;
 pub use sweep::{DEFAULT_CACHE_DURATION_MINUTES, SweepOptions, SweepReport, storage_root, sweep};

@@ -135,6 +135,12 @@ pub fn download(
             Err(e) => return Err(Error::io("create directory", dir, e)),
         }
     }
+    // What an interrupted download (kill -9, a crash) left behind goes first: the temporaries beside the
+    // destinations and in the cache that no live process holds.
+    remove_stale_destination_temporaries(root, &dirs);
+    if let Some(Err(e)) = options.cache.as_ref().map(ContentCache::remove_stale_temporaries) {
+        tracing::warn!(error = %e, "could not remove stale temporary files from the cache");
+    }
     let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
     let total: u64 = planned.iter().map(|p| p.entry.size.unwrap_or(0)).sum();
     progress.begin("downloading", total);
@@ -148,7 +154,6 @@ pub fn download(
             tables.entry(algorithm).or_insert_with(|| memo.load(&memo_root, algorithm));
         }
     }
-    // Only files found in place are memoised: one written now has a ctime after `started`, never settled.
     let fresh_records: Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>> = Mutex::new(Vec::new());
     let started = SystemTime::now();
 
@@ -184,8 +189,12 @@ pub fn download(
                 },
             };
             progress.advance(p.entry.size.unwrap_or(0));
-            if let (true, Outcome::AlreadyPresent(Some(stamp))) = (options.memo.is_some(), outcome) {
-                push_record(p, &fresh_records, stamp);
+            if options.memo.is_some() {
+                match outcome {
+                    Outcome::AlreadyPresent(Some(stamp)) => push_record(p, &fresh_records, stamp),
+                    Outcome::FromCache | Outcome::Fetched => remember_copy(p, &fresh_records)?,
+                    _ => {}
+                }
             }
             Ok(outcome)
         })
@@ -353,7 +362,7 @@ fn materialise(
                     Err(e) => return Err(e),
                 }
             }
-            let mut body = source.open_object(p.path, entry)?;
+            let mut body = at_most_entry_size(p, source.open_object(p.path, entry)?);
             // Verified on the way in, and read back through the writer's own handle.
             let mut cached = cache.insert_and_open(&entry.digest, algorithm, &mut body).map_err(|e| match e {
                 io_cache::Error::DigestMismatch { expected, actual, .. } => {
@@ -365,7 +374,7 @@ fn materialise(
             Ok(Outcome::Fetched)
         }
         None => {
-            write_verified(p, source.open_object(p.path, entry)?, algorithm)?;
+            write_verified(p, at_most_entry_size(p, source.open_object(p.path, entry)?), algorithm)?;
             Ok(Outcome::Fetched)
         }
     }
@@ -413,6 +422,24 @@ fn already_present(
     Ok(Some(refreshed))
 }
 
+fn file_kind(metadata: &fs::Metadata) -> &'static str {
+    let kind = metadata.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() { "a directory" } else { "not a regular file" }
+}
+
 fn is_file_uri(reference: &str) -> bool {
     SplitUri::parse(reference).is_some_and(|u| u.scheme.eq_ignore_ascii_case("file"))
 }
@@ -455,6 +482,12 @@ fn download_object_reference(p: &Planned<'_>, reference: &str, options: &Downloa
     Ok(Outcome::Reference)
 }
 
+/// `body`, failing as soon as it runs past the entry's size (or ends short of it): a server cannot make a
+/// download write more than the manifest says.
+fn at_most_entry_size<'a, R: Read>(p: &Planned<'a>, body: R) -> ExactSize<'a, R> {
+    ExactSize { inner: body, expected: p.entry.size, read: 0, what: p.path }
+}
+
 /// Fails the read at the end of a body that is not `expected` bytes long (when that is known).
 struct ExactSize<'a, R> {
     inner: R,
@@ -468,9 +501,14 @@ impl<R: Read> Read for ExactSize<'_, R> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
         match self.expected {
-            Some(expected) if (n == 0 && self.read != expected) || self.read > expected => {
-                Err(io::Error::other(format!("{} should be {expected} bytes, got {} or more", self.what, self.read)))
-            }
+            Some(expected) if self.read > expected => Err(io::Error::other(format!(
+                "{} is longer than the {expected} bytes its manifest entry has; stopped reading",
+                self.what
+            ))),
+            Some(expected) if n == 0 && self.read != expected => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} ended after {} of the {expected} bytes its manifest entry has", self.what, self.read),
+            )),
             _ => Ok(n),
         }
     }
@@ -479,6 +517,17 @@ impl<R: Read> Read for ExactSize<'_, R> {
 fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool) -> Result<Outcome> {
     let split = SplitUri::parse(reference).expect("checked in plan");
     let target = PathBuf::from(split.path);
+    // Opening a FIFO blocks and a device may never end: only regular files are read.
+    if let Ok(metadata) = fs::metadata(&target)
+        && !metadata.is_file()
+    {
+        return Err(wandb_references::Error::NotARegularFile {
+            path: p.path.to_owned(),
+            reference: reference.to_owned(),
+            kind: file_kind(&metadata),
+        }
+        .into());
+    }
     let file = match File::open(&target) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound && allow_missing => {
@@ -500,10 +549,10 @@ fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool
         fs::canonicalize(&target).is_ok_and(|resolved| unchecksummed_file_digest(&resolved) == p.entry.digest);
     if unverifiable {
         tracing::warn!(path = p.path, reference, "reference was added without a checksum; copying it unverified");
-        write_unverified(p, file)?;
+        write_unverified(p, at_most_entry_size(p, file))?;
     } else {
         // file:// references are always MD5.
-        write_verified(p, file, DigestAlgorithm::Md5)?;
+        write_verified(p, at_most_entry_size(p, file), DigestAlgorithm::Md5)?;
     }
     Ok(Outcome::Reference)
 }
@@ -525,9 +574,18 @@ fn write_unverified(p: &Planned<'_>, mut body: impl Read) -> Result<()> {
     write_destination(p, |file, tmp| io::copy(&mut body, file).map(drop).map_err(|e| Error::io("write", tmp, e)))
 }
 
-/// Copies a cache object known to hold the entry's bytes into the destination, in the kernel where it can.
+/// Copies a cache object known to hold the entry's bytes into the destination, in the kernel where it can, with
+/// the object's mtime, as the SDK's `shutil.copy2` does: the copy has settled when the object has, so the
+/// digest memo can vouch for it from the next download on.
 fn write_cached(p: &Planned<'_>, cached: &mut io_cache::CachedObject) -> Result<()> {
-    write_destination(p, |file, _| cached.copy_to(file).map(drop).map_err(|e| Error::io("copy", cached.path(), e)))
+    write_destination(p, |file, _| {
+        cached.copy_to(file).map_err(|e| Error::io("copy", cached.path(), e))?;
+        if let Some(modified) = cached.modified() {
+            // Best effort: without it the next download hashes the file instead.
+            let _ = file.set_modified(modified);
+        }
+        Ok(())
+    })
 }
 
 /// Lets `fill` write a temporary file beside the destination, then renames it into place; on failure the
@@ -542,6 +600,24 @@ fn write_destination(p: &Planned<'_>, fill: impl FnOnce(&mut File, &Path) -> Res
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes `.<name>.dwtmp-*` files no live process holds locked from `root` and `dirs` (one listing each).
+fn remove_stale_destination_temporaries(root: &Path, dirs: &[PathBuf]) {
+    for dir in std::iter::once(root).chain(dirs.iter().map(PathBuf::as_path)) {
+        let Ok(entries) = fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_temporary = name.to_str().is_some_and(|n| n.starts_with('.') && n.contains(".dwtmp-"));
+            if is_temporary && entry.file_type().is_ok_and(|t| t.is_file()) {
+                match io_cache::remove_unless_locked(&entry.path()) {
+                    Ok(true) => tracing::info!(path = %entry.path().display(), "removed a stale temporary file"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not remove a stale temporary file"),
+                }
+            }
+        }
+    }
 }
 
 /// A temporary file beside the destination, exclusively locked while it is written so a concurrent sweep or
@@ -582,6 +658,22 @@ fn rename_recreating_parent(tmp: &Path, destination: &Path) -> Result<()> {
             Err(e) => return Err(Error::io("move into place", destination, e)),
         }
     }
+}
+
+/// Queues a memo record for a destination just copied from the cache with the object's mtime, when that mtime
+/// had settled: a later write lands on a newer one. (Its ctime, moved by the rename, is recorded as it is now.)
+fn remember_copy(p: &Planned<'_>, records: &Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>>) -> Result<()> {
+    let metadata = match fs::symlink_metadata(&p.destination) {
+        Ok(m) => m,
+        // A concurrent sweep removed it already; there is nothing to remember.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read metadata of", &p.destination, e)),
+    };
+    let stamp = FileStamp::from_metadata(&metadata);
+    if stamp.is_content_settled(SystemTime::now()) {
+        push_record(p, records, stamp);
+    }
+    Ok(())
 }
 
 fn push_record(p: &Planned<'_>, records: &Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>>, stamp: FileStamp) {

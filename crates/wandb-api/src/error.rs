@@ -193,6 +193,28 @@ pub enum Error {
         /// What the bytes hash to.
         actual: String,
     },
+    /// A manifest larger than [`crate::client::ClientOptions::max_manifest_bytes`].
+    #[error(
+        "the manifest of {version} is larger than {limit} bytes, the most this client reads (ClientOptions::max_manifest_bytes)"
+    )]
+    ManifestTooLarge {
+        /// The version.
+        version: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A manifest that does not hash to its version's digest.
+    #[error(
+        "the manifest the server gave for {version} does not hash to its digest {expected} (it hashes to {actual}); refusing it"
+    )]
+    ManifestMismatch {
+        /// The version.
+        version: String,
+        /// The version's digest.
+        expected: String,
+        /// The digest the manifest hashes to.
+        actual: String,
+    },
     /// A body longer than the manifest says: reading stopped one byte past the entry's size.
     #[error("the body of {path:?} is longer than the {expected} bytes its manifest entry has")]
     BodyTooLong {
@@ -236,6 +258,22 @@ pub enum Error {
         operation: String,
         /// What was wrong.
         reason: String,
+    },
+    /// No attempt could connect to the server (refused, unknown name, TLS to a plain-HTTP port) within the
+    /// retry policy's connect deadline.
+    #[error(
+        "cannot connect to {url}: {reason} ({attempts} attempts over {seconds:.0} s); is the server running and the \
+         URL right (WANDB_BASE_URL, --base-url)?"
+    )]
+    Unreachable {
+        /// The URL, without query string.
+        url: String,
+        /// The last attempt's failure.
+        reason: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Seconds since the first.
+        seconds: f64,
     },
     /// An HTTP request failed.
     #[error("HTTP request to {url} failed: {reason}")]

@@ -68,7 +68,9 @@ pub use download::{DownloadOptions, DownloadReport, ObjectSource, download};
 pub use embedded::EmbeddedBackend;
 pub use error::{Error, Result};
 pub use run::{Resume, Run, RunSettings};
-pub use settings::{BaseUrl, DEFAULT_DOWNLOAD_CONCURRENCY, Settings, default_download_root, default_store_dir};
+pub use settings::{
+    BaseUrl, DEFAULT_DOWNLOAD_CONCURRENCY, Settings, default_download_root, default_store_dir, parse_duration,
+};
 pub use wandb_references::{ReferenceFetcher, ReferenceResolvers};
 pub use wandb_store::{
     ArtifactEdge, ArtifactVersion, Collection, CollectionEdit, CollectionKind, DEFAULT_ENTITY, EVENTS_FILE,

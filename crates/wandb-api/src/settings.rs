@@ -91,7 +91,7 @@ fn platform_data_dir() -> Option<PathBuf> {
 ///
 /// [`Settings::from_env`] is the only place this workspace reads `WANDB_BASE_URL`, `WANDB_API_KEY`,
 /// `WANDB_ENTITY`, `WANDB_PROJECT`, `WANDB_CACHE_DIR`, `WANDB_X_EXTRA_HTTP_HEADERS` and
-/// `DAGSTER_WANDB_DOWNLOAD_CONCURRENCY`; everything else takes
+/// `DAGSTER_WANDB_DOWNLOAD_CONCURRENCY` and `DAGSTER_WANDB_RETRY_DEADLINE`; everything else takes
 /// a `Settings`. One rule for all of them: an empty variable counts as unset.
 ///
 /// ```
@@ -120,6 +120,10 @@ pub struct Settings {
     /// Requests in flight at once when a download fetches many files from a server
     /// (`DAGSTER_WANDB_DOWNLOAD_CONCURRENCY`; [`crate::DEFAULT_DOWNLOAD_CONCURRENCY`] when unset).
     pub download_concurrency: Option<usize>,
+    /// How long a request to a server may be retried in all (`DAGSTER_WANDB_RETRY_DEADLINE`: `90`, `90s`,
+    /// `15m`, `1h`); the SDK's 30 minutes when unset. A server no attempt could connect to is given up on after
+    /// 30 s, or this when shorter.
+    pub retry_deadline: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -177,8 +181,17 @@ impl Settings {
             },
             None => None,
         };
+        let retry_deadline = match var(RETRY_DEADLINE_VAR) {
+            Some(text) => Some(parse_duration(&text).ok_or_else(|| Error::InvalidSetting {
+                name: RETRY_DEADLINE_VAR.to_owned(),
+                value: text.clone(),
+                reason: "a duration: seconds, or a number with s, m or h (90, 90s, 15m, 1h)".to_owned(),
+            })?),
+            None => None,
+        };
         let settings = Settings {
             download_concurrency,
+            retry_deadline,
             base_url,
             api_key: var("WANDB_API_KEY"),
             entity: var("WANDB_ENTITY").unwrap_or_else(|| DEFAULT_ENTITY.to_owned()),
@@ -211,6 +224,7 @@ impl Settings {
             cache_dir: io_cache::default_cache_root().ok(),
             extra_headers: Vec::new(),
             download_concurrency: None,
+            retry_deadline: None,
         }
     }
 
@@ -235,6 +249,12 @@ impl Settings {
     /// The same settings with `requests` in flight at once for downloads from a server (at least 1).
     pub fn with_download_concurrency(mut self, requests: usize) -> Self {
         self.download_concurrency = Some(requests.max(1));
+        self
+    }
+
+    /// The same settings with requests to a server retried for at most `deadline` in all.
+    pub fn with_retry_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.retry_deadline = Some(deadline);
         self
     }
 
@@ -272,6 +292,36 @@ impl Settings {
 /// whose time is mostly waiting, so this is far above the core count; the bodies in flight stay small (only files
 /// under 1 MiB are fetched this way).
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 64;
+
+/// The variable that sets [`Settings::retry_deadline`].
+const RETRY_DEADLINE_VAR: &str = "DAGSTER_WANDB_RETRY_DEADLINE";
+
+/// A duration as the retry deadline takes it: whole seconds, or a number followed by `s`, `m` or `h`; `None`
+/// for anything else (zero included).
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(wandb_api::parse_duration("90"), Some(Duration::from_secs(90)));
+/// assert_eq!(wandb_api::parse_duration("15m"), Some(Duration::from_secs(900)));
+/// assert_eq!(wandb_api::parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+/// assert_eq!(wandb_api::parse_duration("soon"), None);
+/// ```
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let seconds: f64 = number.trim().parse().ok()?;
+    let scale = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    let seconds = seconds * scale;
+    (seconds.is_finite() && seconds > 0.0).then(|| std::time::Duration::from_secs_f64(seconds))
+}
 
 /// The variable that sets [`Settings::download_concurrency`].
 const DOWNLOAD_CONCURRENCY_VAR: &str = "DAGSTER_WANDB_DOWNLOAD_CONCURRENCY";

@@ -42,6 +42,17 @@ pub enum Error {
         /// The ETag the object has now.
         found: String,
     },
+    /// A `file://` reference to something other than a regular file (a device, a FIFO, a socket, a
+    /// directory): reading it could block or never end.
+    #[error("reference {path:?} points to {reference}, which is {kind}, not a regular file; refusing to read it")]
+    NotARegularFile {
+        /// The logical path.
+        path: String,
+        /// The referenced URI.
+        reference: String,
+        /// What it is.
+        kind: &'static str,
+    },
     /// A request to the object store or web server failed.
     #[error("request to {url} failed: {reason}")]
     Http {

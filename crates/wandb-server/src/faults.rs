@@ -36,6 +36,8 @@ pub enum Fault {
     Forbidden,
     /// Sends the headers and half of the body, then drops the connection. For uploads the body is read first.
     CutBody,
+    /// Answers 200 with these bytes in place of the body (a hostile or broken server).
+    ReplaceBody(Vec<u8>),
 }
 
 /// The faults waiting to happen, shared by the server and the test that injects them; also a latency added to
@@ -156,5 +158,6 @@ pub(crate) fn respond(fault: &Fault, body: Bytes) -> Response {
                 .body(Body::from_stream(futures_util::stream::iter(chunks)))
                 .expect("a valid response")
         }
+        Fault::ReplaceBody(bytes) => (StatusCode::OK, bytes.clone()).into_response(),
     }
 }

@@ -61,6 +61,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod check;
 mod distributed;
 mod edit;
 mod error;
@@ -87,13 +88,14 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use check::{CheckReport, Problem};
 pub use distributed::StoredPart;
 pub use edit::{CollectionEdit, VersionEdit, check_deletable, check_linked};
 pub use gc::{GcOptions, GcReport};
 pub use records::{ArtifactEdge, ArtifactVersion, Collection, CollectionKind, Lineage, RunRecord, Ttl};
 use records::{CollectionRecord, IdIndexRecord, MemberRecord, StoreMarker, VersionRecord};
 pub use registry::{Registry, RegistrySpec, RegistryVisibility};
-pub use run_logs::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, SUMMARY_FILE, StreamChunk};
+pub use run_logs::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, RunWriter, SUMMARY_FILE, StreamChunk};
 
 pub use error::{Error, Result};
 pub use time::{now_rfc3339, utc_isoformat};
@@ -328,7 +330,12 @@ impl EmbeddedStore {
                             ),
                         });
                     }
-                    return Ok(EmbeddedStore { objects: ObjectDir::new(root.join("objects"), root.join("tmp")), root });
+                    let objects = ObjectDir::new(root.join("objects"), root.join("tmp"));
+                    // Bodies a killed writer was storing: nothing will ever finish them.
+                    if let Err(e) = objects.remove_stale_temporaries() {
+                        tracing::warn!(error = %e, "could not remove stale temporary files from the store");
+                    }
+                    return Ok(EmbeddedStore { objects, root });
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if has_foreign_entries(&root)? {
@@ -388,6 +395,7 @@ impl EmbeddedStore {
             outputs: Vec::new(),
         };
         write_json(&path, &record)?;
+        self.record_run_writer(project, &record.id)?;
         Ok(record)
     }
 
@@ -869,6 +877,10 @@ impl EmbeddedStore {
                 Ok(version) => versions.push(version),
                 // Expired, or deleted meanwhile.
                 Err(Error::ArtifactNotFound { .. } | Error::ArtifactIdNotFound { .. }) => {}
+                // One damaged record costs its version, not the listing.
+                Err(Error::StoreFormat { path, reason }) => {
+                    tracing::warn!(version = format!("{name}:v{i}"), path = %path.display(), reason, "skipping a damaged version");
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -886,52 +898,82 @@ impl EmbeddedStore {
             if name.starts_with('.') {
                 continue;
             }
-            let collection_dir = self.collection_dir(project, &name);
-            let Some(record) = read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? else {
-                continue;
-            };
-            if artifact_type.is_some_and(|t| t != record.artifact_type) {
-                continue;
+            match self.sequence_listing(project, &name, artifact_type) {
+                Ok(Some(collection)) => out.push(collection),
+                Ok(None) => {}
+                Err(e @ Error::StoreFormat { .. }) => warn_damaged(&name, &e),
+                Err(e) => return Err(e),
             }
-            let versions_dir = collection_dir.join("versions");
-            let Some(latest) = live_latest(&versions_dir)? else { continue };
-            let version_count = count_versions(&versions_dir)?;
-            let latest = self.version_view(project, &record, self.version_record(&versions_dir, latest)?, latest)?;
-            out.push(Collection {
-                name: record.name,
-                artifact_type: record.artifact_type,
-                kind: CollectionKind::Sequence,
-                description: record.description,
-                tags: record.tags,
-                version_count,
-                latest,
-            });
         }
         for name in list_dir(&self.project_dir(project).join("portfolios"))? {
             if name.starts_with('.') {
                 continue;
             }
-            let dir = self.portfolio_dir(project, &name);
-            let Some(record) = read_json::<CollectionRecord>(&dir.join("portfolio.json"))? else { continue };
-            if artifact_type.is_some_and(|t| t != record.artifact_type) {
-                continue;
+            match self.portfolio_listing(project, &name, artifact_type) {
+                Ok(Some(collection)) => out.push(collection),
+                Ok(None) => {}
+                Err(e @ Error::StoreFormat { .. }) => warn_damaged(&name, &e),
+                Err(e) => return Err(e),
             }
-            let members_dir = dir.join("versions");
-            let Some(latest) = latest_index(&members_dir)? else { continue };
-            let version_count = count_versions(&members_dir)?;
-            let latest = self.portfolio_view(project, &record, latest)?;
-            out.push(Collection {
-                name: record.name,
-                artifact_type: record.artifact_type,
-                kind: CollectionKind::Portfolio,
-                description: record.description,
-                tags: record.tags,
-                version_count,
-                latest,
-            });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Sequence `name` as a listing shows it, if it is of `artifact_type` and has a live version.
+    fn sequence_listing(
+        &self,
+        project: &ProjectRef,
+        name: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Collection>> {
+        let collection_dir = self.collection_dir(project, name);
+        let Some(record) = read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? else {
+            return Ok(None);
+        };
+        if artifact_type.is_some_and(|t| t != record.artifact_type) {
+            return Ok(None);
+        }
+        let versions_dir = collection_dir.join("versions");
+        let Some(latest) = live_latest(&versions_dir)? else { return Ok(None) };
+        let version_count = count_versions(&versions_dir)?;
+        let latest = self.version_view(project, &record, self.version_record(&versions_dir, latest)?, latest)?;
+        Ok(Some(Collection {
+            name: record.name,
+            artifact_type: record.artifact_type,
+            kind: CollectionKind::Sequence,
+            description: record.description,
+            tags: record.tags,
+            version_count,
+            latest,
+        }))
+    }
+
+    /// Portfolio `name` as a listing shows it, if it is of `artifact_type` and has a member.
+    fn portfolio_listing(
+        &self,
+        project: &ProjectRef,
+        name: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Collection>> {
+        let dir = self.portfolio_dir(project, name);
+        let Some(record) = read_json::<CollectionRecord>(&dir.join("portfolio.json"))? else { return Ok(None) };
+        if artifact_type.is_some_and(|t| t != record.artifact_type) {
+            return Ok(None);
+        }
+        let members_dir = dir.join("versions");
+        let Some(latest) = latest_index(&members_dir)? else { return Ok(None) };
+        let version_count = count_versions(&members_dir)?;
+        let latest = self.portfolio_view(project, &record, latest)?;
+        Ok(Some(Collection {
+            name: record.name,
+            artifact_type: record.artifact_type,
+            kind: CollectionKind::Portfolio,
+            description: record.description,
+            tags: record.tags,
+            version_count,
+            latest,
+        }))
     }
 
     /// Which run logged `version` and which runs of its project used it.
@@ -1096,8 +1138,7 @@ impl EmbeddedStore {
         let members_dir = dir.join("versions");
         let member = self.member(&members_dir, index)?;
         let source = self.artifact_by_id(&member.id)?;
-        let mut aliases: Vec<String> =
-            read_aliases(&dir)?.into_iter().filter(|(_, i)| *i == index).map(|(a, _)| a).collect();
+        let mut aliases = aliases_for_view(&dir, index)?;
         if latest_index(&members_dir)? == Some(index) {
             aliases.push("latest".to_owned());
         }
@@ -1172,8 +1213,7 @@ impl EmbeddedStore {
     ) -> Result<ArtifactVersion> {
         let collection_dir = self.collection_dir(project, &collection.name);
         let latest = live_latest(&collection_dir.join("versions"))?;
-        let mut aliases: Vec<String> =
-            read_aliases(&collection_dir)?.into_iter().filter(|(_, i)| *i == index).map(|(a, _)| a).collect();
+        let mut aliases = aliases_for_view(&collection_dir, index)?;
         if latest == Some(index) {
             aliases.push("latest".to_owned());
         }
@@ -1295,8 +1335,27 @@ fn custom_aliases(aliases: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A listing leaves out a collection whose records are damaged, saying which and why.
+fn warn_damaged(name: &str, error: &Error) {
+    tracing::warn!(collection = name, error = %error, "skipping a damaged collection");
+}
+
 fn read_aliases(collection_dir: &Path) -> Result<BTreeMap<String, u64>> {
     Ok(read_json(&collection_dir.join("aliases.json"))?.unwrap_or_default())
+}
+
+/// The custom aliases of version `index`, for showing a version: a damaged `aliases.json` costs the aliases
+/// (with a warning naming the file), not the version. Resolving or changing an alias still fails on it.
+fn aliases_for_view(collection_dir: &Path, index: u64) -> Result<Vec<String>> {
+    let aliases = match read_aliases(collection_dir) {
+        Ok(aliases) => aliases,
+        Err(Error::StoreFormat { path, reason }) => {
+            tracing::warn!(path = %path.display(), reason, "damaged alias record; showing versions without their custom aliases");
+            BTreeMap::new()
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(aliases.into_iter().filter(|(_, i)| *i == index).map(|(a, _)| a).collect())
 }
 
 /// The version index `selector` (`latest`, `vN` or a custom alias) names in a collection or portfolio

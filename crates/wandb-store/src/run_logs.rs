@@ -37,7 +37,8 @@ pub enum RunState {
     Finished,
     /// Finished with a non-zero exit code.
     Failed,
-    /// Stopped without finishing (a W&B server's verdict when heartbeats stop; never recorded by the store).
+    /// Stopped without finishing: a W&B server's verdict when heartbeats stop; the store's when the process
+    /// that was writing the run (on this host) is gone. Never recorded, always worked out when read.
     Crashed,
     /// Stopped on request (a W&B server's; never recorded by the store).
     Killed,
@@ -73,6 +74,33 @@ pub struct RunStatus {
     /// Bytes per stream file, to notice a file written without its count (a crash between the two).
     #[serde(default)]
     pub bytes: BTreeMap<String, u64>,
+    /// The process that last wrote to the running run, so a reader can tell it crashed (the embedded store's
+    /// stand-in for W&B's heartbeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<RunWriter>,
+}
+
+/// The process writing a run: its host and process id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunWriter {
+    /// The host name.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
+}
+
+impl RunWriter {
+    /// This process, where the host name can be read (Linux); `None` elsewhere, and no crash is ever told.
+    pub(crate) fn current() -> Option<Self> {
+        let host = fs::read_to_string("/proc/sys/kernel/hostname").ok()?.trim().to_owned();
+        Some(RunWriter { host, pid: std::process::id() })
+    }
+
+    /// True when this writer ran on this host and its process is gone.
+    fn is_gone(&self) -> bool {
+        let Some(here) = Self::current() else { return false };
+        here.host == self.host && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
 }
 
 impl RunStatus {
@@ -93,7 +121,21 @@ impl EmbeddedStore {
     /// [`Error::RunNotFound`], damaged records.
     pub fn run_status(&self, project: &ProjectRef, run_id: &str) -> Result<RunStatus> {
         self.run(project, run_id)?;
-        Ok(read_json(&self.logs_dir(project, run_id).join("state.json"))?.unwrap_or_default())
+        let mut status: RunStatus = read_json(&self.logs_dir(project, run_id).join("state.json"))?.unwrap_or_default();
+        if status.state == RunState::Running && status.writer.as_ref().is_some_and(RunWriter::is_gone) {
+            status.state = RunState::Crashed;
+        }
+        Ok(status)
+    }
+
+    /// Records this process as the writer of run `run_id` (see [`RunStatus::writer`]).
+    pub(crate) fn record_run_writer(&self, project: &ProjectRef, run_id: &str) -> Result<()> {
+        let dir = self.logs_dir(project, run_id);
+        fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let state_path = dir.join("state.json");
+        let mut status: RunStatus = read_json(&state_path)?.unwrap_or_default();
+        status.writer = RunWriter::current();
+        write_json(&state_path, &status)
     }
 
     /// Stores one `file_stream` request for run `run_id`: each stream's lines replace the lines from their offset
@@ -136,6 +178,9 @@ impl EmbeddedStore {
             };
             status.lines.insert(name.clone(), count);
             status.bytes.insert(name.clone(), bytes);
+        }
+        if !chunk.complete {
+            status.writer = RunWriter::current();
         }
         if chunk.complete {
             status.exit_code = chunk.exit_code;

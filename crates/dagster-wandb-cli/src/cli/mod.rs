@@ -108,6 +108,14 @@ pub(crate) struct Backend {
     /// Project the artifacts belong to [env: WANDB_PROJECT; default: uncategorized].
     #[arg(long, global = true)]
     project: Option<String>,
+    /// How long a request to a server is retried in all: 90, 90s, 15m, 1h [env: DAGSTER_WANDB_RETRY_DEADLINE;
+    /// default: 30m]. A server that cannot be connected to is given up on after 30 s (or this, if shorter).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_retry_deadline)]
+    retry_deadline: Option<std::time::Duration>,
+}
+
+fn parse_retry_deadline(text: &str) -> Result<std::time::Duration, String> {
+    wandb_api::parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration (90, 90s, 15m, 1h)"))
 }
 
 /// Everything a command can fail with. Each prints as one line.
@@ -131,7 +139,7 @@ pub(crate) enum CliError {
     Serialization(#[from] serde_modules::Error),
     #[error("{0}")]
     Usage(String),
-    /// A check found differences (`artifact verify`); exit code 1 like any failure.
+    /// A check found differences (`artifact verify`, `store check`); exit code 1 like any failure.
     #[error("{0}")]
     Differs(String),
     #[error("cannot write the output: {0}")]
@@ -189,6 +197,9 @@ impl Backend {
         }
         if let Some(project) = self.project.as_deref().filter(|p| !p.is_empty()) {
             settings = settings.with_project(project);
+        }
+        if let Some(deadline) = self.retry_deadline {
+            settings = settings.with_retry_deadline(deadline);
         }
         settings.validate()?;
         Ok(settings)

@@ -1,4 +1,5 @@
-//! `dagster-wandb store gc`: reclaiming an embedded store's space.
+//! `dagster-wandb store gc` and `store check`: reclaiming an embedded store's space, and finding (and
+//! repairing) what is damaged in it.
 
 use std::time::Duration;
 
@@ -23,6 +24,17 @@ pub(crate) enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Walk the whole store: damaged records, missing or corrupt bodies, what killed writers left; exit 1 while
+    /// anything is wrong.
+    Check {
+        /// Rebuild what can be rebuilt (the id index, aliases of deleted versions, an unreadable aliases file)
+        /// and remove what killed writers left.
+        #[arg(long)]
+        repair: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn run(backend: &Backend, command: &StoreCommand) -> CliResult {
@@ -35,6 +47,31 @@ pub(crate) fn run(backend: &Backend, command: &StoreCommand) -> CliResult {
     };
     let store = EmbeddedStore::open(root)?;
     match command {
+        StoreCommand::Check { repair, json } => {
+            let report = store.check(*repair)?;
+            if *json {
+                print_json(&report)?;
+            } else {
+                for problem in &report.problems {
+                    let mark = if problem.repaired { "repaired" } else { "damaged " };
+                    print_line(&format!("{mark} {}: {}", problem.path.display(), problem.what))?;
+                }
+                print_line(&format!(
+                    "{}: {} collections, {} versions, {} bodies checked; {} problems, {} repaired",
+                    store.root().display(),
+                    report.collections,
+                    report.versions,
+                    report.bodies,
+                    report.problems.len(),
+                    report.problems.iter().filter(|p| p.repaired).count()
+                ))?;
+            }
+            if report.is_healthy() {
+                Ok(())
+            } else {
+                Err(CliError::Differs("the store has damage that check cannot repair".to_owned()))
+            }
+        }
         StoreCommand::Gc { dry_run, grace_hours, json } => {
             let grace = Duration::from_secs(grace_hours.saturating_mul(3600));
             let report = store.gc(GcOptions::default().dry_run(*dry_run).grace(grace))?;

@@ -71,14 +71,17 @@ impl WandbClient {
                         reason: format!("no manifest URL for {}", version.qualified_name()),
                     }
                 })?;
+            let limit = self.options.max_manifest_bytes;
             let fetched = match self.transport.send(Method::GET, url, None, Ok).await {
-                Ok(response) => {
-                    response.bytes().await.map_err(|e| Error::Http { url: redact(url), reason: transport_reason(&e) })
-                }
+                Ok(response) => read_at_most(response, limit, version).await,
                 Err(e) => Err(e),
             };
             match fetched {
-                Ok(bytes) => return Ok(Manifest::from_json(&bytes)?),
+                Ok(bytes) => {
+                    let manifest = Manifest::from_json(&bytes)?;
+                    check_manifest_digest(&manifest, version)?;
+                    return Ok(manifest);
+                }
                 Err(e @ (Error::HttpStatus { status: 401 | 403, .. } | Error::Http { .. })) if attempt < 3 => {
                     tracing::info!(error = %e, "fetching the manifest again");
                 }
@@ -383,6 +386,42 @@ impl WandbClient {
 }
 
 /// The cursor of the page after `connection`'s, if there is one (a server repeating a cursor ends the paging).
+/// A manifest body, refused once it passes `limit` bytes (a hostile or broken server could send any amount).
+async fn read_at_most(response: reqwest::Response, limit: u64, version: &ArtifactVersion) -> Result<Vec<u8>> {
+    let url = redact(response.url().as_str());
+    let too_big = || Error::ManifestTooLarge { version: version.qualified_name(), limit };
+    if response.content_length().is_some_and(|length| length > limit) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| Error::Http { url: url.clone(), reason: transport_reason(&e) })?;
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The manifest must hash to the version's digest (with either algorithm an artifact digest may use): a
+/// server cannot hand out other files under a version's name.
+fn check_manifest_digest(manifest: &Manifest, version: &ArtifactVersion) -> Result<()> {
+    if version.digest.is_empty() {
+        return Ok(());
+    }
+    let algorithms = [artifact_core::DigestAlgorithm::Md5, artifact_core::DigestAlgorithm::Xxh128];
+    if algorithms.iter().any(|a| manifest.digest_with(*a) == version.digest) {
+        return Ok(());
+    }
+    Err(Error::ManifestMismatch {
+        version: version.qualified_name(),
+        expected: version.digest.clone(),
+        actual: manifest.digest(),
+    })
+}
+
 pub(crate) fn next_cursor(connection: &Value, current: Option<&str>) -> Option<String> {
     let has_next = connection.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool).unwrap_or(false);
     let next = connection.pointer("/pageInfo/endCursor").and_then(Value::as_str)?;
@@ -477,6 +516,12 @@ impl UrlBook {
         }
     }
 
+    /// Drops the URL of `path`, whose whole body has been fetched, so the book holds the pages being worked
+    /// through rather than every URL of the version (a million signed URLs are hundreds of MB).
+    fn forget(&self, path: &str) {
+        self.urls.lock().expect("urls lock").by_name.remove(path);
+    }
+
     /// The URL of `path` if it is known, for messages.
     fn known_url(&self, path: &str) -> Option<String> {
         self.urls.lock().expect("urls lock").by_name.get(path).cloned()
@@ -508,6 +553,7 @@ impl UrlBook {
                 return Ok(false);
             }
             let body = self.fetch_whole(path, size).await?;
+            self.forget(path);
             let insert = {
                 let (cache, digest, path) = (cache.clone(), entry.digest.clone(), path.to_owned());
                 move || {

@@ -23,6 +23,10 @@ pub struct RetryPolicy {
     pub attempt_timeout: Duration,
     /// Give up once this much time has passed since the first attempt, whatever `max_attempts` says.
     pub deadline: Option<Duration>,
+    /// Give up on a server no attempt could connect to (refused, unknown name, TLS to a plain-HTTP port) once
+    /// this much time has passed (30 s): such a server is down or misnamed, and waiting out `deadline` would
+    /// only hide it.
+    pub connect_deadline: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -33,6 +37,7 @@ impl Default for RetryPolicy {
             max_wait: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(30),
             deadline: Some(Duration::from_secs(30 * 60)),
+            connect_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -106,6 +111,9 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// The shortest time between two announcements that one request is being retried.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
+
 /// What one attempt produced: a response to hand back, or a reason to try again.
 enum Attempt {
     Done(reqwest::Response),
@@ -174,12 +182,17 @@ impl Transport {
     ) -> Result<reqwest::Response> {
         let started = Instant::now();
         let mut attempt = 0u32;
+        // Whether any attempt reached the server; until one does, `connect_deadline` bounds the tries.
+        let mut reached = false;
+        let mut announced: Option<Instant> = None;
         loop {
             let mut request = self.http.request(method.clone(), url).headers(self.headers_for(url));
             if let Some(timeout) = timeout {
                 request = request.timeout(timeout);
             }
-            let outcome = match build(request)?.send().await {
+            let sent = build(request)?.send().await;
+            reached |= sent.as_ref().map_or_else(|e| !e.is_connect(), |_| true);
+            let outcome = match sent {
                 Ok(response) if response.status().is_success() => Attempt::Done(response),
                 Ok(response) if is_final_status(response.status()) => {
                     return Err(status_error(&method, url, response).await);
@@ -198,14 +211,35 @@ impl Transport {
             };
             attempt += 1;
             let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt - 1));
-            let out_of_time = self.retry.deadline.is_some_and(|d| started.elapsed() + wait > d);
+            let elapsed = started.elapsed();
+            if !reached
+                && elapsed + wait > self.retry.connect_deadline.min(self.retry.deadline.unwrap_or(Duration::MAX))
+            {
+                return Err(Error::Unreachable {
+                    url: redact(url),
+                    reason,
+                    attempts: attempt,
+                    seconds: elapsed.as_secs_f64(),
+                });
+            }
+            let out_of_time = self.retry.deadline.is_some_and(|d| elapsed + wait > d);
             if attempt >= self.retry.max_attempts || out_of_time {
                 return Err(Error::Http {
                     url: redact(url),
-                    reason: format!("{reason} (gave up after {attempt} attempts in {:.1?})", started.elapsed()),
+                    reason: format!("{reason} (gave up after {attempt} attempts in {elapsed:.1?})"),
                 });
             }
-            tracing::debug!(url = redact(url), attempt, ?wait, reason, "retrying");
+            // Said on stderr (the CLI shows warnings), at most every few seconds per request.
+            if announced.is_none_or(|at| at.elapsed() >= ANNOUNCE_EVERY) {
+                announced = Some(Instant::now());
+                tracing::warn!(
+                    "retrying {method} {}: {reason}; attempt {} of {}, next in {:.0} s",
+                    redact(url),
+                    attempt + 1,
+                    self.retry.max_attempts,
+                    wait.as_secs_f64().ceil()
+                );
+            }
             tokio::time::sleep(wait).await;
         }
     }

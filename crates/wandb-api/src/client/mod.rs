@@ -73,6 +73,8 @@ pub struct ClientOptions {
     pub ranges_in_flight: usize,
     /// Small files fetched at once by a download ([`crate::DEFAULT_DOWNLOAD_CONCURRENCY`]).
     pub download_concurrency: usize,
+    /// The largest manifest read (1 GiB; a million entries take about 85 MB).
+    pub max_manifest_bytes: u64,
 }
 
 impl Default for ClientOptions {
@@ -86,6 +88,7 @@ impl Default for ClientOptions {
             range_size: 4 << 20,
             ranges_in_flight: 6,
             download_concurrency: crate::DEFAULT_DOWNLOAD_CONCURRENCY,
+            max_manifest_bytes: 1 << 30,
         }
     }
 }
@@ -101,6 +104,12 @@ impl ClientOptions {
     pub fn with_multipart(mut self, threshold: u64, part_size: u64) -> Self {
         self.multipart_threshold = threshold;
         self.part_size = part_size;
+        self
+    }
+
+    /// Reading manifests of at most `bytes` (larger ones are [`Error::ManifestTooLarge`]).
+    pub fn with_max_manifest_bytes(mut self, bytes: u64) -> Self {
+        self.max_manifest_bytes = bytes;
         self
     }
 
@@ -139,14 +148,17 @@ impl WandbClient {
         Self::from_settings_with(settings, ClientOptions::default())
     }
 
-    /// A client of the server `settings` name, with `options` (`settings.download_concurrency`, when set,
-    /// overrides the one of `options`).
+    /// A client of the server `settings` name, with `options` (`settings.download_concurrency` and
+    /// `settings.retry_deadline`, when set, override those of `options`).
     ///
     /// # Errors
     /// See [`WandbClient::from_settings`].
     pub fn from_settings_with(settings: &Settings, mut options: ClientOptions) -> Result<Self> {
         if let Some(requests) = settings.download_concurrency {
             options = options.with_download_concurrency(requests);
+        }
+        if let Some(deadline) = settings.retry_deadline {
+            options.retry.deadline = Some(deadline);
         }
         let BaseUrl::Server(url) = &settings.base_url else {
             return Err(Error::InvalidBaseUrl {

@@ -232,6 +232,32 @@ fn file_references_are_copied_and_verified() {
     assert_eq!((report.references, report.missing_references), (1, 1));
 }
 
+/// `file://` references to devices or FIFOs are refused before they are opened, and a target grown past the
+/// recorded size is not copied past it (a reference added without a checksum cannot be verified otherwise).
+#[cfg(unix)]
+#[test]
+fn file_references_read_regular_files_and_no_more_than_their_size() {
+    let f = Fixture::new();
+    let json = |uri: &str, digest: &str, size: u64| {
+        format!(
+            r#"{{"version": 1, "storagePolicy": "wandb-storage-policy-v1", "storagePolicyConfig": {{}},
+               "contents": {{"r.bin": {{"digest": "{digest}", "ref": "{uri}", "size": {size}}}}}}}"#
+        )
+    };
+    let manifest = Manifest::from_json(json("file:///dev/zero", &md5_b64(&[0u8; 10]), 10).as_bytes()).unwrap();
+    let err = download(&f.backend, &manifest, &f.path("zero"), &DownloadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("which is a device, not a regular file"), "{err}");
+    assert!(!f.path("zero/r.bin").exists());
+
+    let target = f.dir("t", &[("grown.txt", b"0123456789 and then some more")]);
+    let uri = format!("file://{}", target.join("grown.txt").display());
+    let unchecked = artifact_core::unchecksummed_file_digest(&fs::canonicalize(target.join("grown.txt")).unwrap());
+    let manifest = Manifest::from_json(json(&uri, &unchecked, 10).as_bytes()).unwrap();
+    let err = download(&f.backend, &manifest, &f.path("grown"), &DownloadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("longer than the 10 bytes its manifest entry has"), "{err}");
+    assert!(!f.path("grown/r.bin").exists());
+}
+
 #[test]
 fn network_references_are_refused_clearly() {
     let f = Fixture::new();

@@ -322,6 +322,41 @@ async fn download_urls_come_in_pages_and_only_when_a_body_is_fetched() {
     server.shutdown().await;
 }
 
+/// A hostile or broken server cannot make a download write more than the manifest says, nor hand out another
+/// manifest under a version's name, nor a manifest of any size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_and_manifests_are_refused_and_nothing_is_written() {
+    let f = Fixture::new();
+    let project = ProjectRef::new("ent", "proj").unwrap();
+    let dir = f.dir("ten", &[("ten.bin", b"0123456789")]);
+    let server = serve(&f, ServerOptions::default()).await;
+    let client = client(&server);
+    let logged =
+        client.log_artifact(&project, &dataset("ten", &dir, DigestAlgorithm::Md5), &Default::default()).await.unwrap();
+    let faults = server.faults();
+
+    // An endless (here: a MiB) body for a 10-byte entry: reading stops past 10 bytes.
+    faults.inject(FaultTarget::FileDownload, Fault::ReplaceBody(vec![0u8; 1 << 20]), 1);
+    let err = fetch(&client, &logged.version, &f.path("long"), &download_options(&f, "cache")).await.unwrap_err();
+    assert!(matches!(&err, Error::BodyTooLong { path, expected: 10 } if path == "ten.bin"), "{err}");
+    assert!(!f.path("long/ten.bin").exists());
+
+    // Another manifest under the version's name.
+    let other = br#"{"version": 1, "storagePolicy": "wandb-storage-policy-v1", "storagePolicyConfig": {},
+        "contents": {"ten.bin": {"digest": "4aspHQ7Fou0dANzo2SIgQg==", "size": 10}}}"#;
+    faults.inject(FaultTarget::Download, Fault::ReplaceBody(other.to_vec()), 1);
+    let err = client.manifest(&logged.version).await.unwrap_err();
+    assert!(matches!(err, Error::ManifestMismatch { .. }), "{err}");
+    assert!(err.to_string().contains(&logged.version.digest), "{err}");
+
+    // A manifest over the client's limit.
+    let small = client_with(&server, ClientOptions::default().with_max_manifest_bytes(64));
+    let err = small.manifest(&logged.version).await.unwrap_err();
+    assert!(matches!(err, Error::ManifestTooLarge { limit: 64, .. }), "{err}");
+    assert_eq!(client.manifest(&logged.version).await.unwrap().len(), 1, "the real one still comes");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_are_retried_and_expired_urls_replaced() {
     let f = Fixture::new();
