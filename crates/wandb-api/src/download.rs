@@ -176,29 +176,45 @@ pub fn download(
             }
         }
     }
-    let outcomes = planned
+    // After a failure no further entry is started; what was not written is named before the error returns.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let results: Vec<Option<Result<Outcome>>> = planned
         .par_iter()
         .zip(present)
         .zip(prefetched)
         .map(|((p, present), prefetched)| {
-            let outcome = match present {
-                Some(outcome) => outcome,
-                None => match materialise(source, p, options, prefetched)? {
-                    Outcome::FromCache if prefetched => Outcome::Fetched,
-                    outcome => outcome,
-                },
-            };
-            progress.advance(p.entry.size.unwrap_or(0));
-            if options.memo.is_some() {
-                match outcome {
-                    Outcome::AlreadyPresent(Some(stamp)) => push_record(p, &fresh_records, stamp),
-                    Outcome::FromCache | Outcome::Fetched => remember_copy(p, &fresh_records)?,
-                    _ => {}
-                }
+            if present.is_none() && stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
             }
-            Ok(outcome)
+            let result = put_in_place(source, p, present, prefetched, options, &progress, &fresh_records);
+            if result.is_err() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Some(result)
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
+    let unwritten: Vec<&str> =
+        planned.iter().zip(&results).filter(|(_, r)| !matches!(r, Some(Ok(_)))).map(|(p, _)| p.path).collect();
+    if !unwritten.is_empty() {
+        const NAMED: usize = 20;
+        let more = unwritten.len().saturating_sub(NAMED);
+        tracing::warn!(
+            root = %root.display(),
+            "download incomplete: {} of {} files were not written: {}{}",
+            unwritten.len(),
+            planned.len(),
+            unwritten[..unwritten.len().min(NAMED)].join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+    }
+    let mut outcomes = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Some(Ok(outcome)) => outcomes.push(outcome),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
     progress.finish();
 
     if let Some(memo) = &options.memo {
@@ -222,6 +238,37 @@ pub fn download(
         }
     }
     Ok(report)
+}
+
+/// One entry: left alone when `present`, else put in place; its progress and memo record noted.
+fn put_in_place(
+    source: &dyn ObjectSource,
+    p: &Planned<'_>,
+    present: Option<Outcome>,
+    prefetched: bool,
+    options: &DownloadOptions,
+    progress: &Arc<dyn Progress>,
+    fresh_records: &Mutex<Vec<(DigestAlgorithm, String, MemoRecord)>>,
+) -> Result<Outcome> {
+    if present.is_none() && p.existing.is_some() {
+        tracing::warn!(path = %p.destination.display(), "changed locally; replacing it with the artifact's version");
+    }
+    let outcome = match present {
+        Some(outcome) => outcome,
+        None => match materialise(source, p, options, prefetched)? {
+            Outcome::FromCache if prefetched => Outcome::Fetched,
+            outcome => outcome,
+        },
+    };
+    progress.advance(p.entry.size.unwrap_or(0));
+    if options.memo.is_some() {
+        match outcome {
+            Outcome::AlreadyPresent(Some(stamp)) => push_record(p, fresh_records, stamp),
+            Outcome::FromCache | Outcome::Fetched => remember_copy(p, fresh_records)?,
+            _ => {}
+        }
+    }
+    Ok(outcome)
 }
 
 /// Checks every path and the filesystem under `root` before anything is written. Returns the entries with

@@ -440,8 +440,11 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(mut task) = self.task.take() {
+            // Bounded: a connection that never sent a request can keep hyper's graceful shutdown waiting.
+            if tokio::time::timeout(SHUTDOWN_GRACE * 2, &mut task).await.is_err() {
+                task.abort();
+            }
         }
     }
 }
