@@ -145,10 +145,9 @@ impl ObjectDir {
             }
             let name = entry.file_name();
             let ours = name.to_str().is_some_and(is_own_temporary_name);
-            let settled = metadata
-                .modified()
-                .is_ok_and(|m| now.duration_since(m).unwrap_or_default() >= crate::cleanup::TEMP_GRACE);
-            if (ours || settled) && crate::cleanup::remove_unless_in_use(&entry.path(), false)? {
+            if (ours || crate::cleanup::is_abandoned(&metadata, now))
+                && crate::cleanup::remove_unless_in_use(&entry.path(), false)?
+            {
                 files += 1;
                 bytes += metadata.len();
             }
@@ -542,8 +541,6 @@ fn lookup_sized(path: PathBuf, size: u64) -> Result<Option<PathBuf>> {
     }
 }
 
-/// Creates a new, uniquely named file in `dir` with mode `0o666 & !umask` (what the SDK gives committed files),
-/// open for reading and writing and exclusively locked.
 /// True for the names [`create_temp_file`] gives.
 fn is_own_temporary_name(name: &str) -> bool {
     name.len() == 3 + TEMP_SUFFIX_LEN && name.starts_with("tmp") && name[3..].bytes().all(|b| b.is_ascii_lowercase())
@@ -552,6 +549,8 @@ fn is_own_temporary_name(name: &str) -> bool {
 /// The random part of a temporary file's name.
 const TEMP_SUFFIX_LEN: usize = 12;
 
+/// Creates a new, uniquely named file in `dir` with mode `0o666 & !umask` (what the SDK gives committed files),
+/// open for reading and writing and exclusively locked.
 pub(crate) fn create_temp_file(dir: &Path) -> Result<(File, PathBuf)> {
     loop {
         let path = dir.join(format!("tmp{}", random_suffix()));
@@ -580,7 +579,7 @@ pub fn create_new_locked(path: &Path) -> io::Result<Option<File>> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o666);
     let file = options.open(path)?;
     file.lock()?;
-    Ok(still_linked(&file, path)?.then_some(file))
+    Ok(still_linked(&file)?.then_some(file))
 }
 
 /// [`fs::create_dir_all`] that holds its ground against a concurrent [`crate::sweep`] with duration `0`, which
@@ -606,16 +605,16 @@ pub fn create_dir_all_racing(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Whether the file just created at `path` is still linked there. Only its creator renames it, so a file still
-/// linked anywhere is still at `path`: one `fstat`, no second lookup of the path.
+/// Whether the file just created is still linked where it was created. Only its creator renames it, so a file
+/// still linked anywhere is still there: one `fstat`, no second lookup of the path.
 #[cfg(unix)]
-fn still_linked(file: &File, _path: &Path) -> io::Result<bool> {
+fn still_linked(file: &File) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
     Ok(file.metadata()?.nlink() > 0)
 }
 
 #[cfg(not(unix))]
-fn still_linked(_: &File, _: &Path) -> io::Result<bool> {
+fn still_linked(_: &File) -> io::Result<bool> {
     // Windows refuses to delete a file that is open without delete sharing, so it is still ours.
     Ok(true)
 }

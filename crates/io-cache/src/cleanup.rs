@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// Temporary files younger than this are never removed, even with `remove_temp`: a writer may have created
 /// one and not yet locked it.
-pub(crate) const TEMP_GRACE: Duration = Duration::from_secs(60);
+const TEMP_GRACE: Duration = Duration::from_secs(60);
 
 /// Options of [`ContentCache::cleanup`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,8 +68,7 @@ impl ContentCache {
         for (path, metadata) in files_under(self.tmp_dir())? {
             let size = metadata.len();
             total += size;
-            let old = metadata.modified().map_or(true, |m| now.duration_since(m).unwrap_or_default() >= TEMP_GRACE);
-            if options.remove_temp && old && remove_unless_in_use(&path, options.dry_run)? {
+            if options.remove_temp && is_abandoned(&metadata, now) && remove_unless_in_use(&path, options.dry_run)? {
                 report.temp_removed += 1;
                 report.bytes_reclaimed += size;
                 total -= size;
@@ -103,6 +102,11 @@ impl ContentCache {
         report.reached_target = total <= options.max_size;
         Ok(report)
     }
+}
+
+/// A temporary file unchanged for [`TEMP_GRACE`] (or of unknown age): a live writer keeps moving its mtime.
+pub(crate) fn is_abandoned(metadata: &fs::Metadata, now: SystemTime) -> bool {
+    metadata.modified().map_or(true, |m| now.duration_since(m).unwrap_or_default() >= TEMP_GRACE)
 }
 
 /// Removes `path` unless another process holds a lock on it (the lock protocol of [`crate::create_new_locked`]):

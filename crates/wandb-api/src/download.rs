@@ -649,13 +649,16 @@ fn write_destination(p: &Planned<'_>, fill: impl FnOnce(&mut File, &Path) -> Res
     result
 }
 
+/// What names a temporary file beside a destination: `.<name>.dwtmp-<random>`.
+const DESTINATION_TEMP_MARK: &str = ".dwtmp-";
+
 /// Removes `.<name>.dwtmp-*` files no live process holds locked from `root` and `dirs` (one listing each).
 fn remove_stale_destination_temporaries(root: &Path, dirs: &[PathBuf]) {
     for dir in std::iter::once(root).chain(dirs.iter().map(PathBuf::as_path)) {
         let Ok(entries) = fs::read_dir(dir) else { continue };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let is_temporary = name.to_str().is_some_and(|n| n.starts_with('.') && n.contains(".dwtmp-"));
+            let is_temporary = name.to_str().is_some_and(|n| n.starts_with('.') && n.contains(DESTINATION_TEMP_MARK));
             if is_temporary && entry.file_type().is_ok_and(|t| t.is_file()) {
                 match io_cache::remove_unless_locked(&entry.path()) {
                     Ok(true) => tracing::info!(path = %entry.path().display(), "removed a stale temporary file"),
@@ -673,7 +676,7 @@ fn remove_stale_destination_temporaries(root: &Path, dirs: &[PathBuf]) {
 fn create_locked_temp(parent: &Path, file_name: &str) -> Result<(File, PathBuf)> {
     let mut attempts = 0;
     loop {
-        let tmp = parent.join(format!(".{file_name}.dwtmp-{}", random_suffix()));
+        let tmp = parent.join(format!(".{file_name}{DESTINATION_TEMP_MARK}{}", random_suffix()));
         match io_cache::create_new_locked(&tmp) {
             Ok(Some(file)) => return Ok((file, tmp)),
             // Swept away before we held it: try again under a new name.

@@ -894,26 +894,20 @@ impl EmbeddedStore {
     /// I/O errors and damaged records.
     pub fn collections(&self, project: &ProjectRef, artifact_type: Option<&str>) -> Result<Vec<Collection>> {
         let mut out = Vec::new();
-        for name in list_dir(&self.project_dir(project).join("collections"))? {
-            if name.starts_with('.') {
-                continue;
-            }
-            match self.sequence_listing(project, &name, artifact_type) {
-                Ok(Some(collection)) => out.push(collection),
-                Ok(None) => {}
-                Err(e @ Error::StoreFormat { .. }) => warn_damaged(&name, &e),
-                Err(e) => return Err(e),
-            }
-        }
-        for name in list_dir(&self.project_dir(project).join("portfolios"))? {
-            if name.starts_with('.') {
-                continue;
-            }
-            match self.portfolio_listing(project, &name, artifact_type) {
-                Ok(Some(collection)) => out.push(collection),
-                Ok(None) => {}
-                Err(e @ Error::StoreFormat { .. }) => warn_damaged(&name, &e),
-                Err(e) => return Err(e),
+        type Listing = fn(&EmbeddedStore, &ProjectRef, &str, Option<&str>) -> Result<Option<Collection>>;
+        let kinds: [(&str, Listing); 2] =
+            [("collections", Self::sequence_listing), ("portfolios", Self::portfolio_listing)];
+        for (subdir, listing) in kinds {
+            for name in list_dir(&self.project_dir(project).join(subdir))? {
+                if name.starts_with('.') {
+                    continue;
+                }
+                match listing(self, project, &name, artifact_type) {
+                    Ok(Some(collection)) => out.push(collection),
+                    Ok(None) => {}
+                    Err(e @ Error::StoreFormat { .. }) => warn_damaged(&name, &e),
+                    Err(e) => return Err(e),
+                }
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

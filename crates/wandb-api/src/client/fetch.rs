@@ -386,6 +386,22 @@ impl WandbClient {
 }
 
 /// The cursor of the page after `connection`'s, if there is one (a server repeating a cursor ends the paging).
+/// Hashes and stores a fetched body in the cache; a body that is not the entry's is named by its logical path.
+fn insert_fetched(
+    cache: &ContentCache,
+    digest: &str,
+    algorithm: artifact_core::DigestAlgorithm,
+    path: &str,
+    body: &[u8],
+) -> Result<()> {
+    cache.insert_verified(digest, algorithm, &mut &body[..]).map(drop).map_err(|e| match e {
+        io_cache::Error::DigestMismatch { expected, actual, .. } => {
+            Error::DigestMismatch { path: path.to_owned(), expected, actual }
+        }
+        e => e.into(),
+    })
+}
+
 /// A manifest body, refused once it passes `limit` bytes (a hostile or broken server could send any amount).
 async fn read_at_most(response: reqwest::Response, limit: u64, version: &ArtifactVersion) -> Result<Vec<u8>> {
     let url = redact(response.url().as_str());
@@ -554,23 +570,13 @@ impl UrlBook {
             }
             let body = self.fetch_whole(path, size).await?;
             self.forget(path);
-            let insert = {
-                let (cache, digest, path) = (cache.clone(), entry.digest.clone(), path.to_owned());
-                move || {
-                    cache.insert_verified(&digest, algorithm, &mut &body[..]).map_err(|e| match e {
-                        io_cache::Error::DigestMismatch { expected, actual, .. } => {
-                            Error::DigestMismatch { path, expected, actual }
-                        }
-                        e => e.into(),
-                    })
-                }
-            };
             if size < INSERT_INLINE_BELOW {
                 // This future is polled by the download's blocking thread (`prefetch`), not by an async worker,
                 // and a hop to the blocking pool (two thread wake-ups) costs more than hashing and writing this.
-                insert()?;
+                insert_fetched(cache, &entry.digest, algorithm, path, &body)?;
             } else {
-                tokio::task::spawn_blocking(insert)
+                let (cache, digest, path) = (cache.clone(), entry.digest.clone(), path.to_owned());
+                tokio::task::spawn_blocking(move || insert_fetched(&cache, &digest, algorithm, &path, &body))
                     .await
                     .map_err(|e| Error::Runtime { reason: format!("a download task failed: {e}") })??;
             }
