@@ -237,19 +237,19 @@ async fn large_artifact(
         return Ok(());
     }
     let root: PathBuf = work.join("download");
-    let started = Instant::now();
-    let get = Command::new(binary)
-        .args(["artifact", "get", "bench/large/many-files:latest", "--json", "--root"])
+    let mut get = Command::new(binary);
+    get.args(["artifact", "get", "bench/large/many-files:latest", "--json", "--root"])
         .arg(&root)
         .env("WANDB_BASE_URL", &server.url)
         .env("WANDB_API_KEY", KEY)
-        .env("WANDB_CACHE_DIR", work.join("cache"))
-        .stdout(Stdio::null())
-        .status()?;
-    ensure!(get.success(), "dagster-wandb artifact get failed");
+        .env("WANDB_CACHE_DIR", work.join("cache"));
+    let (elapsed, client_peak, _) = crate::bench_transfer::measure(&mut get)?;
     say(&format!(
-        "large artifact: `artifact get` of all of it in {:.1} s; server RSS peak {:.0} MiB, then {:.0} MiB",
-        started.elapsed().as_secs_f64(),
+        "large artifact: `artifact get` of all of it in {:.1} s; client peak RSS {:.0} MiB ({:.0} bytes per entry); \
+         server RSS peak {:.0} MiB, then {:.0} MiB",
+        elapsed.as_secs_f64(),
+        mib(client_peak),
+        client_peak as f64 / entries as f64,
         mib(server.peak_rss().unwrap_or(0)),
         rss(server)
     ));

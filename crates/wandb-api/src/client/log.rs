@@ -20,9 +20,23 @@ const MAX_PARTS: u64 = 10_000;
 /// Files registered per `CreateArtifactFiles` request.
 const FILES_PER_BATCH: usize = 1000;
 
-struct Saved {
-    logged: Option<LoggedArtifact>,
-    part: UpsertedPart,
+enum Saved {
+    /// A distributed writer's part, uploaded; the artifact stays pending.
+    Part(UpsertedPart),
+    /// The version, committed (or found with the same content).
+    Committed(Box<LoggedArtifact>),
+}
+
+impl Saved {
+    fn committed(self) -> Result<LoggedArtifact> {
+        match self {
+            Saved::Committed(logged) => Ok(*logged),
+            Saved::Part(_) => Err(Error::Protocol {
+                operation: "CommitArtifact".to_owned(),
+                reason: "the artifact was left pending".to_owned(),
+            }),
+        }
+    }
 }
 
 /// One file to register and upload.
@@ -45,8 +59,7 @@ impl WandbClient {
         artifact: &Artifact,
         options: &LogOptions,
     ) -> Result<LoggedArtifact> {
-        let saved = self.save(project, artifact, options, None).await?;
-        Ok(saved.logged.expect("a full save commits"))
+        self.save(project, artifact, options, None).await?.committed()
     }
 
     /// Uploads this process's part of the distributed artifact `distributed_id` (`run.upsert_artifact`): the
@@ -58,8 +71,16 @@ impl WandbClient {
         distributed_id: &str,
         options: &LogOptions,
     ) -> Result<UpsertedPart> {
-        let saved = self.save(project, artifact, options, Some((distributed_id, false))).await?;
-        Ok(saved.part)
+        match self.save(project, artifact, options, Some((distributed_id, false))).await? {
+            Saved::Part(part) => Ok(part),
+            // Found committed with the same content: every file is there already.
+            Saved::Committed(logged) => Ok(UpsertedPart {
+                reused_files: logged.manifest.len(),
+                manifest: logged.manifest,
+                stored_files: 0,
+                stored_bytes: 0,
+            }),
+        }
     }
 
     /// Uploads this process's part, if any, and commits the distributed artifact `distributed_id`
@@ -71,8 +92,7 @@ impl WandbClient {
         distributed_id: &str,
         options: &LogOptions,
     ) -> Result<LoggedArtifact> {
-        let saved = self.save(project, artifact, options, Some((distributed_id, true))).await?;
-        Ok(saved.logged.expect("finishing commits"))
+        self.save(project, artifact, options, Some((distributed_id, true))).await?.committed()
     }
 
     /// §6.2, or §9.2 for one writer of a distributed artifact (`Some((id, finalize))`).
@@ -148,16 +168,14 @@ impl WandbClient {
                 let version = self.artifact_by_id(&id).await?;
                 let manifest = self.fetch_manifest(&version).await?;
                 let reused_files = manifest.len();
-                let part = UpsertedPart { manifest: manifest.clone(), stored_files: 0, reused_files, stored_bytes: 0 };
-                let logged = LoggedArtifact {
+                return Ok(Saved::Committed(Box::new(LoggedArtifact {
                     version,
                     created: false,
                     manifest,
                     stored_files: 0,
                     reused_files,
                     stored_bytes: 0,
-                };
-                return Ok(Saved { logged: Some(logged), part });
+                })));
             }
             Some("PENDING" | "DELETED") => {}
             other => {
@@ -229,7 +247,8 @@ impl WandbClient {
             entry.local_path = None;
         }
 
-        let manifest_bytes = manifest.to_go_json();
+        // Shared, not copied, by each attempt of the PUT below.
+        let manifest_bytes = bytes::Bytes::from(manifest.to_go_json());
         let file = match distributed {
             Some(_) => {
                 let variables = json!({
@@ -250,7 +269,7 @@ impl WandbClient {
             reason: "no upload URL for the manifest".to_owned(),
         })?;
         let headers = upload_headers(&file);
-        let body = manifest_bytes.clone();
+        let body = manifest_bytes;
         self.transport
             .send(Method::PUT, url, None, |r| {
                 let mut r = r.header(reqwest::header::CONTENT_LENGTH, body.len()).body(body.clone());
@@ -260,14 +279,13 @@ impl WandbClient {
                 Ok(r)
             })
             .await?;
-        let part = UpsertedPart {
-            manifest: manifest.clone(),
-            stored_files: uploaded_files,
-            reused_files: skipped_files,
-            stored_bytes: uploaded_bytes,
-        };
         if distributed.is_some_and(|(_, finalize)| !finalize) {
-            return Ok(Saved { logged: None, part });
+            return Ok(Saved::Part(UpsertedPart {
+                manifest,
+                stored_files: uploaded_files,
+                reused_files: skipped_files,
+                stored_bytes: uploaded_bytes,
+            }));
         }
         self.graphql("CommitArtifact", queries::COMMIT_ARTIFACT, json!({"artifactID": id})).await?;
         let version = self.artifact_by_id(&id).await?;
@@ -275,15 +293,14 @@ impl WandbClient {
             // The committed manifest is every writer's parts merged, not this process's alone.
             manifest = self.fetch_manifest(&version).await?;
         }
-        let logged = LoggedArtifact {
+        Ok(Saved::Committed(Box::new(LoggedArtifact {
             version,
             created: true,
             manifest,
             stored_files: uploaded_files,
             reused_files: skipped_files,
             stored_bytes: uploaded_bytes,
-        };
-        Ok(Saved { logged: Some(logged), part })
+        })))
     }
 
     /// `ArtifactType`: one name, one type (the SDK checks before logging; a failed check is ignored there and
