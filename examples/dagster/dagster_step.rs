@@ -12,14 +12,13 @@
 //! - `panic`: panics, so Dagster shows a failed step with the panic's message;
 //! - `launch-training`: dagster-wandb's `run_launch_job` (op config in the `op_config` extra): enqueues the
 //!   training job on a W&B Launch queue and waits for its run (`wandb_launch` group);
-//! - `launch-agent`: dagster-wandb's `run_launch_agent` (op config in `op_config`): an agent on the queues until
-//!   Dagster terminates the step (SIGINT) or the server stops it;
 //! - `train` (not a Dagster step): the training job a launch agent runs, logging to the run the agent named in
 //!   `WANDB_RUN_ID`.
 //!
-//! The configuration (W&B entity and project, each output's and input's `wandb_artifact_configuration`) comes
-//! from the Pipes extras that `definitions.py` passes; the backend from `WANDB_BASE_URL` (an embedded store
-//! for `file:///dir`) unless the extras name a host.
+//! The configuration (W&B entity and project, each output's and input's `wandb_artifact_configuration`, the
+//! upstream partitions) comes from the Pipes extras that `definitions.py`'s `PipesWandbClient` builds from the
+//! assets' metadata; the backend from `WANDB_BASE_URL` (an embedded store for `file:///dir`) unless the resource
+//! names a host. dagster-wandb's `run_launch_agent` is the CLI's `dagster-wandb pipes launch-agent`.
 //!
 //! Outside Dagster the binary exits with code 2 and says so.
 
@@ -57,9 +56,8 @@ fn main() -> ExitCode {
         "fail" => fail(step),
         "stress" => stress(step),
         "launch-training" => launch_training(step),
-        "launch-agent" => launch_agent(step),
         "panic" => panic!("the model diverged at epoch 3"),
-        other => Err(format!("unknown step {other:?}; expected raw-numbers, number-stats, daily-readings, readings-summary, launch-training, launch-agent, train, fail, stress or panic").into()),
+        other => Err(format!("unknown step {other:?}; expected raw-numbers, number-stats, daily-readings, readings-summary, launch-training, train, fail, stress or panic").into()),
     }
     })
 }
@@ -181,17 +179,5 @@ fn train() -> StepResult {
         run.log(json!({"epoch": epoch, "loss": 1.0 / (epoch as f64 + 1.0)}).as_object().cloned().unwrap_or_default())?;
     }
     run.finish()?;
-    Ok(())
-}
-
-/// dagster-wandb's `run_launch_agent`: polls until Dagster terminates the step (it sends SIGINT).
-fn launch_agent(step: &DagsterStep) -> StepResult {
-    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = shutdown.clone();
-    dagster_wandb::api::runtime()?.spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        flag.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-    step.launch_agent(&shutdown)?;
     Ok(())
 }

@@ -1,6 +1,8 @@
-"""Dagster definitions whose assets are Rust steps that version their data in W&B.
+"""Dagster definitions whose assets are Rust steps that version their data in W&B, written the dagster-wandb way:
+W&B configured once, as a resource, and each artifact described in its asset's metadata.
 
-Run from the repository root (the store is selected by WANDB_BASE_URL; ``file:///dir`` is an embedded store):
+Install the companion (``pip install ./python``), then, from the repository root (the store is selected by
+WANDB_BASE_URL; ``file:///dir`` is an embedded store, ``http://…`` a W&B server or ``dagster-wandb server``):
 
     export DAGSTER_HOME=$PWD/target/dagster-home WANDB_BASE_URL=file://$PWD/target/example-store
     mkdir -p $DAGSTER_HOME
@@ -10,19 +12,16 @@ Run from the repository root (the store is selected by WANDB_BASE_URL; ``file://
     done
     dagster asset materialize -f examples/dagster/definitions.py --select readings_summary
 
-Each asset launches the example binary ``dagster_step`` through ``PipesSubprocessClient`` (with
-``cargo run``, or the binary named by ``DAGSTER_WANDB_STEP_BIN``) and passes what dagster-wandb would read from
-its resources and from ``wandb_artifact_configuration`` metadata as Pipes extras.
+Each asset runs the example binary ``dagster_step`` (with ``cargo run``, or the binary named by
+``DAGSTER_WANDB_STEP_BIN``) through ``PipesWandbClient``, which hands it the resource's settings, the
+``wandb_artifact_configuration`` of the asset and of its inputs, and the upstream partitions to read.
 """
 
 import os
-import sys
 from pathlib import Path
 
 import dagster as dg
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from line_safe_reader import LineSafeFileMessageReader  # noqa: E402
+from dagster_wandb_rust import PipesWandbClient, run_launch_job
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -36,84 +35,89 @@ def step_command(step: str) -> list[str]:
             "-p", "examples", "--example", "dagster_step", "--", step]
 
 
-def wandb_extras(**more) -> dict:
-    """The W&B entity and project (dagster-wandb's ``wandb_config`` resource), plus per-step settings."""
-    return {
-        "wandb_config": {
-            "entity": os.environ.get("WANDB_ENTITY", "dagster"),
-            "project": os.environ.get("WANDB_PROJECT", "dagster-wandb-example"),
-        },
-        **more,
-    }
-
-
-@dg.asset(group_name="wandb_example", kinds={"rust", "wandb"}, )
-def raw_numbers(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+@dg.asset(
+    group_name="wandb_example", kinds={"rust", "wandb"},
+    metadata={"wandb_artifact_configuration": {
+        "type": "dataset", "description": "Numbers and their squares", "aliases": ["example"]}},
+)
+def raw_numbers(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
     """Ten numbers and their squares, as a W&B Table."""
-    extras = wandb_extras(outputs={"raw_numbers": {"wandb_artifact_configuration": {
-        "type": "dataset", "description": "Numbers and their squares", "aliases": ["example"]}}})
-    return pipes_subprocess_client.run(
-        command=step_command("raw-numbers"), context=context, extras=extras).get_materialize_result()
+    return wandb.run(command=step_command("raw-numbers"), context=context).get_materialize_result()
 
 
-@dg.asset(group_name="wandb_example", kinds={"rust", "wandb"}, deps=[raw_numbers],
-          check_specs=[dg.AssetCheckSpec("has_rows", asset="number_stats")])
-def number_stats(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-    """Statistics over ``raw_numbers``, loaded from its artifact."""
-    extras = wandb_extras(
-        inputs={"raw_numbers": {"asset_key": "raw_numbers", "wandb_artifact_configuration": {"get": "Table"}}},
-        outputs={"number_stats": {"wandb_artifact_configuration": {"type": "statistics"}}},
-    )
-    yield from pipes_subprocess_client.run(
-        command=step_command("number-stats"), context=context, extras=extras).get_results()
+@dg.asset(
+    group_name="wandb_example", kinds={"rust", "wandb"},
+    ins={"raw_numbers": dg.AssetIn(dagster_type=dg.Nothing,
+                                   metadata={"wandb_artifact_configuration": {"get": "Table"}})},
+    metadata={"wandb_artifact_configuration": {"type": "statistics"}},
+    check_specs=[dg.AssetCheckSpec("has_rows", asset="number_stats")],
+)
+def number_stats(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
+    """Statistics over ``raw_numbers``, loaded from its artifact by the Rust step."""
+    yield from wandb.run(command=step_command("number-stats"), context=context).get_results()
 
 
 daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04")
 
 
-@dg.asset(group_name="wandb_partitioned", kinds={"rust", "wandb"}, partitions_def=daily)
-def daily_readings(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+@dg.asset(group_name="wandb_partitioned", kinds={"rust", "wandb"}, partitions_def=daily,
+          metadata={"wandb_artifact_configuration": {"type": "readings"}})
+def daily_readings(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
     """One day's hourly readings; the artifact is ``daily_readings.<day>``."""
-    extras = wandb_extras(outputs={"daily_readings": {"wandb_artifact_configuration": {"type": "readings"}}})
-    return pipes_subprocess_client.run(
-        command=step_command("daily-readings"), context=context, extras=extras).get_materialize_result()
+    return wandb.run(command=step_command("daily-readings"), context=context).get_materialize_result()
 
 
-@dg.asset(group_name="wandb_partitioned", kinds={"rust", "wandb"}, deps=[daily_readings])
-def readings_summary(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+@dg.asset(
+    group_name="wandb_partitioned", kinds={"rust", "wandb"},
+    ins={"daily_readings": dg.AssetIn(dagster_type=dg.Nothing, metadata={
+        "wandb_artifact_configuration": {"partitions": {"*": {"alias": "latest"}}}})},
+    metadata={"wandb_artifact_configuration": {"type": "summary"}},
+)
+def readings_summary(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
     """The maximum of every day, reading all partitions of ``daily_readings`` at once."""
-    extras = wandb_extras(
-        inputs={"daily_readings": {
-            "asset_key": "daily_readings",
-            "partition_keys": daily.get_partition_keys(),
-            "wandb_artifact_configuration": {"partitions": {"*": {"alias": "latest"}}},
-        }},
-        outputs={"readings_summary": {"wandb_artifact_configuration": {"type": "summary"}}},
-    )
-    return pipes_subprocess_client.run(
-        command=step_command("readings-summary"), context=context, extras=extras).get_materialize_result()
+    return wandb.run(command=step_command("readings-summary"), context=context).get_materialize_result()
 
 
 @dg.asset(group_name="wandb_launch", kinds={"rust", "wandb"})
-def launched_training(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-    """dagster-wandb's run_launch_job, synchronous: the training job goes to a W&B Launch queue, an agent runs it
-    (`dagster-wandb launch agent --queue default`), and the asset waits for its run. Needs a W&B server:
-    DAGSTER_WANDB_LAUNCH_URL (e.g. `dagster-wandb server`) and the job DAGSTER_WANDB_LAUNCH_JOB."""
-    extras = wandb_extras(
-        wandb_resource={"host": os.environ["DAGSTER_WANDB_LAUNCH_URL"], "api_key": {"env": "WANDB_API_KEY"}},
-        op_config={
-            "job": os.environ.get("DAGSTER_WANDB_LAUNCH_JOB", "dagster/dagster-wandb-example/train-job:latest"),
-            "queue": "default",
-            "resource": "local-process",
-            "config": {"overrides": {"run_config": {"epochs": 3}}},
-            "synchronous": True,
-        },
+def launched_training(context: dg.AssetExecutionContext, wandb_launch: PipesWandbClient):
+    """dagster-wandb's run_launch_job as an asset, synchronous: the training job goes to a W&B Launch queue, an
+    agent runs it (``dagster-wandb launch agent --queue default``), and the asset waits for its run. Needs a W&B
+    server (DAGSTER_WANDB_LAUNCH_URL, e.g. ``dagster-wandb server``) and the job DAGSTER_WANDB_LAUNCH_JOB."""
+    op_config = {
+        "job": os.environ.get("DAGSTER_WANDB_LAUNCH_JOB", "dagster/dagster-wandb-example/train-job:latest"),
+        "queue": "default",
+        "resource": "local-process",
+        "config": {"overrides": {"run_config": {"epochs": 3}}},
+        "synchronous": True,
+    }
+    return wandb_launch.run(command=step_command("launch-training"), context=context,
+                            extras={"op_config": op_config}).get_materialize_result()
+
+
+@dg.job(tags={"kind": "wandb_launch"})
+def train_on_launch():
+    """dagster-wandb's launch job, carried over: ``run_launch_job`` configured in the run config
+    (``ops: {train: {config: {job: …, queue: default}}}``), on ``dagster-wandb pipes launch-job``."""
+    run_launch_job("train", resource_key="wandb_launch")()
+
+
+def wandb_client(**fields) -> PipesWandbClient:
+    """The W&B settings every step shares (dagster-wandb's ``wandb_config`` and resource)."""
+    return PipesWandbClient(
+        entity=os.environ.get("WANDB_ENTITY", "dagster"),
+        project=os.environ.get("WANDB_PROJECT", "dagster-wandb-example"),
+        cache_duration_in_minutes=60,
+        **fields,
     )
-    return pipes_subprocess_client.run(
-        command=step_command("launch-training"), context=context, extras=extras).get_materialize_result()
 
 
 defs = dg.Definitions(
     assets=[raw_numbers, number_stats, daily_readings, readings_summary, launched_training],
-    resources={"pipes_subprocess_client": dg.PipesSubprocessClient(message_reader=LineSafeFileMessageReader())},
+    jobs=[train_on_launch],
+    resources={
+        "wandb": wandb_client(api_key=os.environ.get("WANDB_API_KEY")),
+        # Launch needs a W&B server even when the artifacts live in an embedded store.
+        "wandb_launch": wandb_client(host=os.environ.get("DAGSTER_WANDB_LAUNCH_URL"),
+                                     api_key=os.environ.get("WANDB_API_KEY")),
+    },
 )

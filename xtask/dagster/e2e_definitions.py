@@ -1,34 +1,44 @@
 """Assets only `cargo xtask dagster-e2e` runs: Rust steps that fail and panic (Dagster must show failed steps with
-their errors), and one that sends 200,000 messages before its materialization (none may be lost)."""
+their errors), one that sends 200,000 messages before its materialization (none may be lost), and one whose
+configuration is refused before its step starts."""
 
+import os
 import sys
 from pathlib import Path
 
 import dagster as dg
+from dagster_wandb_rust import PipesWandbClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "dagster"))
-from definitions import step_command, wandb_extras  # noqa: E402
-from line_safe_reader import LineSafeFileMessageReader  # noqa: E402
+from definitions import step_command, wandb_client  # noqa: E402
+
+# Declared, never materialized: the failing step's input.
+never_materialized = dg.AssetSpec("never_materialized")
+
+
+@dg.asset(group_name="wandb_e2e", ins={"missing": dg.AssetIn("never_materialized", dagster_type=dg.Nothing)})
+def failing_step(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
+    return wandb.run(command=step_command("fail"), context=context).get_materialize_result()
 
 
 @dg.asset(group_name="wandb_e2e")
-def failing_step(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-    extras = wandb_extras(inputs={"missing": {"asset_key": "never_materialized"}})
-    return pipes_subprocess_client.run(command=step_command("fail"), context=context, extras=extras).get_materialize_result()
+def panicking_step(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
+    return wandb.run(command=step_command("panic"), context=context).get_materialize_result()
 
 
-@dg.asset(group_name="wandb_e2e")
-def panicking_step(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-    return pipes_subprocess_client.run(command=step_command("panic"), context=context, extras=wandb_extras()).get_materialize_result()
+@dg.asset(group_name="wandb_e2e", metadata={"wandb_artifact_configuration": {"type": "dataset", "alias": "x"}})
+def refused_configuration(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
+    # The marker proves the step never started: the configuration is refused in Python first.
+    marker = os.environ["DAGSTER_WANDB_E2E_MARKER"]
+    return wandb.run(command=["sh", "-c", f"touch {marker}"], context=context).get_materialize_result()
 
 
 STRESS_MESSAGES = 200_000
 
 
 @dg.asset(group_name="wandb_e2e")
-def pipes_stress(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-    extras = wandb_extras(messages=STRESS_MESSAGES)
-    invocation = pipes_subprocess_client.run(command=step_command("stress"), context=context, extras=extras)
+def pipes_stress(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
+    invocation = wandb.run(command=step_command("stress"), context=context, extras={"messages": STRESS_MESSAGES})
     received = invocation.get_custom_messages()
     in_order = all(message == {"n": n} for n, message in enumerate(received))
     result = invocation.get_materialize_result()
@@ -38,6 +48,6 @@ def pipes_stress(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.
 
 
 defs = dg.Definitions(
-    assets=[failing_step, panicking_step, pipes_stress],
-    resources={"pipes_subprocess_client": dg.PipesSubprocessClient(message_reader=LineSafeFileMessageReader())},
+    assets=[never_materialized, failing_step, panicking_step, refused_configuration, pipes_stress],
+    resources={"wandb": wandb_client(api_key=os.environ.get("WANDB_API_KEY"))},
 )

@@ -1,25 +1,31 @@
-//! `cargo xtask dagster-e2e`: the Dagster example materialized by the real `dagster` CLI (PyPI, pinned, in
-//! `target/dagster-e2e/venv`), its Rust steps speaking Pipes, on a fresh embedded store; then Dagster's event
-//! log and the store are checked, and a failing Rust step must show up in Dagster as a failed step with its error.
+//! `cargo xtask dagster-e2e`: the Python companion (`python/`, installed with pip into
+//! `target/dagster-e2e/venv` beside the pinned `dagster`) tested by its own pytest suite, then the Dagster example
+//! materialized by the real `dagster` CLI, its Rust steps speaking Pipes: once on a fresh embedded store, once
+//! through `dagster-wandb server`. Dagster's event log and the stores are checked; failing and panicking Rust
+//! steps must show up in Dagster as failed steps with their errors, and a configuration dagster-wandb refuses
+//! must fail before its step starts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use wandb_store::{EmbeddedStore, ProjectRef};
 
+use crate::served_store::ServedStore;
 use crate::{cargo, project_root, say};
 
-/// The Dagster packages, pinned (the versions the Pipes spec was observed with).
-const PACKAGES: &[(&str, &str)] = &[("dagster", "1.13.29"), ("dagster-pipes", "1.13.29")];
+/// The Dagster packages and pytest, pinned (the versions the Pipes spec was observed with).
+const PACKAGES: &[(&str, &str)] = &[("dagster", "1.13.29"), ("dagster-pipes", "1.13.29"), ("pytest", "9.2.0")];
 
 const ENTITY: &str = "e2e";
 const PROJECT: &str = "dagster-example";
 const DAYS: [&str; 3] = ["2024-01-01", "2024-01-02", "2024-01-03"];
 /// Custom messages the stress step sends before its materialization (`STRESS_MESSAGES` in e2e_definitions.py).
 const STRESS_MESSAGES: u64 = 200_000;
+/// The API key of the servers this suite starts.
+const KEY: &str = "e2e-launch-key";
 
 /// The 14 metadata keys every materialization carries, with the type Dagster must have given each.
 const METADATA_TYPES: [(&str, &str); 14] = [
@@ -41,6 +47,14 @@ const METADATA_TYPES: [(&str, &str); 14] = [
 
 pub(crate) fn run() -> Result<()> {
     let python = crate::venv::python("target/dagster-e2e/venv", PACKAGES)?;
+    install_companion(&python)?;
+    say("pytest python/tests (the companion's own suite, real Dagster)");
+    let pytest = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "python/tests"])
+        .current_dir(project_root())
+        .status()?;
+    ensure!(pytest.success(), "the companion's pytest suite failed");
+    check_companion_constants(&python)?;
     let dagster = python.with_file_name("dagster");
     let mut build = cargo();
     build.args([
@@ -56,76 +70,148 @@ pub(crate) fn run() -> Result<()> {
         "dagster-wandb",
     ]);
     ensure!(build.status()?.success(), "building the dagster_step example and the CLI failed");
+    let cli = project_root().join("target/debug/dagster-wandb");
 
     let work = project_root().join("target/dagster-e2e/run");
     let _ = std::fs::remove_dir_all(&work);
-    let home = work.join("dagster_home");
-    std::fs::create_dir_all(&home)?;
-    // An empty dagster.yaml: the default (SQLite) storage in DAGSTER_HOME, without Dagster's notice about it.
-    std::fs::write(home.join("dagster.yaml"), "")?;
     let store_dir = work.join("store");
-    let env = Env {
-        home: home.clone(),
-        store_url: format!("file://{}", store_dir.display()),
-        cache: work.join("wandb-cache"),
-        step: project_root().join("target/debug/examples/dagster_step"),
-    };
-
+    let env = Env::new(&work.join("embedded"), format!("file://{}", store_dir.display()), None)?;
     let definitions = project_root().join("examples/dagster/definitions.py");
-    say("dagster asset materialize --select group:wandb_example");
-    materialize(&dagster, &env, &definitions, &["--select", "group:wandb_example"], true)?;
-    for day in DAYS {
-        say(&format!("dagster asset materialize --select daily_readings --partition {day}"));
-        materialize(&dagster, &env, &definitions, &["--select", "daily_readings", "--partition", day], true)?;
-    }
-    say("dagster asset materialize --select readings_summary");
-    materialize(&dagster, &env, &definitions, &["--select", "readings_summary"], true)?;
-    say("dagster asset materialize --select launched_training (W&B Launch through dagster-wandb server and our agent)");
-    launch_through_dagster(&dagster, &env, &definitions, &store_dir)?;
+    let mut checks = materialize_example(&dagster, &env, &definitions)?;
+    say(
+        "dagster asset materialize --select launched_training, dagster job execute -j train_on_launch (W&B Launch through dagster-wandb server and our agent)",
+    );
+    launch_through_dagster(&dagster, &env, &definitions, &store_dir, &cli)?;
     let e2e_definitions = project_root().join("xtask/dagster/e2e_definitions.py");
     say("dagster asset materialize --select failing_step (must fail)");
     materialize(&dagster, &env, &e2e_definitions, &["--select", "failing_step"], false)?;
     say("dagster asset materialize --select panicking_step (must fail)");
     materialize(&dagster, &env, &e2e_definitions, &["--select", "panicking_step"], false)?;
+    say("dagster asset materialize --select refused_configuration (must fail before its step starts)");
+    let marker = work.join("refused-step-ran");
+    let mut refused = env.clone();
+    refused.extra.push(("DAGSTER_WANDB_E2E_MARKER".to_owned(), marker.display().to_string()));
+    materialize(&dagster, &refused, &e2e_definitions, &["--select", "refused_configuration"], false)?;
+    ensure!(!marker.exists(), "the step of refused_configuration ran although its configuration is invalid");
     say(&format!("dagster asset materialize --select pipes_stress ({STRESS_MESSAGES} messages)"));
     materialize(&dagster, &env, &e2e_definitions, &["--select", "pipes_stress"], true)?;
 
-    let mut log = Command::new(&python);
-    log.arg(project_root().join("xtask/dagster/event_log.py")).env("DAGSTER_HOME", &env.home);
-    let out = log.output().context("cannot run event_log.py")?;
-    ensure!(out.status.success(), "event_log.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let events: Value = serde_json::from_slice(&out.stdout).context("event_log.py printed no JSON")?;
-
+    let events = event_log(&python, &env)?;
     let store = EmbeddedStore::open(&store_dir)?;
     let project = ProjectRef::new(ENTITY, PROJECT)?;
-    let mut checks = 0;
     checks += check_materializations(&events, &store, &project, &env.store_url)?;
+    checks += check_stress_and_launch(&events, &store, &project)?;
     checks += check_lineage(&store, &project)?;
     checks += check_failure(&events)?;
+
+    say("the same definitions through dagster-wandb server");
+    let served_dir = work.join("served-store");
+    let server = ServedStore::start(&cli, &served_dir, &["--api-key", KEY], Stdio::null())?;
+    let served = Env::new(&work.join("served"), server.url.clone(), Some(KEY))?;
+    checks += materialize_example(&dagster, &served, &definitions)?;
+    let events = event_log(&python, &served)?;
+    drop(server);
+    let store = EmbeddedStore::open(&served_dir)?;
+    checks += check_materializations(&events, &store, &project, &served.store_url)?;
+    checks += check_lineage(&store, &project)?;
     say(&format!("dagster-e2e: ok ({checks} checks)"));
     Ok(())
 }
 
+/// `pip install ./python` into the venv, every time (it is small, and must be the checkout's).
+fn install_companion(python: &Path) -> Result<()> {
+    let out = Command::new(python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--force-reinstall"])
+        .arg(project_root().join("python"))
+        .output()?;
+    ensure!(out.status.success(), "pip install ./python failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+/// The companion checks configurations before a step starts with the same key lists and modules as
+/// `dagster_bridge::config` and `serde_modules`: one list each, compared here so they cannot drift apart.
+fn check_companion_constants(python: &Path) -> Result<()> {
+    let code = "import json; from dagster_wandb_rust import configuration as c; print(json.dumps([\
+                list(c.WRITE_CONFIGURATION_KEYS), list(c.READ_CONFIGURATION_KEYS), \
+                list(c.PARTITION_CONFIGURATION_KEYS), list(c.SERIALIZATION_MODULES), c.ARTIFACT_CONFIGURATION_KEY]))";
+    let out = Command::new(python).args(["-c", code]).output()?;
+    ensure!(out.status.success(), "cannot read the companion's constants: {}", String::from_utf8_lossy(&out.stderr));
+    let python_side: Value = serde_json::from_slice(&out.stdout)?;
+    let modules: Vec<&str> = serde_modules::Module::ALL.iter().map(|m| m.name()).collect();
+    let rust_side = serde_json::json!([
+        dagster_bridge::config::WRITE_CONFIGURATION_KEYS,
+        dagster_bridge::config::READ_CONFIGURATION_KEYS,
+        dagster_bridge::config::PARTITION_CONFIGURATION_KEYS,
+        modules,
+        dagster_bridge::config::ARTIFACT_CONFIGURATION_KEY,
+    ]);
+    ensure!(
+        python_side == rust_side,
+        "the companion's key lists {python_side} differ from the Rust side's {rust_side}"
+    );
+    Ok(())
+}
+
+/// The example's artifact assets: `group:wandb_example`, each day of `daily_readings`, then `readings_summary`.
+fn materialize_example(dagster: &Path, env: &Env, definitions: &Path) -> Result<usize> {
+    say(&format!("[{}] dagster asset materialize --select group:wandb_example", env.store_url));
+    materialize(dagster, env, definitions, &["--select", "group:wandb_example"], true)?;
+    for day in DAYS {
+        say(&format!("[{}] dagster asset materialize --select daily_readings --partition {day}", env.store_url));
+        materialize(dagster, env, definitions, &["--select", "daily_readings", "--partition", day], true)?;
+    }
+    say(&format!("[{}] dagster asset materialize --select readings_summary", env.store_url));
+    materialize(dagster, env, definitions, &["--select", "readings_summary"], true)?;
+    Ok(5)
+}
+
+/// Where one pass runs: its Dagster instance, its store and cache, and the environment the definitions read.
+#[derive(Clone)]
 struct Env {
     home: PathBuf,
     store_url: String,
     cache: PathBuf,
     step: PathBuf,
+    /// Further variables (the API key of a server, markers).
+    extra: Vec<(String, String)>,
+}
+
+impl Env {
+    fn new(work: &Path, store_url: String, api_key: Option<&str>) -> Result<Self> {
+        let home = work.join("dagster_home");
+        std::fs::create_dir_all(&home)?;
+        // An empty dagster.yaml: the default (SQLite) storage in DAGSTER_HOME, without Dagster's notice about it.
+        std::fs::write(home.join("dagster.yaml"), "")?;
+        let extra = api_key.map(|k| vec![("WANDB_API_KEY".to_owned(), k.to_owned())]).unwrap_or_default();
+        Ok(Env {
+            home,
+            store_url,
+            cache: work.join("wandb-cache"),
+            step: project_root().join("target/debug/examples/dagster_step"),
+            extra,
+        })
+    }
+
+    /// `command` with this pass's environment.
+    fn apply<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        command
+            .env("DAGSTER_HOME", &self.home)
+            .env("WANDB_BASE_URL", &self.store_url)
+            .env("WANDB_CACHE_DIR", &self.cache)
+            .env("WANDB_ENTITY", ENTITY)
+            .env("WANDB_PROJECT", PROJECT)
+            .env("DAGSTER_WANDB_STEP_BIN", &self.step)
+            .env("DAGSTER_WANDB_BIN", project_root().join("target/debug/dagster-wandb"))
+            .env("PYTHONWARNINGS", "ignore")
+            .env_remove("WANDB_API_KEY")
+            .envs(self.extra.iter().map(|(k, v)| (k, v)))
+            .current_dir(project_root())
+    }
 }
 
 fn materialize(dagster: &Path, env: &Env, definitions: &Path, args: &[&str], must_succeed: bool) -> Result<()> {
-    let out = Command::new(dagster)
-        .args(["asset", "materialize", "-f"])
-        .arg(definitions)
-        .args(args)
-        .env("DAGSTER_HOME", &env.home)
-        .env("WANDB_BASE_URL", &env.store_url)
-        .env("WANDB_CACHE_DIR", &env.cache)
-        .env("WANDB_ENTITY", ENTITY)
-        .env("WANDB_PROJECT", PROJECT)
-        .env("DAGSTER_WANDB_STEP_BIN", &env.step)
-        .env("PYTHONWARNINGS", "ignore")
-        .current_dir(project_root())
+    let out = env
+        .apply(Command::new(dagster).args(["asset", "materialize", "-f"]).arg(definitions).args(args))
         .output()
         .context("cannot run dagster")?;
     let log = String::from_utf8_lossy(&out.stderr);
@@ -138,7 +224,17 @@ fn materialize(dagster: &Path, env: &Env, definitions: &Path, args: &[&str], mus
     }
 }
 
-/// Every asset materialized with the 14 W&B keys, typed; URLs, run ids and digests agree with the store.
+/// What the pass's Dagster instance recorded (`event_log.py`).
+fn event_log(python: &Path, env: &Env) -> Result<Value> {
+    let mut log = Command::new(python);
+    log.arg(project_root().join("xtask/dagster/event_log.py")).env("DAGSTER_HOME", &env.home);
+    let out = log.output().context("cannot run event_log.py")?;
+    ensure!(out.status.success(), "event_log.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).context("event_log.py printed no JSON")
+}
+
+/// Every artifact asset materialized once per partition with the 14 W&B keys, typed; URLs, run ids and digests
+/// agree with the store.
 fn check_materializations(
     events: &Value,
     store: &EmbeddedStore,
@@ -150,9 +246,8 @@ fn check_materializations(
     let mut checks = 0;
     for m in materializations {
         let asset = m["asset"].as_str().unwrap_or_default();
-        if asset == "launched_training" {
-            // A launch, not an artifact: checked below.
-            *seen.entry(asset.to_owned()).or_default() += 1;
+        if asset == "launched_training" || asset == "pipes_stress" {
+            // Not artifacts: checked by check_stress_and_launch.
             continue;
         }
         let partition = m["partition"].as_str();
@@ -190,6 +285,20 @@ fn check_materializations(
         ensure!(version.aliases.contains(&format!("dagster-run-{}", &run_id[..8])), "{asset}: no run alias");
         checks += 8;
     }
+    let expected = [("daily_readings", 3), ("number_stats", 1), ("raw_numbers", 1), ("readings_summary", 1)];
+    let expected: BTreeMap<String, usize> = expected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    ensure!(seen == expected, "materializations {seen:?}, expected {expected:?}");
+    let checks_passed = events["checks"].as_array().is_some_and(|c| {
+        c.iter().any(|c| c["asset"] == "number_stats" && c["check"] == "has_rows" && c["passed"] == true)
+    });
+    ensure!(checks_passed, "the has_rows check of number_stats did not pass: {}", events["checks"]);
+    Ok(checks + 1)
+}
+
+/// Dagster received every one of the stress step's messages, in order; both launches (the asset and the
+/// `run_launch_job` op of the companion) ran the training job to the end.
+fn check_stress_and_launch(events: &Value, store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
+    let materializations = events["materializations"].as_array().context("no materializations")?;
     let stress = materializations.iter().find(|m| m["asset"] == "pipes_stress").context("no pipes_stress")?;
     let received = stress["metadata"]["custom_messages_received"]["value"].as_u64();
     ensure!(received == Some(STRESS_MESSAGES), "Dagster received {received:?} of {STRESS_MESSAGES} messages");
@@ -202,27 +311,19 @@ fn check_materializations(
         launched["metadata"]
     );
     let launched_run = launched["metadata"]["wandb_run_id"]["value"].as_str().unwrap_or_default();
-    let steps: Vec<u64> = store
-        .run_history(project, launched_run)?
-        .iter()
-        .filter_map(|r| r.get("_step").and_then(Value::as_u64))
-        .collect();
-    ensure!(steps == [0, 1, 2], "the launched run's history steps {steps:?}");
-    let expected = [
-        ("daily_readings", 3),
-        ("launched_training", 1),
-        ("number_stats", 1),
-        ("pipes_stress", 1),
-        ("raw_numbers", 1),
-        ("readings_summary", 1),
-    ];
-    let expected: BTreeMap<String, usize> = expected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
-    ensure!(seen == expected, "materializations {seen:?}, expected {expected:?}");
-    let checks_passed = events["checks"].as_array().is_some_and(|c| {
-        c.iter().any(|c| c["asset"] == "number_stats" && c["check"] == "has_rows" && c["passed"] == true)
-    });
-    ensure!(checks_passed, "the has_rows check of number_stats did not pass: {}", events["checks"]);
-    Ok(checks + 1)
+    let steps = |run_id: &str| -> Result<Vec<u64>> {
+        Ok(store.run_history(project, run_id)?.iter().filter_map(|r| r.get("_step").and_then(Value::as_u64)).collect())
+    };
+    ensure!(steps(launched_run)? == [0, 1, 2], "the launched run's history steps {:?}", steps(launched_run)?);
+    // The op's launch: another run of the training job, also three epochs.
+    let mut trained = 0;
+    for run in store.runs(project)? {
+        if run.id != launched_run && steps(&run.id)? == [0, 1, 2] {
+            trained += 1;
+        }
+    }
+    ensure!(trained == 1, "the train_on_launch job's launch: {trained} finished training runs besides the asset's");
+    Ok(5)
 }
 
 /// The store holds the artifacts with their lineage: each reader's run used what the writer's run logged.
@@ -262,7 +363,7 @@ fn check_lineage(store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
 fn check_failure(events: &Value) -> Result<usize> {
     let runs = events["runs"].as_array().context("no runs")?;
     let failed: Vec<&Value> = runs.iter().filter(|r| r["status"] == "FAILURE").collect();
-    ensure!(failed.len() == 2, "expected exactly two failed runs, found {}", failed.len());
+    ensure!(failed.len() == 3, "expected exactly three failed runs, found {}", failed.len());
     let failed_step = |step: &str, check: &dyn Fn(&[&str]) -> bool| -> Result<()> {
         let run = failed
             .iter()
@@ -281,19 +382,28 @@ fn check_failure(events: &Value) -> Result<usize> {
             && chain.iter().any(|m| m.contains("never_materialized:latest"))
     })?;
     failed_step("panicking_step", &|chain| chain.iter().any(|m| m.contains("the model diverged at epoch 3")))?;
+    // Refused in Python with dagster-wandb's message, before any Rust step (so no Pipes session either).
+    let refused = failed
+        .iter()
+        .flat_map(|r| r["failures"].as_array().into_iter().flatten())
+        .find(|f| f["step"] == "refused_configuration")
+        .context("no STEP_FAILURE for refused_configuration")?;
+    let chain = refused["errors"].to_string();
+    ensure!(
+        chain.contains("The configuration keys '['alias']' you are trying to use are not supported within the 'wandb_artifact_configuration' metadata dictionary when writing an Artifact."),
+        "refused_configuration failed with {chain}"
+    );
     let ok_runs = runs.iter().filter(|r| r["status"] == "SUCCESS").count();
-    ensure!(ok_runs == 7, "expected 7 successful runs, found {ok_runs}");
-    Ok(5)
+    ensure!(ok_runs == 8, "expected 8 successful runs, found {ok_runs}");
+    Ok(7)
 }
 
-/// `launched_training`: dagster-wandb's `run_launch_job` (synchronous) in a Rust step. `dagster-wandb server`
-/// serves the store; the training job (the example's `train`) is created with `launch create-job`, and our
-/// agent runs it from the `default` queue while Dagster waits for the run.
-fn launch_through_dagster(dagster: &Path, env: &Env, definitions: &Path, store_dir: &Path) -> Result<()> {
-    const KEY: &str = "e2e-launch-key";
-    let cli = project_root().join("target/debug/dagster-wandb");
-    let server =
-        crate::served_store::ServedStore::start(&cli, store_dir, &["--api-key", KEY], std::process::Stdio::null())?;
+/// `launched_training`: dagster-wandb's `run_launch_job` (synchronous) in a Rust step, and the job
+/// `train_on_launch`: the companion's `run_launch_job` op on `dagster-wandb pipes launch-job`. `dagster-wandb
+/// server` serves the store; the training job (the example's `train`) is created with `launch create-job`, and
+/// our agent runs it from the `default` queue while Dagster waits for the run.
+fn launch_through_dagster(dagster: &Path, env: &Env, definitions: &Path, store_dir: &Path, cli: &Path) -> Result<()> {
+    let server = ServedStore::start(cli, store_dir, &["--api-key", KEY], Stdio::null())?;
     let code = env.home.parent().context("a work dir")?.join("train-job");
     std::fs::create_dir_all(&code)?;
     std::fs::write(code.join("README.md"), "The training job is the dagster_step example's `train`.\n")?;
@@ -305,7 +415,7 @@ fn launch_through_dagster(dagster: &Path, env: &Env, definitions: &Path, store_d
             .env("WANDB_PROJECT", PROJECT)
             .env("WANDB_CACHE_DIR", &env.cache);
     };
-    let mut create = Command::new(&cli);
+    let mut create = Command::new(cli);
     create
         .args(["launch", "create-job"])
         .arg(&code)
@@ -316,29 +426,38 @@ fn launch_through_dagster(dagster: &Path, env: &Env, definitions: &Path, store_d
     let out = create.output()?;
     ensure!(out.status.success(), "launch create-job failed: {}", String::from_utf8_lossy(&out.stderr));
     let job = String::from_utf8(out.stdout)?.trim().to_owned();
+    let job_latest = job.split(':').next().map(|j| format!("{j}:latest")).unwrap_or_default();
 
-    let mut agent = Command::new(&cli);
+    let mut agent = Command::new(cli);
     agent
         .args(["launch", "agent", "--queue", "default", "--poll-interval", "0.2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     with_server(&mut agent);
     let agent = agent.spawn()?;
-    let materialized = Command::new(dagster)
-        .args(["asset", "materialize", "-f"])
-        .arg(definitions)
+    let mut launch = env.clone();
+    launch.extra.extend([
+        ("WANDB_API_KEY".to_owned(), KEY.to_owned()),
+        ("DAGSTER_WANDB_LAUNCH_URL".to_owned(), server.url.clone()),
+        ("DAGSTER_WANDB_LAUNCH_JOB".to_owned(), job_latest.clone()),
+    ]);
+    let materialized = launch
+        .apply(Command::new(dagster).args(["asset", "materialize", "-f"]).arg(definitions))
         .args(["--select", "launched_training"])
-        .env("DAGSTER_HOME", &env.home)
-        .env("WANDB_BASE_URL", &env.store_url)
-        .env("WANDB_CACHE_DIR", &env.cache)
-        .env("WANDB_ENTITY", ENTITY)
-        .env("WANDB_PROJECT", PROJECT)
-        .env("WANDB_API_KEY", KEY)
-        .env("DAGSTER_WANDB_STEP_BIN", &env.step)
-        .env("DAGSTER_WANDB_LAUNCH_URL", &server.url)
-        .env("DAGSTER_WANDB_LAUNCH_JOB", job.split(':').next().map(|j| format!("{j}:latest")).unwrap_or_default())
-        .env("PYTHONWARNINGS", "ignore")
-        .current_dir(project_root())
+        .output()
+        .context("cannot run dagster")?;
+    let run_config = env.home.join("train_on_launch.yaml");
+    std::fs::write(
+        &run_config,
+        format!(
+            "ops:\n  train:\n    config:\n      job: {job_latest}\n      queue: default\n      resource: local-process\n      \
+             config: {{overrides: {{run_config: {{epochs: 3}}}}}}\n"
+        ),
+    )?;
+    let executed = launch
+        .apply(Command::new(dagster).args(["job", "execute", "-f"]).arg(definitions))
+        .args(["-j", "train_on_launch", "-c"])
+        .arg(&run_config)
         .output()
         .context("cannot run dagster")?;
     let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
@@ -347,6 +466,11 @@ fn launch_through_dagster(dagster: &Path, env: &Env, definitions: &Path, store_d
         materialized.status.success(),
         "dagster asset materialize --select launched_training failed:\n{}",
         String::from_utf8_lossy(&materialized.stderr)
+    );
+    ensure!(
+        executed.status.success(),
+        "dagster job execute -j train_on_launch failed:\n{}",
+        String::from_utf8_lossy(&executed.stderr)
     );
     ensure!(
         stopped.status.success(),

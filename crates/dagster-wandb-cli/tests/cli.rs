@@ -1317,3 +1317,15 @@ fn one_damaged_record_breaks_one_thing_and_store_check_finds_and_repairs() {
     let by_id = env.run(&["artifact", "get", "beta:best"]);
     assert!(!by_id.status.success(), "the alias went with the damaged file");
 }
+
+/// `pipes launch-job` / `launch-agent` are Dagster steps: outside Dagster they exit 2 and say what they need.
+#[test]
+fn pipes_steps_outside_dagster_exit_2_and_say_so() {
+    let env = Env::new();
+    for step in ["launch-job", "launch-agent"] {
+        let out = env.command().args(["pipes", step]).env_remove("DAGSTER_PIPES_CONTEXT").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{step}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not launched by Dagster Pipes (DAGSTER_PIPES_CONTEXT is not set)"), "{stderr}");
+    }
+}

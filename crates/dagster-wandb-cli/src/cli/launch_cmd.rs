@@ -201,7 +201,7 @@ pub(crate) fn run(backend: &Backend, command: &LaunchCommand) -> CliResult {
 }
 
 /// SIGINT or SIGTERM (Ctrl-C elsewhere).
-async fn wait_for_termination() {
+pub(crate) async fn wait_for_termination() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -5,6 +5,7 @@ mod artifact_edit;
 mod cache_cmd;
 mod launch_cmd;
 mod output;
+mod pipes_cmd;
 mod progress;
 mod registry_cmd;
 mod run_cmd;
@@ -52,6 +53,9 @@ enum Command {
     Run(RunArgs),
     /// W&B Launch: enqueue jobs, run a launch agent, create jobs (against a W&B server).
     Launch(LaunchArgs),
+    /// Steps of a Dagster run, launched through Dagster Pipes (the Python companion's launch ops).
+    #[command(subcommand)]
+    Pipes(pipes_cmd::PipesCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +160,10 @@ const COMMAND_STACK: usize = 256 << 20;
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Command::Pipes(command) = &cli.command {
+        // A Pipes step reports its own failures, to Dagster and on stderr.
+        return pipes_cmd::run(command);
+    }
     let result = std::thread::Builder::new()
         .name("dagster-wandb".to_owned())
         .stack_size(COMMAND_STACK)
@@ -169,6 +177,8 @@ pub(crate) fn run() -> ExitCode {
             Command::Sync(args) => sync_cmd::run(args),
             Command::Run(args) => run_cmd::run(&args.backend, &args.command),
             Command::Launch(args) => launch_cmd::run(&args.backend, &args.command),
+            // Run above, before this thread.
+            Command::Pipes(_) => Ok(()),
         })
         .map_err(|e| CliError::Usage(format!("cannot start the command: {e}")))
         .and_then(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
