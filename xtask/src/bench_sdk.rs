@@ -118,16 +118,23 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         // Small files stay until the end, for the same reason as above.
         leftovers.push(shape_dir);
         say(&format!(
-            "{} file(s) of {} bytes, {rounds} round(s), {latency} ms per file download, seconds (min–max):",
+            "{} file(s) of {} bytes, {rounds} round(s), {latency} ms per file download, seconds (min–max, median; \
+             ratios of the slowest and of the median rounds):",
             shape.files, shape.size
         ));
         for (step, label) in STEPS.iter().enumerate() {
             let (ours, theirs) = (span(&seconds[0][step]), span(&seconds[1][step]));
             let ratio = ours.1 / theirs.1.max(1e-9);
             worst = worst.max(ratio);
+            let (our_median, their_median) = (median(&seconds[0][step]), median(&seconds[1][step]));
             say(&format!(
-                "  {label:<20} Python {:>7.2}–{:<7.2} ours {:>7.2}–{:<7.2} ours/Python {ratio:.2}",
-                theirs.0, theirs.1, ours.0, ours.1
+                "  {label:<20} Python {:>6.2}–{:<6.2} ({their_median:>6.2})  ours {:>6.2}–{:<6.2} ({our_median:>6.2})  \
+                 ours/Python {ratio:.2}, median {:.2}",
+                theirs.0,
+                theirs.1,
+                ours.0,
+                ours.1,
+                our_median / their_median.max(1e-9)
             ));
         }
         let copy = span(&copies);
@@ -141,6 +148,17 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         ensure!(worst <= 1.0, "ours/Python is {worst:.2} on some step, above 1.0");
     }
     Ok(())
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(samples: &[Duration]) -> f64 {
+    let mut sorted: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 enum Step<'a> {

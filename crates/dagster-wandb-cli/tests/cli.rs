@@ -1329,3 +1329,56 @@ fn pipes_steps_outside_dagster_exit_2_and_say_so() {
         assert!(stderr.contains("not launched by Dagster Pipes (DAGSTER_PIPES_CONTEXT is not set)"), "{stderr}");
     }
 }
+
+/// Ctrl-C in the middle of a download: the command removes the temporaries it was writing, says what was kept,
+/// and exits 130; neither the cache nor the root holds a partial file afterwards.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_get_leaves_no_partial_file_and_says_what_was_kept() {
+    const KEY: &str = "interrupt0123456789abcdef0123456789abcdef";
+    let env = Env::new();
+    // Big enough to come in ranges (64 MiB and up), each one delayed: the download is in flight for seconds.
+    let body: Vec<u8> = (0..70u32 << 20).map(|i| (i % 251) as u8).collect();
+    let data = env.write("data/model.bin", &body);
+    let server = start_server_with(&env, &["--api-key", KEY, "--download-latency-ms", "400"]);
+    let with_server = |command: &mut Command| {
+        command.env("WANDB_BASE_URL", &server.url).env("WANDB_API_KEY", KEY);
+    };
+    let mut put = env.command();
+    with_server(&mut put);
+    let out = put.args(["artifact", "put"]).arg(data.parent().unwrap()).args(["-n", "big", "-t", "model"]).output();
+    assert!(out.as_ref().unwrap().status.success(), "{:?}", out);
+
+    let root = env.path("root");
+    let mut get = env.command();
+    with_server(&mut get);
+    let child = get
+        .args(["artifact", "get", "big:latest", "--root"])
+        .arg(&root)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the body is being written into the cache.
+    let cache_tmp = env.path("cache/artifacts/tmp");
+    let started = std::time::Instant::now();
+    while fs::read_dir(&cache_tmp).map_or(0, Iterator::count) == 0 {
+        assert!(started.elapsed().as_secs() < 30, "the download never started writing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted: removed 1 unfinished temporary file;"), "{stderr}");
+    assert!(stderr.contains("the files already in the root are complete and verified"), "{stderr}");
+    assert_eq!(fs::read_dir(&cache_tmp).unwrap().count(), 0, "a partial body stayed in the cache");
+    let left: Vec<_> = fs::read_dir(&root).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "the root holds {left:?}");
+    // The next get fetches it whole.
+    let mut again = env.command();
+    with_server(&mut again);
+    let out = again.args(["artifact", "get", "big:latest", "--root"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(root.join("model.bin")).unwrap(), body);
+}

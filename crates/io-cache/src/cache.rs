@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::memo::FileDigestMemo;
+use crate::unfinished::Unfinished;
 use crate::verified;
 
 /// The SDK's cache directory: `$WANDB_CACHE_DIR`, else the platform's user cache directory plus `wandb`
@@ -352,13 +353,14 @@ fn write_atomically(
     destination: &Path,
     fill: impl FnOnce(&mut File, &Path) -> Result<()>,
 ) -> Result<File> {
-    let (mut file, tmp_path) = create_temp_file_retrying(tmp_dir)?;
-    let result = fill(&mut file, &tmp_path).and_then(|()| {
+    let (mut file, unfinished) = create_temp_file_retrying(tmp_dir)?;
+    let tmp_path = unfinished.path();
+    let result = fill(&mut file, tmp_path).and_then(|()| {
         let parent = destination.parent().unwrap_or(tmp_dir);
         let mut attempts = 0;
         // The directory usually exists: it is made only when the rename says it is missing.
         loop {
-            match fs::rename(&tmp_path, destination) {
+            match fs::rename(tmp_path, destination) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 4 && tmp_path.exists() => {
                     attempts += 1;
@@ -371,13 +373,13 @@ fn write_atomically(
     match result {
         Ok(()) => Ok(file),
         Err(e) => {
-            let _ = fs::remove_file(&tmp_path);
+            let _ = fs::remove_file(tmp_path);
             Err(e)
         }
     }
 }
 
-fn create_temp_file_retrying(dir: &Path) -> Result<(File, PathBuf)> {
+fn create_temp_file_retrying(dir: &Path) -> Result<(File, Unfinished)> {
     let mut attempts = 0;
     loop {
         // The directory usually exists: it is made only when the creation says it is missing.
@@ -550,12 +552,12 @@ fn is_own_temporary_name(name: &str) -> bool {
 const TEMP_SUFFIX_LEN: usize = 12;
 
 /// Creates a new, uniquely named file in `dir` with mode `0o666 & !umask` (what the SDK gives committed files),
-/// open for reading and writing and exclusively locked.
-pub(crate) fn create_temp_file(dir: &Path) -> Result<(File, PathBuf)> {
+/// open for reading and writing and exclusively locked, and registered as [`Unfinished`] until the guard drops.
+pub(crate) fn create_temp_file(dir: &Path) -> Result<(File, Unfinished)> {
     loop {
         let path = dir.join(format!("tmp{}", random_suffix()));
         match create_new_locked(&path) {
-            Ok(Some(file)) => return Ok((file, path)),
+            Ok(Some(file)) => return Ok((file, Unfinished::register(path))),
             Ok(None) => continue,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::io("create", path, e)),

@@ -39,6 +39,7 @@ mod cleanup;
 mod error;
 mod memo;
 mod sweep;
+mod unfinished;
 mod verified;
 
 pub use cache::{CachedObject, ContentCache, ObjectDir, create_dir_all_racing, create_new_locked, default_cache_root};
@@ -46,3 +47,4 @@ pub use cleanup::{CleanupOptions, CleanupReport, parse_size, remove_unless_locke
 pub use error::{Error, Result};
 pub use memo::FileDigestMemo;
 pub use sweep::{DEFAULT_CACHE_DURATION_MINUTES, SweepOptions, SweepReport, storage_root, sweep};
+pub use unfinished::{Unfinished, remove_unfinished};

@@ -57,13 +57,13 @@ impl DigestMemo for FileDigestMemo {
 fn write_table(path: &Path, bytes: &[u8]) -> crate::Result<()> {
     let parent = path.parent().expect("table paths have a parent");
     crate::create_dir_all_racing(parent).map_err(|e| crate::Error::io("create directory", parent, e))?;
-    let (mut file, tmp) = create_temp_file(parent)?;
-    let written = file.write_all(bytes).map_err(|e| crate::Error::io("write", &tmp, e));
+    let (mut file, unfinished) = create_temp_file(parent)?;
+    let tmp = unfinished.path();
+    let written = file.write_all(bytes).map_err(|e| crate::Error::io("write", tmp, e));
     drop(file);
-    let result =
-        written.and_then(|()| fs::rename(&tmp, path).map_err(|e| crate::Error::io("move into place", path, e)));
+    let result = written.and_then(|()| fs::rename(tmp, path).map_err(|e| crate::Error::io("move into place", path, e)));
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
     }
     result
 }

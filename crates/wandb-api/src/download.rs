@@ -640,11 +640,12 @@ fn write_cached(p: &Planned<'_>, cached: &mut io_cache::CachedObject) -> Result<
 fn write_destination(p: &Planned<'_>, fill: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
     let parent = p.destination.parent().expect("destinations are inside the root");
     let file_name = p.destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let (mut file, tmp) = create_locked_temp(parent, &file_name)?;
-    let result = fill(&mut file, &tmp).and_then(|()| rename_recreating_parent(&tmp, &p.destination));
+    let (mut file, unfinished) = create_locked_temp(parent, &file_name)?;
+    let tmp = unfinished.path();
+    let result = fill(&mut file, tmp).and_then(|()| rename_recreating_parent(tmp, &p.destination));
     drop(file);
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp);
     }
     result
 }
@@ -672,13 +673,13 @@ fn remove_stale_destination_temporaries(root: &Path, dirs: &[PathBuf]) {
 
 /// A temporary file beside the destination, exclusively locked while it is written so a concurrent sweep or
 /// cleanup leaves it alone. Its directory was made before the copies began; it is made again only if a sweep
-/// removed it meanwhile.
-fn create_locked_temp(parent: &Path, file_name: &str) -> Result<(File, PathBuf)> {
+/// removed it meanwhile. Registered as unfinished (for an interrupted command to remove) until the guard drops.
+fn create_locked_temp(parent: &Path, file_name: &str) -> Result<(File, io_cache::Unfinished)> {
     let mut attempts = 0;
     loop {
         let tmp = parent.join(format!(".{file_name}{DESTINATION_TEMP_MARK}{}", random_suffix()));
         match io_cache::create_new_locked(&tmp) {
-            Ok(Some(file)) => return Ok((file, tmp)),
+            Ok(Some(file)) => return Ok((file, io_cache::Unfinished::register(tmp))),
             // Swept away before we held it: try again under a new name.
             Ok(None) => attempts += 1,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

@@ -203,6 +203,12 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
                 distributed: distributed_id.as_deref().map(|id| (id, *finish)),
                 json: *json,
             };
+            if !*dry_run {
+                super::stop_cleanly_on_interrupt(
+                    "nothing was logged (a version is committed only once all its files are in); file bodies \
+                     stored so far stay and the next put reuses them",
+                )?;
+            }
             put(backend, &request)
         }
         ArtifactCommand::Get { name, root, allow_missing_references, checkout, path_prefix, json } => {
@@ -213,6 +219,10 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
                 path_prefix: path_prefix.as_deref(),
                 json: *json,
             };
+            super::stop_cleanly_on_interrupt(
+                "the files already in the root are complete and verified, the others were not written; the next \
+                 get fetches only those",
+            )?;
             get(backend, name, &request)
         }
         ArtifactCommand::Edit {

@@ -152,6 +152,19 @@ pub(crate) enum CliError {
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
+/// On SIGINT or SIGTERM: removes the temporary files the command was writing, so nothing half-written stays, says
+/// what was kept (`kept`), and exits with 130, the shell's code for an interrupted command.
+pub(crate) fn stop_cleanly_on_interrupt(kept: &'static str) -> CliResult {
+    wandb_api::runtime()?.spawn(async move {
+        launch_cmd::wait_for_termination().await;
+        let removed = io_cache::remove_unfinished();
+        let plural = if removed == 1 { "" } else { "s" };
+        output::notice(&format!("interrupted: removed {removed} unfinished temporary file{plural}; {kept}"));
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
 /// Stack for the command: step outputs may nest a thousand levels, which the recursive conversions to and from
 /// JSON handle only with room to spare in unoptimised builds. Reserved, and touched only as used.
 const COMMAND_STACK: usize = 256 << 20;

@@ -36,6 +36,9 @@ pub(crate) struct SyncArgs {
 }
 
 pub(crate) fn run(args: &SyncArgs) -> CliResult {
+    super::stop_cleanly_on_interrupt(
+        "the versions copied so far stay (each is committed whole) and the next sync skips them",
+    )?;
     let side = |url: &str| -> CliResult<Api> {
         let base_url = match BaseUrl::parse(url)? {
             BaseUrl::Embedded(path) => BaseUrl::Embedded(absolute(&path)?),
