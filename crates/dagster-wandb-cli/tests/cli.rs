@@ -1382,3 +1382,28 @@ fn an_interrupted_get_leaves_no_partial_file_and_says_what_was_kept() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(fs::read(root.join("model.bin")).unwrap(), body);
 }
+
+/// A put of unchanged content through a server says the SDK's "already exists" once, not once per layer.
+#[test]
+fn an_unchanged_put_through_a_server_says_so_once() {
+    const KEY: &str = "unchanged0123456789abcdef0123456789abcdef";
+    let env = Env::new();
+    let dir = env.write("d/a.txt", b"same").parent().unwrap().to_path_buf();
+    let server = start_server(&env, KEY);
+    let put = || {
+        let out = env
+            .command()
+            .env("WANDB_BASE_URL", &server.url)
+            .env("WANDB_API_KEY", KEY)
+            .args(["artifact", "put"])
+            .arg(&dir)
+            .args(["-n", "same", "-t", "dataset"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert!(!put().contains("already exists"));
+    let stderr = put();
+    assert_eq!(stderr.matches("already exists with the same content").count(), 1, "{stderr}");
+}

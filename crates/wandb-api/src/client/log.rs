@@ -162,7 +162,8 @@ impl WandbClient {
                 });
             }
             Some("COMMITTED") => {
-                tracing::warn!(
+                // Info, as the embedded store logs it: callers see `created: false`, and the CLI says it once.
+                tracing::info!(
                     "Artifact \"{name}\" already exists with the same content. No new version will be created."
                 );
                 let version = self.artifact_by_id(&id).await?;
