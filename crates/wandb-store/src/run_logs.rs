@@ -90,17 +90,34 @@ pub struct RunWriter {
 }
 
 impl RunWriter {
-    /// This process, where the host name can be read (Linux); `None` elsewhere, and no crash is ever told.
+    /// This process, on Unix; `None` elsewhere (Windows), where no crash is ever told.
     pub(crate) fn current() -> Option<Self> {
-        let host = fs::read_to_string("/proc/sys/kernel/hostname").ok()?.trim().to_owned();
-        Some(RunWriter { host, pid: std::process::id() })
+        #[cfg(unix)]
+        {
+            let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+            Some(RunWriter { host, pid: std::process::id() })
+        }
+        #[cfg(not(unix))]
+        None
     }
 
-    /// True when this writer ran on this host and its process is gone.
+    /// True when this writer ran on this host and its process is gone (a process of another user still counts as
+    /// alive; a pid reused since reads as alive too, so a crash may go untold, never the other way round).
     fn is_gone(&self) -> bool {
         let Some(here) = Self::current() else { return false };
-        here.host == self.host && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        here.host == self.host && process_is_gone(self.pid)
     }
+}
+
+#[cfg(unix)]
+fn process_is_gone(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+}
+
+#[cfg(not(unix))]
+fn process_is_gone(_pid: u32) -> bool {
+    false
 }
 
 impl RunStatus {
