@@ -1407,3 +1407,39 @@ fn an_unchanged_put_through_a_server_says_so_once() {
     let stderr = put();
     assert_eq!(stderr.matches("already exists with the same content").count(), 1, "{stderr}");
 }
+
+/// A server that dies mid-download and stays down: the refused reconnections end the download within the
+/// connect deadline (30 s) with one line saying so, instead of retrying for the whole retry deadline.
+#[cfg(unix)]
+#[test]
+fn a_server_that_dies_mid_download_fails_within_the_connect_deadline() {
+    const KEY: &str = "diesmid0123456789abcdef0123456789abcdefab";
+    let env = Env::new();
+    let data = env.write("data/a.bin", &[5u8; 4096]);
+    let mut server = start_server_with(&env, &["--api-key", KEY, "--download-latency-ms", "3000"]);
+    let with_server = |command: &mut Command, url: &str| {
+        command.env("WANDB_BASE_URL", url).env("WANDB_API_KEY", KEY);
+    };
+    let mut put = env.command();
+    with_server(&mut put, &server.url);
+    let out = put.args(["artifact", "put"]).arg(data.parent().unwrap()).args(["-n", "a", "-t", "model"]).output();
+    assert!(out.as_ref().unwrap().status.success(), "{out:?}");
+    let mut get = env.command();
+    with_server(&mut get, &server.url);
+    let child = get
+        .args(["artifact", "get", "a:latest", "--retry-deadline", "10m", "--root"])
+        .arg(env.path("root"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The file download is being answered (slowly) when the server dies.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.child.kill().unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    // A bound on a failure, not a performance figure: before, this retried until the 10-minute deadline.
+    assert!(started.elapsed() < std::time::Duration::from_secs(90), "retried for {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.lines().any(|l| l.contains("cannot connect to") && l.contains("is the server running")), "{stderr}");
+}

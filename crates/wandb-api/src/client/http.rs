@@ -23,9 +23,9 @@ pub struct RetryPolicy {
     pub attempt_timeout: Duration,
     /// Give up once this much time has passed since the first attempt, whatever `max_attempts` says.
     pub deadline: Option<Duration>,
-    /// Give up on a server no attempt could connect to (refused, unknown name, TLS to a plain-HTTP port) once
-    /// this much time has passed (30 s): such a server is down or misnamed, and waiting out `deadline` would
-    /// only hide it.
+    /// Give up on a server the attempts cannot connect to (refused, unknown name, TLS to a plain-HTTP port) once
+    /// they have failed to for this long in a row (30 s), from the first attempt or from a server that went away
+    /// mid-exchange: such a server is down or misnamed, and waiting out `deadline` would only hide it.
     pub connect_deadline: Duration,
 }
 
@@ -182,16 +182,21 @@ impl Transport {
     ) -> Result<reqwest::Response> {
         let started = Instant::now();
         let mut attempt = 0u32;
-        // Whether any attempt reached the server; until one does, `connect_deadline` bounds the tries.
-        let mut reached = false;
+        // Since when every attempt failed to connect; while that lasts, `connect_deadline` bounds the tries.
+        let mut unreachable_since: Option<Instant> = None;
         let mut announced: Option<Instant> = None;
         loop {
             let mut request = self.http.request(method.clone(), url).headers(self.headers_for(url));
             if let Some(timeout) = timeout {
                 request = request.timeout(timeout);
             }
+            let attempted_at = Instant::now();
             let sent = build(request)?.send().await;
-            reached |= sent.as_ref().map_or_else(|e| !e.is_connect(), |_| true);
+            if sent.as_ref().is_err_and(reqwest::Error::is_connect) {
+                unreachable_since.get_or_insert(attempted_at);
+            } else {
+                unreachable_since = None;
+            }
             let outcome = match sent {
                 Ok(response) if response.status().is_success() => Attempt::Done(response),
                 Ok(response) if is_final_status(response.status()) => {
@@ -212,9 +217,8 @@ impl Transport {
             attempt += 1;
             let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt - 1));
             let elapsed = started.elapsed();
-            if !reached
-                && elapsed + wait > self.retry.connect_deadline.min(self.retry.deadline.unwrap_or(Duration::MAX))
-            {
+            let connect_deadline = self.retry.connect_deadline.min(self.retry.deadline.unwrap_or(Duration::MAX));
+            if unreachable_since.is_some_and(|since| since.elapsed() + wait > connect_deadline) {
                 return Err(Error::Unreachable {
                     url: redact(url),
                     reason,
