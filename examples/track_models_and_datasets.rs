@@ -109,19 +109,29 @@ fn train_and_log(api: &Api) -> Result<()> {
             .collect())
     };
     let training = load("training")?;
-    let mut centroids = vec![vec![0f32; PIXELS]; 10];
-    let mut counts = [0f32; 10];
-    for (label, image) in &training {
-        counts[*label as usize] += 1.0;
-        centroids[*label as usize].iter_mut().zip(image).for_each(|(c, x)| *c += x);
-    }
-    for (centroid, count) in centroids.iter_mut().zip(counts) {
-        centroid.iter_mut().for_each(|c| *c /= count.max(1.0));
-    }
     let validation = load("validation")?;
-    let correct = validation.iter().filter(|(label, image)| predict(&centroids, image) == *label).count();
-    let accuracy = correct as f64 / validation.len() as f64;
-    run.log(json!({"validation/accuracy": accuracy}).as_object().cloned().unwrap_or_default())?;
+    // Nearest-centroid training, a batch at a time: the centroids are the running means of the images seen, and
+    // the validation accuracy after each batch is the run's metric curve.
+    let mut sums = vec![vec![0f32; PIXELS]; 10];
+    let mut counts = [0f32; 10];
+    let mut accuracy = 0.0;
+    for (batch, images) in training.chunks(30).enumerate() {
+        for (label, image) in images {
+            counts[*label as usize] += 1.0;
+            sums[*label as usize].iter_mut().zip(image).for_each(|(c, x)| *c += x);
+        }
+        let centroids = means(&sums, &counts);
+        let correct = validation.iter().filter(|(label, image)| predict(&centroids, image) == *label).count();
+        accuracy = correct as f64 / validation.len() as f64;
+        let seen = (batch + 1) * 30;
+        run.log(
+            json!({"validation/accuracy": accuracy, "train/images_seen": seen})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )?;
+    }
+    let centroids = means(&sums, &counts);
 
     let mut model = Artifact::new("trained-model", "model")?;
     model.set_description(Some("Nearest-centroid classifier trained on mnist-preprocess".into()));
@@ -157,9 +167,20 @@ fn print_lineage(api: &Api, version: &ArtifactHandle, depth: usize) -> Result<()
     Ok(())
 }
 
+/// Each class's mean image.
+fn means(sums: &[Vec<f32>], counts: &[f32; 10]) -> Vec<Vec<f32>> {
+    sums.iter().zip(counts).map(|(sum, count)| sum.iter().map(|s| s / count.max(1.0)).collect()).collect()
+}
+
+/// The squared distance between an image and a centroid.
+fn distance(centroid: &[f32], image: &[f32]) -> f32 {
+    centroid.iter().zip(image).map(|(a, b)| (a - b) * (a - b)).sum()
+}
+
 fn predict(centroids: &[Vec<f32>], image: &[f32]) -> u8 {
-    let distance = |c: &Vec<f32>| c.iter().zip(image).map(|(a, b)| (a - b) * (a - b)).sum::<f32>();
-    (0..centroids.len()).min_by(|a, b| distance(&centroids[*a]).total_cmp(&distance(&centroids[*b]))).unwrap_or(0) as u8
+    let by_distance =
+        |a: &usize, b: &usize| distance(&centroids[*a], image).total_cmp(&distance(&centroids[*b], image));
+    (0..centroids.len()).min_by(by_distance).unwrap_or(0) as u8
 }
 
 /// A blurry digit-like blob per class plus noise, from a fixed-seed xorshift generator.

@@ -38,6 +38,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         Some(("transfer", rest)) => return crate::bench_transfer::run(rest),
         Some(("server", rest)) => return crate::bench_server::run(rest),
         Some(("sdk", rest)) => return crate::bench_sdk::run(rest),
+        Some(("web", rest)) => return crate::bench_web::run(rest),
         Some(("run-log", rest)) => {
             let mut bench = cargo();
             bench.args(["bench", "--quiet", "-p", "wandb-api", "--bench", "run_log", "--"]).args(rest);

@@ -8,6 +8,7 @@ mod bench_serde;
 mod bench_server;
 mod bench_sweep;
 mod bench_transfer;
+mod bench_web;
 mod dagster_e2e;
 mod gcs;
 mod interop;
@@ -16,6 +17,7 @@ mod s3;
 mod served_store;
 mod tidy;
 mod venv;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,6 +48,10 @@ commands:
   bench manifest-memory [--check] [--entries N]
         bytes per entry of a reference manifest (default 1,000,000 s3:// entries), counted by xtask's allocator:
         held, peak while adding and writing, and parsed back; --check fails above 1 KiB per entry at the peak
+  bench web [--check]
+        the web view's heaviest pages through `dagster-wandb ui` (release build): a project of 1,000
+        collections, a version of 100,000 files (overview, Files at the root and in a directory, Lineage);
+        --check fails above 1 s
   interop [manifests|outputs|wandb]
         compare with the real Python packages (PyPI, pinned, in target/interop/venv): manifests and digests
         with wandb 0.31.0; step outputs with pickle, dill, cloudpickle, joblib, msgpack; and the wire protocol,
@@ -58,6 +64,9 @@ commands:
         with the real wandb 0.31.0 client through `dagster-wandb server`: entries, downloads both ways, caches
   s3    s3:// references against moto (PyPI, pinned, in target/s3/venv) on loopback: every vector of
         shared/vectors/s3-references, with our documented fixes of the SDK's bugs
+  web   the web view in headless Chromium (Debian's chromium and chromium-driver; Selenium from PyPI, pinned,
+        in target/web/venv) after the README's main job ran against `dagster-wandb server`; screenshots of each
+        page in target/web/screenshots
   tidy  check workspace conventions (also run by `cargo test`)
   ci    run what CI runs: fmt, clippy, tests, docs, publish dry-run, tidy, the example
 ";
@@ -82,6 +91,7 @@ fn main() -> Result<()> {
         Some("dagster-e2e") => dagster_e2e::run(),
         Some("s3") => s3::run(),
         Some("gcs") => gcs::run(),
+        Some("web") => web::run(),
         Some("ci") => ci(),
         Some("-h" | "--help" | "help") | None => {
             say(USAGE);

@@ -12,6 +12,7 @@
 //! | [`serialization`] | `serde-modules` | step outputs: pickle (never executing code), dill, cloudpickle, joblib, JSON, MessagePack, bincode, postcard, raw; W&B Tables |
 //! | [`store`] | `wandb-store` | the embedded store: W&B's artifact semantics in a directory |
 //! | [`server`] | `wandb-server` | the W&B-compatible server over an embedded store (feature `server`) |
+//! | [`web`] | `wandb-web` | the web view's pages: projects, versions, files, lineage graph, run charts (feature `server`) |
 //! | [`references`] | `wandb-references` | `s3://`, `gs://`, Azure blob and `http(s)://` references |
 //! | [`api`] | `wandb-api` | one SDK on both backends: the `Backend` trait, the blocking `Api`, runs, downloads, the W&B client |
 //! | [`launch`] | `wandb-launch` | W&B Launch: launch specs, run queues, the launch agent (feature `launch`) |
@@ -65,6 +66,9 @@ pub use wandb_references as references;
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use wandb_server as server;
 pub use wandb_store as store;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use wandb_web as web;
 
 pub use artifact_core::{Artifact, Manifest, ManifestEntry};
 pub use io_cache::ContentCache;

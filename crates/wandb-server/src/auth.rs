@@ -196,6 +196,11 @@ impl Caller {
         self.entities.is_some()
     }
 
+    /// The entities they may use; `None` for every one.
+    pub(crate) fn entities(&self) -> Option<&HashSet<String>> {
+        self.entities.as_ref()
+    }
+
     /// Whether they may read and write `entity`.
     pub(crate) fn may_use(&self, entity: &str) -> bool {
         self.entities.as_ref().is_none_or(|allowed| allowed.contains(entity))

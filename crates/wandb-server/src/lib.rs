@@ -38,6 +38,7 @@ mod runs;
 mod signing;
 mod storage;
 mod views;
+mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -84,6 +85,9 @@ pub struct ServerOptions {
     /// The key storage URLs are signed with; by default the store's own (`<store>/server/url-signing.key`, made
     /// at first start). Replacing it invalidates every URL handed out.
     pub url_signing_key: Option<[u8; 32]>,
+    /// Only the web view and downloads of the files it links: no W&B protocol, and nothing written to the store
+    /// (the signing key lives in memory). `dagster-wandb ui`.
+    pub web_only: bool,
 }
 
 impl Default for ServerOptions {
@@ -97,6 +101,7 @@ impl Default for ServerOptions {
             public_url: None,
             record_requests: false,
             url_signing_key: None,
+            web_only: false,
         }
     }
 }
@@ -197,6 +202,8 @@ pub(crate) struct ServerState {
     pub(crate) manifests: manifest_cache::ManifestCache,
     /// Where uploaded manifests wait for their commit (see [`new_uploads_dir`]).
     pub(crate) uploads: std::path::PathBuf,
+    /// Browsers signed in to the web view.
+    pub(crate) sessions: web::Sessions,
 }
 
 impl Drop for ServerState {
@@ -324,7 +331,24 @@ impl WandbServer {
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{local}"));
         let record_requests = options.record_requests;
-        let uploads = new_uploads_dir(store.root());
+        let mut options = options;
+        if options.web_only && options.url_signing_key.is_none() {
+            // A key of this process alone: the links it hands out die with it, and the store stays untouched.
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| {
+                Error::Store(wandb_store::Error::Io {
+                    action: "make a URL-signing key for",
+                    path: store.root().to_path_buf(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })?;
+            options.url_signing_key = Some(key);
+        }
+        let uploads = if options.web_only {
+            store.root().join("server").join("uploads").join("web-only")
+        } else {
+            new_uploads_dir(store.root())
+        };
         let users = options
             .users
             .clone()
@@ -353,6 +377,7 @@ impl WandbServer {
             launch: Mutex::new(launch::LaunchState::default()),
             manifests: manifest_cache::ManifestCache::new(),
             uploads,
+            sessions: web::Sessions::default(),
         });
         Ok(WandbServer { listener, state })
     }
@@ -471,6 +496,14 @@ fn no_delay(
 }
 
 fn router(state: Arc<ServerState>) -> Router {
+    // The web view: a sign-in form, and pages at the W&B App's URL shapes for whatever is not routed otherwise.
+    let web = Router::new().route("/login", get(web::login_form).post(web::login)).route("/logout", post(web::logout));
+    if state.options.web_only {
+        let downloads = Router::new()
+            .route("/storage/objects/{algorithm}/{digest}", get(storage::download_object))
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_signature));
+        return Router::new().merge(web).merge(downloads).fallback(any(web::fallback)).with_state(state);
+    }
     let authenticated = Router::new()
         .route(
             "/graphql",
@@ -490,7 +523,8 @@ fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .merge(authenticated)
         .merge(signed)
-        .fallback(any(not_found))
+        .merge(web)
+        .fallback(any(web::fallback))
         .layer(middleware::from_fn_with_state(state.clone(), record_storage_request))
         // Bodies stream to disk; the GraphQL and manifest handlers bound what they buffer themselves.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -511,7 +545,7 @@ async fn record_storage_request(State(state): State<Arc<ServerState>>, request: 
     next.run(request).await
 }
 
-async fn not_found(request: Request) -> Response {
+pub(crate) async fn not_found(request: Request) -> Response {
     let message = format!("no such endpoint: {} {}", request.method(), request.uri().path());
     (StatusCode::NOT_FOUND, message).into_response()
 }

@@ -446,6 +446,34 @@ impl EmbeddedStore {
         })
     }
 
+    /// The entities that have at least one project, sorted (names that are not valid entity names are skipped).
+    ///
+    /// # Errors
+    /// I/O errors listing the store.
+    pub fn entities(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = list_dir(&self.root.join("entities"))?
+            .into_iter()
+            .filter(|name| !name.starts_with('.') && ProjectRef::new(name, "p").is_ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The projects of `entity`, sorted.
+    ///
+    /// # Errors
+    /// An invalid entity name; I/O errors listing the store.
+    pub fn projects(&self, entity: &str) -> Result<Vec<ProjectRef>> {
+        ProjectRef::new(entity, "p")?;
+        let mut projects: Vec<ProjectRef> = list_dir(&self.root.join("entities").join(entity).join("projects"))?
+            .into_iter()
+            .filter(|name| !name.starts_with('.'))
+            .filter_map(|name| ProjectRef::new(entity, &name).ok())
+            .collect();
+        projects.sort_by(|a, b| a.project.cmp(&b.project));
+        Ok(projects)
+    }
+
     /// Every run of `project`, oldest first.
     ///
     /// # Errors

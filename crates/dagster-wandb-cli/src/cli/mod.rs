@@ -41,8 +41,10 @@ enum Command {
     /// Keep local storage bounded: dagster-wandb's sweep, and size-capped cleanup of the W&B cache.
     #[command(subcommand)]
     Cache(cache_cmd::CacheCommand),
-    /// Serve an embedded store over the W&B protocol, for the Python `wandb` client and ours.
+    /// Serve an embedded store over the W&B protocol, for the Python `wandb` client and ours (and its web view).
     Server(server_cmd::ServerArgs),
+    /// Browse an embedded store in a web browser: projects, artifacts, files, lineage graphs, run charts.
+    Ui(server_cmd::UiArgs),
     /// List, create and delete registries (the organisation's wandb-registry-* projects).
     Registry(RegistryArgs),
     /// Maintain an embedded store: `gc` reclaims expired versions and unreferenced bodies.
@@ -185,6 +187,7 @@ pub(crate) fn run() -> ExitCode {
             Command::Serde(command) => serde_cmd::run(command),
             Command::Cache(command) => cache_cmd::run(command),
             Command::Server(args) => server_cmd::run(args),
+            Command::Ui(args) => server_cmd::run_ui(args),
             Command::Registry(args) => registry_cmd::run(&args.backend, &args.command),
             Command::Store(args) => store_cmd::run(&args.backend, &args.command),
             Command::Sync(args) => sync_cmd::run(args),

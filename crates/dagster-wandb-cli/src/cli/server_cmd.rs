@@ -98,6 +98,50 @@ pub(crate) fn run(args: &ServerArgs) -> CliResult {
     })
 }
 
+/// `dagster-wandb ui`: the web view of an embedded store, read-only, on loopback.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UiArgs {
+    /// The store to show (default: the embedded store of `WANDB_BASE_URL`, else the default directory).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// The port (0 picks a free one).
+    #[arg(long, default_value_t = 8090)]
+    port: u16,
+}
+
+pub(crate) fn run_ui(args: &UiArgs) -> CliResult {
+    let dir = match &args.store {
+        Some(dir) => absolute(dir)?,
+        None => match wandb_api::Settings::from_env()?.base_url {
+            wandb_api::BaseUrl::Embedded(dir) => dir,
+            server => {
+                return Err(CliError::Usage(format!(
+                    "WANDB_BASE_URL is {}, a server, which serves its own pages; give --store DIR for a local store",
+                    server.to_url()
+                )));
+            }
+        },
+    };
+    let store = EmbeddedStore::open(dir)?;
+    let options = ServerOptions { web_only: true, ..ServerOptions::default() };
+    wandb_api::runtime()?.block_on(async {
+        let addr = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.port);
+        let server = WandbServer::bind(store.clone(), addr, options).await?;
+        #[allow(clippy::print_stdout, reason = "the URL is the command's output; scripts read it")]
+        {
+            println!("showing {} at {}", store.root().display(), server.base_url());
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        server
+            .serve_until(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    })
+}
+
 fn hash_key() -> CliResult {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {

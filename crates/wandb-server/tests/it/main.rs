@@ -2,3 +2,4 @@
 
 mod security;
 mod support;
+mod web;
