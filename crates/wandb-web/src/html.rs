@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
 /// `text` with `&`, `<`, `>`, `"` and `'` replaced by entities: safe in element text and quoted attributes.
 ///
 /// ```
@@ -23,17 +25,12 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// One URL path segment (or query value), percent-encoded: everything but unreserved characters.
+/// Everything but RFC 3986's unreserved characters is encoded in a link segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// One URL path segment (or query value), percent-encoded.
 pub(crate) fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 /// A path decoded from percent-encoding, split into segments (empty ones dropped); `None` for invalid UTF-8.
@@ -42,24 +39,9 @@ pub(crate) fn split_path(path: &str) -> Option<Vec<String>> {
 }
 
 /// Percent-decoding (`+` stays `+`; [`query_value`] turns it into a space first); a `%` without two hex digits
-/// stays as it is.
+/// stays as it is; `None` for bytes that are not UTF-8.
 pub(crate) fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        if bytes[i] == b'%'
-            && let Some(value) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_decode_str(text).decode_utf8().ok().map(std::borrow::Cow::into_owned)
 }
 
 /// The value of `key` in a query string (`a=1&b=2`), decoded (`+` is a space).
