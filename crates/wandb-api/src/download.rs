@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -409,15 +409,8 @@ fn materialise(
                     Err(e) => return Err(e),
                 }
             }
-            let mut body = at_most_entry_size(p, source.open_object(p.path, entry)?);
-            // Verified on the way in, and read back through the writer's own handle.
-            let mut cached = cache.insert_and_open(&entry.digest, algorithm, &mut body).map_err(|e| match e {
-                io_cache::Error::DigestMismatch { expected, actual, .. } => {
-                    Error::DigestMismatch { path: p.path.to_owned(), expected, actual }
-                }
-                e => e.into(),
-            })?;
-            write_cached(p, &mut cached)?;
+            let body = at_most_entry_size(p, source.open_object(p.path, entry)?);
+            write_fetched(p, cache, algorithm, body)?;
             Ok(Outcome::Fetched)
         }
         None => {
@@ -633,6 +626,50 @@ fn write_cached(p: &Planned<'_>, cached: &mut io_cache::CachedObject) -> Result<
         }
         Ok(())
     })
+}
+
+/// Fetches `body` into the cache and the destination in one pass: each chunk read goes to both, the cache's
+/// writer hashing it, so the destination needs no second copy out of the cache. Neither appears unless the bytes
+/// hash to the entry's digest; the destination gets the cache object's mtime, as [`write_cached`] gives it.
+fn write_fetched(p: &Planned<'_>, cache: &ContentCache, algorithm: DigestAlgorithm, body: impl Read) -> Result<()> {
+    write_destination(p, |file, tmp| {
+        let mut tee = Tee { body, copy: &mut *file, failed: None };
+        let inserted = cache.insert_and_open(&p.entry.digest, algorithm, &mut tee);
+        if let Some(e) = tee.failed.take() {
+            return Err(Error::io("write", tmp, e));
+        }
+        let cached = inserted.map_err(|e| match e {
+            io_cache::Error::DigestMismatch { expected, actual, .. } => {
+                Error::DigestMismatch { path: p.path.to_owned(), expected, actual }
+            }
+            e => e.into(),
+        })?;
+        if let Some(modified) = cached.modified() {
+            // Best effort: without it the next download hashes the file instead.
+            let _ = file.set_modified(modified);
+        }
+        Ok(())
+    })
+}
+
+/// A reader that also writes what it reads to `copy`; a failed write ends the reading (kept in `failed`, so
+/// the error names the destination rather than the cache).
+struct Tee<'a, R> {
+    body: R,
+    copy: &'a mut File,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.body.read(buf)?;
+        if let Err(e) = self.copy.write_all(&buf[..n]) {
+            let kind = e.kind();
+            self.failed = Some(e);
+            return Err(io::Error::new(kind, "the destination could not be written"));
+        }
+        Ok(n)
+    }
 }
 
 /// Lets `fill` write a temporary file beside the destination, then renames it into place; on failure the
