@@ -507,7 +507,9 @@ fn router(state: Arc<ServerState>) -> Router {
     let authenticated = Router::new()
         .route(
             "/graphql",
-            post(graphql::handle).layer(axum::extract::DefaultBodyLimit::max(state.options.max_graphql_bytes)),
+            post(graphql::handle)
+                .layer(axum::extract::DefaultBodyLimit::max(state.options.max_graphql_bytes))
+                .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize)),
         )
         .route("/files/{entity}/{project}/{run}/file_stream", post(storage::file_stream))
         .route("/artifactsV2/{*rest}", get(storage::download_v2))
@@ -548,6 +550,26 @@ async fn record_storage_request(State(state): State<Arc<ServerState>>, request: 
 pub(crate) async fn not_found(request: Request) -> Response {
     let message = format!("no such endpoint: {} {}", request.method(), request.uri().path());
     (StatusCode::NOT_FOUND, message).into_response()
+}
+
+/// Refuses a GraphQL request whose `Content-Length` is over the limit from its headers alone, so the server
+/// neither reads nor waits for a body it would refuse (one without a length is cut off at the limit instead).
+async fn refuse_declared_oversize(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
+    let limit = state.options.max_graphql_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            format!("a GraphQL request may have at most {limit} bytes; this one declares {length}"),
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 /// Resolves the caller from `Authorization: Basic api:<key>` (any caller when the server has no users) and
