@@ -715,7 +715,9 @@ impl WandbArtifactsIoManager {
         }
         self.download(version, &manifest, &root)?;
         if serde_modules::Module::detect(&root).is_some() {
-            let (module, value) = serde_modules::read_output_value(&root)?;
+            // The environment may relax or tighten what a step output may cost to read (CPython's own variable).
+            let limits = serde_modules::Limits::from_env()?;
+            let (module, value) = serde_modules::read_output_value_within(&root, &limits)?;
             return Ok(Loaded::Value { module, value });
         }
         Ok(Loaded::Artifact(Box::new(LoadedArtifact { version: version.clone(), manifest, root })))

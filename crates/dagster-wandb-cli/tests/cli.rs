@@ -378,6 +378,22 @@ fn serde_decode_prints_every_vector_as_its_view() {
 }
 
 #[test]
+fn serde_decode_bounds_decimal_integers_as_cpython_does_and_reads_its_variable() {
+    let env = Env::new();
+    let long_int = env.write("long.pickle", format!("I{}\n.", "7".repeat(5000)).as_bytes());
+    let line = env.error(&["serde", "decode", long_int.to_str().unwrap()]);
+    assert!(line.contains("5000 decimal digits, over the limit of 4300"), "{line}");
+    assert!(line.contains("PYTHONINTMAXSTRDIGITS"), "{line}");
+    let relaxed = env.command().env("PYTHONINTMAXSTRDIGITS", "0").args(["serde", "decode"]).arg(&long_int).output();
+    let relaxed = relaxed.unwrap();
+    assert!(relaxed.status.success(), "{}", String::from_utf8_lossy(&relaxed.stderr));
+    assert!(String::from_utf8_lossy(&relaxed.stdout).contains(&"7".repeat(5000)));
+    let out = env.command().env("PYTHONINTMAXSTRDIGITS", "12").args(["serde", "decode"]).arg(&long_int).output();
+    let stderr = String::from_utf8(out.unwrap().stderr).unwrap();
+    assert!(stderr.contains("PYTHONINTMAXSTRDIGITS=\"12\""), "{stderr}");
+}
+
+#[test]
 fn serde_refuses_code_in_one_line_and_runs_nothing() {
     let env = Env::new();
     let marker = Path::new("/tmp/pickle-executed");

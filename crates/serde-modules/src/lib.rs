@@ -50,6 +50,7 @@
 
 mod de;
 mod error;
+mod limits;
 mod modules;
 mod pickle;
 mod pyjson;
@@ -59,7 +60,13 @@ mod value;
 
 pub use de::from_value;
 pub use error::{Error, Result};
-pub use modules::{INTEGRATION_NAME, INTEGRATION_VERSION, Module, Options, read_output, read_output_value};
+pub use limits::{
+    DECOMPRESSION_FLOOR_BYTES, DEFAULT_DECOMPRESSION_RATIO, DEFAULT_MAX_DECOMPRESSED_BYTES, DEFAULT_MAX_INT_DIGITS,
+    Limits, MAX_DECOMPRESSED_BYTES_VAR, MAX_INT_DIGITS_VAR, MIN_MAX_INT_DIGITS,
+};
+pub use modules::{
+    INTEGRATION_NAME, INTEGRATION_VERSION, Module, Options, read_output, read_output_value, read_output_value_within,
+};
 pub use pickle::{HIGHEST_PROTOCOL, MAX_DEPTH};
 pub use ser::to_value;
 pub use table::{PARTITIONED_TABLE_FILE_SUFFIX, PartitionedTable, TABLE_FILE_SUFFIX, Table};

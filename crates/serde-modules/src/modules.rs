@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::pickle;
 use crate::value::Value;
 
@@ -200,6 +201,14 @@ impl Module {
     /// # Errors
     /// Corrupt or refused streams, and values that do not have the shape `T` expects.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
+        self.decode_within(bytes, &Limits::default())
+    }
+
+    /// [`Module::decode`] within `limits` instead of the defaults.
+    ///
+    /// # Errors
+    /// As [`Module::decode`]; [`Error::Limit`] over a limit.
+    pub fn decode_within<T: DeserializeOwned>(self, bytes: &[u8], limits: &Limits) -> Result<T> {
         match self {
             Module::Bincode => {
                 let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
@@ -213,7 +222,7 @@ impl Module {
                 trailing("postcard", bytes.len() - rest.len(), bytes.len())?;
                 Ok(value)
             }
-            _ => crate::from_value(self.decode_value(bytes)?),
+            _ => crate::from_value(self.decode_value_within(bytes, limits)?),
         }
     }
 
@@ -281,9 +290,17 @@ impl Module {
     /// # Errors
     /// [`Error::NotSelfDescribing`] for bincode and postcard; refused, truncated or corrupt streams.
     pub fn decode_value(self, bytes: &[u8]) -> Result<Value> {
+        self.decode_value_within(bytes, &Limits::default())
+    }
+
+    /// [`Module::decode_value`] within `limits` instead of the defaults.
+    ///
+    /// # Errors
+    /// As [`Module::decode_value`]; [`Error::Limit`] over a limit.
+    pub fn decode_value_within(self, bytes: &[u8], limits: &Limits) -> Result<Value> {
         match self {
-            Module::Pickle | Module::Dill | Module::Cloudpickle => pickle::decode(bytes),
-            Module::Joblib => pickle::decode(&decompress(bytes)?),
+            Module::Pickle | Module::Dill | Module::Cloudpickle => pickle::decode(bytes, limits),
+            Module::Joblib => pickle::decode(&decompress(bytes, limits)?, limits),
             Module::Json => Value::from_json_text(bytes),
             Module::Msgpack => {
                 let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
@@ -360,9 +377,17 @@ pub fn read_output<T: DeserializeOwned>(dir: &Path) -> Result<(Module, T)> {
 /// # Errors
 /// As [`read_output`], and [`Error::NotSelfDescribing`] for bincode and postcard.
 pub fn read_output_value(dir: &Path) -> Result<(Module, Value)> {
+    read_output_value_within(dir, &Limits::default())
+}
+
+/// [`read_output_value`] within `limits` instead of the defaults.
+///
+/// # Errors
+/// As [`read_output_value`]; [`Error::Limit`] over a limit.
+pub fn read_output_value_within(dir: &Path, limits: &Limits) -> Result<(Module, Value)> {
     let (module, path) = detect_or_error(dir)?;
     let bytes = std::fs::read(&path).map_err(|source| Error::Io { action: "read", path: path.clone(), source })?;
-    Ok((module, module.decode_value(&bytes)?))
+    Ok((module, module.decode_value_within(&bytes, limits)?))
 }
 
 fn detect_or_error(dir: &Path) -> Result<(Module, PathBuf)> {
@@ -466,11 +491,13 @@ fn compress(data: Vec<u8>, compression: Compression) -> Result<Vec<u8>> {
 }
 
 /// joblib's `_detect_compressor`: zlib streams start with 0x78, gzip with 1f 8b; anything else is a pickle.
-fn decompress(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+/// The inflated stream is cut at [`Limits::decompressed_cap`] + 1 bytes, so a bomb costs no more than the cap.
+fn decompress<'a>(bytes: &'a [u8], limits: &Limits) -> Result<std::borrow::Cow<'a, [u8]>> {
+    let cap = limits.decompressed_cap(bytes.len());
     let mut out = Vec::new();
     let read = match bytes {
-        [0x78, ..] => flate2::read::ZlibDecoder::new(bytes).read_to_end(&mut out),
-        [0x1f, 0x8b, ..] => flate2::read::GzDecoder::new(bytes).read_to_end(&mut out),
+        [0x78, ..] => flate2::read::ZlibDecoder::new(bytes).take(cap.saturating_add(1)).read_to_end(&mut out),
+        [0x1f, 0x8b, ..] => flate2::read::GzDecoder::new(bytes).take(cap.saturating_add(1)).read_to_end(&mut out),
         [b'B', b'Z', ..] | [0x5d, 0x00, ..] | [0xfd, b'7', b'z', b'X', b'Z', ..] | [0x04, 0x22, 0x4d, 0x18, ..] => {
             return Err(Error::Compression(
                 "this joblib file uses bz2, lzma, xz or lz4 compression; only zlib and gzip are supported".to_owned(),
@@ -479,6 +506,20 @@ fn decompress(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
         _ => return Ok(std::borrow::Cow::Borrowed(bytes)),
     };
     read.map_err(|e| Error::Compression(format!("corrupt compressed stream: {e}")))?;
+    if out.len() as u64 > cap {
+        return Err(Error::Limit {
+            reason: format!(
+                "this {}-byte joblib stream inflates to more than {cap} bytes, the limit for its size \
+                 ({}× its size, at least {}, at most {}; raise Limits::decompression_ratio or \
+                 Limits::max_decompressed_bytes, or {})",
+                bytes.len(),
+                limits.decompression_ratio,
+                crate::limits::DECOMPRESSION_FLOOR_BYTES,
+                limits.max_decompressed_bytes,
+                crate::limits::MAX_DECOMPRESSED_BYTES_VAR,
+            ),
+        });
+    }
     Ok(std::borrow::Cow::Owned(out))
 }
 

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use serde_modules::{Module, Value};
+use serde_modules::{Limits, Module, Value};
 
 use super::output::print_json;
 use super::{CliError, CliResult};
@@ -46,7 +46,7 @@ fn decode(file: &Path, module: Option<&str>) -> CliResult {
         None => (module_from_file_name(file)?, file.to_path_buf()),
     };
     let bytes = std::fs::read(&path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    print_json(&module.decode_value(&bytes)?.to_json_view())
+    print_json(&module.decode_value_within(&bytes, &Limits::from_env()?)?.to_json_view())
 }
 
 /// The first dot-separated part of the file name that names a module: `output.pickle`, `x.joblib.z3`.

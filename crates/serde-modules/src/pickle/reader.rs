@@ -7,6 +7,7 @@ use num_bigint::BigInt;
 
 use super::MAX_DEPTH;
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::value::Value;
 
 /// An object on the VM's stack. Containers are indices into the arena, so copies share the container, as
@@ -62,6 +63,8 @@ struct Dict {
 
 struct Machine<'a> {
     data: &'a [u8],
+    /// Parsing decimal text is quadratic, so CPython bounds its digits and so do we.
+    limits: Limits,
     pos: usize,
     /// Where the opcode being executed starts, for messages.
     op_pos: usize,
@@ -75,9 +78,10 @@ struct Machine<'a> {
 }
 
 /// Decodes a whole pickle stream into a [`Value`].
-pub(crate) fn decode(data: &[u8]) -> Result<Value> {
+pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Value> {
     let mut m = Machine {
         data,
+        limits: *limits,
         pos: 0,
         op_pos: 0,
         stack: Vec::new(),
@@ -596,6 +600,8 @@ impl<'a> Machine<'a> {
     }
 
     fn parse_int(&self, digits: &[u8]) -> Result<Obj> {
+        let count = digits.iter().filter(|b| b.is_ascii_digit()).count();
+        self.limits.check_int_digits(count, self.op_pos)?;
         let text = std::str::from_utf8(digits).map_err(|_| self.corrupt("integer is not text"))?;
         let n: BigInt = text.trim().parse().map_err(|_| self.corrupt(format!("invalid integer {text:?}")))?;
         Ok(match i64::try_from(&n) {

@@ -1,6 +1,6 @@
 //! Streams written to hurt: limits hold, errors are clean, nothing panics.
 
-use serde_modules::{Error, Module, Value};
+use serde_modules::{DEFAULT_MAX_INT_DIGITS, Error, Limits, Module, Value};
 
 fn decode(stream: &[u8]) -> serde_modules::Result<Value> {
     Module::Pickle.decode_value(stream)
@@ -103,4 +103,43 @@ fn compressed_joblib_damage_is_an_error() {
     damaged.truncate(good.len() / 2);
     assert!(Module::Joblib.decode_value(&damaged).is_err());
     assert!(Module::Joblib.decode_value(b"BZh91AY&SY").unwrap_err().to_string().contains("bz2"));
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_at_the_cap() {
+    // 256 MiB of zeros compresses to about 1.2 MB: over 200 times its size, past the 100× (or 64 MiB) allowed.
+    let zeros = Value::Bytes(vec![0; 256 << 20]);
+    let options = Module::Joblib.options(&serde_json::json!({"compress": 1}).as_object().unwrap().clone()).unwrap();
+    let bomb = Module::Joblib.encode_value(&zeros, &options).unwrap();
+    drop(zeros);
+    assert!(Limits::default().decompressed_cap(bomb.len()) < 256 << 20, "{} bytes", bomb.len());
+    let err = Module::Joblib.decode_value(&bomb).unwrap_err();
+    assert!(matches!(err, Error::Limit { .. }), "{err}");
+    let message = err.to_string();
+    let cap = Limits::default().decompressed_cap(bomb.len());
+    assert!(message.contains(&format!("inflates to more than {cap} bytes")), "{message}");
+    assert!(message.contains("Limits::max_decompressed_bytes"), "{message}");
+
+    // Within its cap, the same kind of stream loads; a tighter ceiling refuses it.
+    let small = Value::Bytes(vec![0; 1 << 20]);
+    let stream = Module::Joblib.encode_value(&small, &options).unwrap();
+    assert_eq!(Module::Joblib.decode_value(&stream).unwrap(), small);
+    let tight = Limits::default().with_max_decompressed_bytes(1 << 19);
+    assert!(matches!(Module::Joblib.decode_value_within(&stream, &tight), Err(Error::Limit { .. })));
+}
+
+#[test]
+fn decimal_integers_over_cpythons_digit_limit_are_refused_fast() {
+    for (opcode, suffix) in [("I", ""), ("L", "L")] {
+        let at_limit = format!("{opcode}{}{suffix}\n.", "7".repeat(DEFAULT_MAX_INT_DIGITS));
+        assert!(matches!(decode(at_limit.as_bytes()).unwrap(), Value::BigInt(_)), "{opcode}");
+        // 5,000,000 digits took 32 s to parse; they are counted and refused, never parsed.
+        let huge = format!("{opcode}-{}{suffix}\n.", "7".repeat(5_000_000));
+        let err = decode(huge.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("at byte 0 has 5000000 decimal digits, over the limit of 4300"), "{err}");
+        let unlimited = Limits::default().with_max_int_digits(0);
+        let longer = format!("{opcode}{}{suffix}\n.", "7".repeat(DEFAULT_MAX_INT_DIGITS + 1));
+        assert!(Module::Pickle.decode_value_within(longer.as_bytes(), &unlimited).is_ok());
+        assert!(decode(longer.as_bytes()).is_err());
+    }
 }
