@@ -3,10 +3,14 @@
 //!
 //! Per shape and round, each side: logs a directory (`artifact put`; `run.log_artifact` + `wait`, with a cache
 //! of its own, since the SDK caches what it logs), downloads it cold (empty cache, empty root), warm (its cache, empty root) and again into the populated root; `cp -r` of
-//! the same tree is timed beside them as the filesystem's floor. Shapes by default: 10,000 × 4 KiB,
+//! the same tree is timed beside them as the filesystem's floor. Each timed step starts after a `sync`, so that
+//! it pays for its own writes, not for writing back the previous step's. Shapes by default: 10,000 × 4 KiB,
 //! 100,000 × 1 KiB and one 1 GiB file (`--shape FILESxBYTES` to choose). Reported: min–max seconds over the
-//! rounds, ours/Python, and each side's peak RSS. `--check` fails when any ratio of the
-//! worst rounds is above 1.0. `--latency-ms` makes the server delay every file download, as a distant object store.
+//! rounds, ours/Python, and each side's peak RSS. `--latency-ms` makes the server delay every file download, as a
+//! distant object store. `--check` fails, naming each miss, unless the slowest rounds meet the transfer issue's
+//! targets: every step at most Python's time; a cold download of 10,000 files or more at most 0.1 of Python's
+//! (0.2 with 20 ms or more of latency); a warm download of a big file within 1.5× of `cp`; our peak RSS at most
+//! 64 MiB on big-file shapes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,6 +32,12 @@ const STEPS: [&str; 4] = ["log", "cold download", "warm download", "into populat
 struct Shape {
     files: usize,
     size: usize,
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} × {} B", self.files, self.size)
+    }
 }
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -67,7 +77,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         Stdio::null(),
     )?;
 
-    let mut worst = 0f64;
+    let mut misses = Vec::new();
     let mut leftovers = Vec::new();
     for shape in shapes {
         // [side][step] -> seconds per round; peak RSS per side; `cp -r` of the same tree per round.
@@ -85,6 +95,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                     // The kernel's floor for writing the same tree: cp -r, timed the same way.
                     let copy = shape_dir.join("cp").join(&name);
                     fs::create_dir_all(copy.parent().context("no parent")?)?;
+                    settle()?;
                     let (elapsed, _, _) = measure(Command::new("cp").arg("-r").arg(&dir).arg(&copy))?;
                     copies.push(elapsed);
                 }
@@ -103,6 +114,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                         _ => theirs(&python, &server.url, &name, what, root),
                     };
                     command.env("WANDB_CACHE_DIR", if step == 0 { &log_cache } else { &cache });
+                    settle()?;
                     let (elapsed, peak, _) = measure(&mut command)?;
                     seconds[side][step].push(elapsed);
                     peaks[side] = peaks[side].max(peak);
@@ -110,7 +122,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 ensure!(count_files(&cold)? == shape.files, "{name}: the cold root lacks files");
                 ensure!(count_files(&warm)? == shape.files, "{name}: the warm root lacks files");
             }
-            if shape.files < 100 {
+            if is_big_file(shape) {
                 // Big files: few inodes, but many bytes; the disk is freed each round.
                 fs::remove_dir_all(&shape_dir)?;
             }
@@ -122,10 +134,14 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
              ratios of the slowest and of the median rounds):",
             shape.files, shape.size
         ));
+        let copy = span(&copies);
         for (step, label) in STEPS.iter().enumerate() {
             let (ours, theirs) = (span(&seconds[0][step]), span(&seconds[1][step]));
             let ratio = ours.1 / theirs.1.max(1e-9);
-            worst = worst.max(ratio);
+            let target = ratio_target(shape, STEPS[step], latency);
+            if ratio > target {
+                misses.push(format!("{shape}: {label} ours/Python {ratio:.2}, target {target}"));
+            }
             let (our_median, their_median) = (median(&seconds[0][step]), median(&seconds[1][step]));
             say(&format!(
                 "  {label:<20} Python {:>6.2}–{:<6.2} ({their_median:>6.2})  ours {:>6.2}–{:<6.2} ({our_median:>6.2})  \
@@ -137,16 +153,53 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 our_median / their_median.max(1e-9)
             ));
         }
-        let copy = span(&copies);
         say(&format!("  cp -r of the tree     {:>7.2}–{:<7.2}", copy.0, copy.1));
         say(&format!("  peak RSS: Python {:.0} MiB, ours {:.0} MiB", mib(peaks[1]), mib(peaks[0])));
+        if is_big_file(shape) {
+            let warm = span(&seconds[0][2]).1;
+            if warm > 1.5 * copy.1 {
+                misses.push(format!("{shape}: warm download {warm:.2} s, over 1.5× cp ({:.2} s)", copy.1));
+            }
+            if peaks[0] > BIG_FILE_RSS_BOUND {
+                misses.push(format!(
+                    "{shape}: our peak RSS {:.0} MiB, over {:.0} MiB",
+                    mib(peaks[0]),
+                    mib(BIG_FILE_RSS_BOUND)
+                ));
+            }
+        }
     }
     for dir in leftovers {
         let _ = fs::remove_dir_all(dir);
     }
     if check {
-        ensure!(worst <= 1.0, "ours/Python is {worst:.2} on some step, above 1.0");
+        ensure!(misses.is_empty(), "targets missed:\n  {}", misses.join("\n  "));
+        say("every target met");
     }
+    Ok(())
+}
+
+/// What a streaming download of a big file may hold, whatever the file's size.
+const BIG_FILE_RSS_BOUND: u64 = 64 << 20;
+
+/// Few files: the bytes, not the count of files, are what is measured.
+fn is_big_file(shape: Shape) -> bool {
+    shape.files < 100
+}
+
+/// The largest ours/Python the transfer issue allows for `step` of `shape` with `latency_ms` per file download.
+fn ratio_target(shape: Shape, step: &str, latency_ms: u64) -> f64 {
+    match step {
+        "cold download" if shape.files >= 10_000 && latency_ms >= 20 => 0.2,
+        "cold download" if shape.files >= 10_000 => 0.1,
+        _ => 1.0,
+    }
+}
+
+/// Writes back what earlier steps left dirty in the page cache, untimed, so that each step pays for its own
+/// writes only (a gigabyte written by the previous step otherwise throttles the next one's, whoever it is).
+fn settle() -> Result<()> {
+    ensure!(Command::new("sync").status()?.success(), "sync failed");
     Ok(())
 }
 

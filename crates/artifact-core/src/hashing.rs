@@ -150,6 +150,12 @@ pub trait Progress: Send + Sync {
     fn advance(&self, bytes: u64) {
         let _ = bytes;
     }
+    /// The phase that just began covers this many files (not every phase says).
+    fn set_files(&self, total_files: u64) {
+        let _ = total_files;
+    }
+    /// One more file of the phase is done (its bytes were reported with [`Progress::advance`]).
+    fn file_done(&self) {}
     /// The phase is over.
     fn finish(&self) {}
 }
@@ -186,6 +192,7 @@ pub(crate) fn hash_files(
 ) -> Result<Vec<Hashed>> {
     let total: u64 = jobs.iter().map(|j| j.stamp.size).sum();
     progress.begin("hashing", total);
+    progress.set_files(jobs.len() as u64);
     let started = SystemTime::now();
     let table: &MemoTable = memo;
     let results: Vec<Hashed> = jobs
@@ -193,9 +200,11 @@ pub(crate) fn hash_files(
         .map(|job| {
             if let Some(digest) = table.lookup(&job.memo_key, &job.stamp) {
                 progress.advance(job.stamp.size);
+                progress.file_done();
                 return Ok(Hashed { digest: digest.to_owned(), from_memo: true });
             }
             let digest = hash_file(&job.physical, job.stamp.size, algorithm, progress)?;
+            progress.file_done();
             Ok(Hashed { digest, from_memo: false })
         })
         .collect::<Result<_>>()?;

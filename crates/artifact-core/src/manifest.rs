@@ -208,6 +208,25 @@ impl Manifest {
         artifact_digest(algorithm, self.entries.iter().map(|(k, v)| (k.as_str(), v.digest.as_str())))
     }
 
+    /// Whether the artifact digest of these entries, with either algorithm, is `digest`: how a reader tells that
+    /// a manifest is the one a version was committed with.
+    ///
+    /// ```
+    /// let mut manifest = artifact_core::Manifest::from_json(
+    ///     br#"{"version": 1, "storagePolicy": "wandb-storage-policy-v1", "storagePolicyConfig": {}, "contents": {
+    ///         "a.txt": {"digest": "XUFAKrxLKna5cZ2REBfFkg==", "size": 5},
+    ///         "b.txt": {"digest": "XUFAKrxLKna5cZ2REBfFkg==", "size": 5}}}"#,
+    /// )?;
+    /// let digest = manifest.digest();
+    /// assert!(manifest.hashes_to(&digest));
+    /// manifest.remove("b.txt");
+    /// assert!(!manifest.hashes_to(&digest));
+    /// # Ok::<(), artifact_core::Error>(())
+    /// ```
+    pub fn hashes_to(&self, digest: &str) -> bool {
+        [DigestAlgorithm::Md5, DigestAlgorithm::Xxh128].iter().any(|algorithm| self.digest_with(*algorithm) == digest)
+    }
+
     /// Sum of the entry sizes (unknown sizes count as zero), as `Artifact.size`.
     pub fn total_size(&self) -> u64 {
         self.entries.values().filter_map(|e| e.size).sum()

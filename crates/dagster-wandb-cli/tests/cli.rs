@@ -278,7 +278,7 @@ fn bad_input_gets_one_clear_line() {
         (&["artifact", "put", d, "-n", "ok", "-t", "dataset", "--metadata", "[1]"], "must be a JSON object"),
         (&["artifact", "put", "missing-dir", "-n", "ok", "-t", "dataset"], "missing-dir"),
         (&["artifact", "put", d, "-n", "ok:v1", "-t", "dataset"], "--alias"),
-        (&["artifact", "get", "nothing"], "project 'uncategorized' not found under entity 'local'"),
+        (&["artifact", "get", "nothing"], "no embedded store at"),
         (&["artifact", "--base-url", "ftp://x", "ls"], "ftp://x"),
         (&["artifact", "ls", "--project", "a/b"], "'a/b'"),
     ];
@@ -301,15 +301,26 @@ fn bad_input_gets_one_clear_line() {
     assert_eq!(runs, 1, "the refused put created no run");
 }
 
-/// A tampered store cannot make `get` write outside the root.
+/// A tampered store cannot make `get` write outside the root: a manifest changed after its commit is refused,
+/// and one whose version record was forged to match still cannot name a path outside the root.
 #[test]
 fn a_hostile_manifest_writes_nothing() {
     let env = Env::new();
     let d = env.write("d/a.txt", b"a").parent().unwrap().to_path_buf();
     env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "t", "-t", "dataset", "--json"]);
-    let manifest_path = env.path("store/entities/local/projects/uncategorized/collections/t/versions/0/manifest.json");
-    let manifest = fs::read_to_string(&manifest_path).unwrap();
-    fs::write(&manifest_path, manifest.replace("\"a.txt\"", "\"../../escaped.txt\"")).unwrap();
+    let version_dir = env.path("store/entities/local/projects/uncategorized/collections/t/versions/0");
+    let manifest = fs::read_to_string(version_dir.join("manifest.json")).unwrap();
+    let tampered = manifest.replace("\"a.txt\"", "\"../../escaped.txt\"");
+    fs::write(version_dir.join("manifest.json"), &tampered).unwrap();
+    let line = env.error(&["artifact", "get", "t", "--root", "out"]);
+    assert!(line.contains("manifest.json: damaged manifest: its entries hash to"), "{line}");
+    assert!(!env.path("out").exists());
+
+    let record = fs::read_to_string(version_dir.join("version.json")).unwrap();
+    let committed: Value = serde_json::from_str(&record).unwrap();
+    let forged = artifact_core::Manifest::from_json(tampered.as_bytes()).unwrap().digest();
+    fs::write(version_dir.join("version.json"), record.replace(committed["digest"].as_str().unwrap(), &forged))
+        .unwrap();
     let line = env.error(&["artifact", "get", "t", "--root", "out"]);
     assert!(line.contains("refusing to download \"../../escaped.txt\""), "{line}");
     assert!(!env.path("out").exists());
@@ -1459,4 +1470,247 @@ fn a_server_that_dies_mid_download_fails_within_the_connect_deadline() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.lines().any(|l| l.contains("cannot connect to") && l.contains("is the server running")), "{stderr}");
+}
+
+/// Commands that only read never create a store: a mistyped path is an error naming it, and stays absent.
+#[test]
+fn read_only_commands_never_create_a_store_and_say_so() {
+    let env = Env::new();
+    let typo = env.path("typo-dir");
+    let url = format!("file://{}", typo.display());
+    let cases: &[&[&str]] = &[
+        &["artifact", "ls"],
+        &["artifact", "get", "x:v0"],
+        &["artifact", "verify", "x:v0", "--root", "."],
+        &["run", "ls"],
+        &["store", "check"],
+    ];
+    for args in cases {
+        let out = env.command().args(*args).args(["--base-url", &url]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("no embedded store at {}", typo.display())), "{args:?}: {stderr}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    let ui = env.error(&["ui", "--store", typo.to_str().unwrap(), "--port", "0"]);
+    assert!(ui.contains("no embedded store at"), "{ui}");
+    assert!(!typo.exists());
+
+    // With a store, a listing by a type nobody logged says so, and which types there are.
+    let d = env.write("d/a.txt", b"a").parent().unwrap().to_path_buf();
+    env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "ds", "-t", "dataset", "--json"]);
+    let out = env.run(&["artifact", "ls", "--type", "model"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no artifacts of type \"model\" in local/uncategorized (its types: dataset)"
+    );
+}
+
+/// Without a terminal, long work says where it is in status lines (bytes, files, rate); `--quiet` says nothing.
+#[test]
+fn progress_is_status_lines_without_a_terminal_and_nothing_with_quiet() {
+    let env = Env::new();
+    let d = env.write("d/a.txt", b"first").parent().unwrap().to_path_buf();
+    env.write("d/b.txt", b"second");
+    let put = |name: &str, quiet: bool| {
+        let mut command = env.command();
+        command.env("DAGSTER_WANDB_PROGRESS_INTERVAL", "0").args(["artifact", "put"]).arg(&d);
+        command.args(["-n", name, "-t", "dataset"]);
+        if quiet {
+            command.arg("--quiet");
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let stderr = put("loud", false);
+    assert!(stderr.lines().any(|l| l.starts_with("hashing: ") && l.contains("of 2 files")), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("storing: 11 B of 11 B (100%), 2 of 2 files")), "{stderr}");
+    assert_eq!(put("quiet", true), "", "--quiet prints nothing on stderr");
+    let out = env.command().env("DAGSTER_WANDB_PROGRESS_INTERVAL", "0").args(["artifact", "get", "loud:v0"]).output();
+    let stderr = String::from_utf8(out.unwrap().stderr).unwrap();
+    assert!(stderr.lines().any(|l| l.starts_with("downloading: 11 B of 11 B (100%), 2 of 2 files")), "{stderr}");
+}
+
+/// Ctrl-C during a put through a server ends the put's run `failed` with the shell's 130, instead of leaving it
+/// `running` for ever (the server cannot see that the process is gone).
+#[cfg(unix)]
+#[test]
+fn an_interrupted_put_through_a_server_ends_its_run_failed() {
+    const KEY: &str = "putint0123456789abcdef0123456789abcdef01";
+    let env = Env::new();
+    let d = env.write("d/a.txt", b"slow to upload").parent().unwrap().to_path_buf();
+    let server = start_server_with(&env, &["--api-key", KEY, "--upload-latency-ms", "5000"]);
+    let with_server = |command: &mut Command| {
+        command.env("WANDB_BASE_URL", &server.url).env("WANDB_API_KEY", KEY);
+    };
+    let mut put = env.command();
+    with_server(&mut put);
+    let child = put.args(["artifact", "put"]).arg(&d).args(["-n", "slow", "-t", "dataset"]).output_async();
+    let runs = env.path("served-store/entities/local/projects/uncategorized/runs");
+    let started = std::time::Instant::now();
+    while fs::read_dir(&runs).map_or(0, |d| d.flatten().filter(|e| e.path().extension().is_some()).count()) == 0 {
+        assert!(started.elapsed().as_secs() < 30, "the put never created its run");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The file upload is being held back by the server's latency.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut ls = env.command();
+    with_server(&mut ls);
+    let out = ls.args(["run", "ls", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["job_type"], "cli_put");
+    assert_eq!(runs[0]["state"], "failed", "{runs}");
+    // The SDK's run fragment carries no exit code; the served store recorded the shell's.
+    let state = env.path(&format!(
+        "served-store/entities/local/projects/uncategorized/runs/{}.logs/state.json",
+        runs[0]["id"].as_str().unwrap()
+    ));
+    let state: Value = serde_json::from_slice(&fs::read(state).unwrap()).unwrap();
+    assert_eq!(state["exit_code"], 130, "{state}");
+}
+
+/// kill -9 mid-put into the embedded store: the partial body goes when the store is next opened (and `store
+/// check` says so), and the put's run reads as crashed.
+#[cfg(unix)]
+#[test]
+fn a_put_killed_mid_body_leaves_nothing_and_its_run_reads_crashed() {
+    let env = Env::new();
+    let body: Vec<u8> = (0..300u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let data = env.write("data/big.bin", &body);
+    drop(body);
+    // A store with a run of its own, so its tmp/ exists before the put.
+    env.json(&[
+        "artifact",
+        "put",
+        env.write("small/a.txt", b"a").to_str().unwrap(),
+        "-n",
+        "small",
+        "-t",
+        "x",
+        "--json",
+    ]);
+    let child = env.command().args(["artifact", "put"]).arg(&data).args(["-n", "big", "-t", "model"]).output_async();
+    let tmp = env.path("store/tmp");
+    let started = std::time::Instant::now();
+    while fs::read_dir(&tmp).map_or(0, |d| d.flatten().filter(|e| e.metadata().is_ok_and(|m| m.len() > 0)).count()) == 0
+    {
+        assert!(started.elapsed().as_secs() < 60, "the put never started storing");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap().success());
+    let _ = child.wait_with_output().unwrap();
+    assert_ne!(fs::read_dir(&tmp).unwrap().count(), 0, "the killed put left its partial body");
+
+    let out = env.run(&["store", "check", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let said = report["problems"].as_array().unwrap().iter().any(|p| {
+        p["what"].as_str().unwrap().contains("left by killed writers, removed when the store was opened")
+            && p["repaired"] == true
+    });
+    assert!(said, "{report}");
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "opening the store removed it");
+    let runs = env.json(&["run", "ls", "--json"]);
+    let states: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["finished", "crashed"], "{runs}");
+    let listed = env.run(&["artifact", "ls"]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("big"), "nothing was logged");
+}
+
+/// kill -9 mid-get: the partial files in the cache and beside the destination go with the next get, which
+/// completes the download.
+#[cfg(unix)]
+#[test]
+fn a_get_killed_mid_body_is_cleaned_up_by_the_next_get() {
+    const KEY: &str = "killget0123456789abcdef0123456789abcdef0";
+    let env = Env::new();
+    let body: Vec<u8> = (0..70u32 << 20).map(|i| (i % 253) as u8).collect();
+    let data = env.write("data/model.bin", &body);
+    let server = start_server_with(&env, &["--api-key", KEY, "--download-latency-ms", "400"]);
+    let with_server = |command: &mut Command| {
+        command.env("WANDB_BASE_URL", &server.url).env("WANDB_API_KEY", KEY);
+    };
+    let mut put = env.command();
+    with_server(&mut put);
+    let out = put.args(["artifact", "put"]).arg(data.parent().unwrap()).args(["-n", "big", "-t", "model"]).output();
+    assert!(out.as_ref().unwrap().status.success(), "{out:?}");
+
+    let root = env.path("root");
+    let mut get = env.command();
+    with_server(&mut get);
+    let child = get.args(["artifact", "get", "big:latest", "--root"]).arg(&root).output_async();
+    let cache_tmp = env.path("cache/artifacts/tmp");
+    let started = std::time::Instant::now();
+    while fs::read_dir(&cache_tmp).map_or(0, Iterator::count) == 0 {
+        assert!(started.elapsed().as_secs() < 30, "the download never started writing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap().success());
+    let _ = child.wait_with_output().unwrap();
+    let partial_in_root = |root: &Path| {
+        fs::read_dir(root)
+            .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().contains(".dwtmp-")).count())
+    };
+    assert_ne!(fs::read_dir(&cache_tmp).unwrap().count() + partial_in_root(&root), 0, "kill -9 left partial files");
+
+    let mut again = env.command();
+    with_server(&mut again);
+    let out = again.args(["artifact", "get", "big:latest", "--root"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(root.join("model.bin")).unwrap(), body);
+    assert_eq!(fs::read_dir(&cache_tmp).unwrap().count(), 0, "the cache's partial body is gone");
+    assert_eq!(partial_in_root(&root), 0, "the root's partial file is gone");
+}
+
+/// A download that fails part-way names what it did not write; a file edited in the root is replaced, with a
+/// warning naming it.
+#[test]
+fn a_partial_download_names_what_it_left_and_local_edits_are_reported() {
+    let env = Env::new();
+    let d = env.write("d/a.txt", b"alpha").parent().unwrap().to_path_buf();
+    env.write("d/b.txt", b"bravo");
+    env.json(&["artifact", "put", d.to_str().unwrap(), "-n", "five", "-t", "dataset", "--json"]);
+    let root = env.path("root");
+    let got = env.run(&["artifact", "get", "five:v0", "--root", root.to_str().unwrap()]);
+    assert!(got.status.success());
+
+    fs::write(root.join("a.txt"), b"edited").unwrap();
+    let again = env.run(&["artifact", "get", "five:v0", "--root", root.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("changed locally; replacing it with the artifact's version") && stderr.contains("a.txt"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(root.join("a.txt")).unwrap(), b"alpha");
+
+    // One body damaged in the store: the download fails naming it, and says which files it did not write.
+    let objects = env.path("store/objects/md5");
+    let damaged = fs::read_dir(&objects)
+        .unwrap()
+        .flatten()
+        .flat_map(|prefix| fs::read_dir(prefix.path()).unwrap().flatten())
+        .find(|object| fs::read(object.path()).unwrap() == b"bravo")
+        .unwrap()
+        .path();
+    fs::write(&damaged, b"BRAVO").unwrap();
+    let fresh = env.path("fresh");
+    // With a cache of its own: the first cache holds an intact copy it would serve.
+    let out = env
+        .command()
+        .env("WANDB_CACHE_DIR", env.path("cache-2"))
+        .args(["artifact", "get", "five:v0", "--root", fresh.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("download incomplete:") && stderr.contains("b.txt"), "{stderr}");
+    assert!(!fresh.join("b.txt").exists());
 }

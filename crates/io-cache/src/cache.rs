@@ -125,38 +125,13 @@ impl ObjectDir {
     /// Removes the temporary files writers left behind when they died (kill -9, a crash, a power cut): this
     /// crate's own (`tmp` and twelve letters) that no live process holds locked, and any other file directly in
     /// the temporary directory that is unlocked and has not changed for a minute (the Python SDK does not lock
-    /// its temporaries, but a live writer keeps moving the mtime). Directories are left alone (the server keeps
-    /// multipart uploads in some). One directory listing; returns the files and bytes removed.
+    /// its temporaries, but a live writer keeps moving the mtime). Directories are left alone. One directory
+    /// listing; returns the files and bytes removed.
     ///
     /// # Errors
     /// I/O errors other than the directory or a file vanishing meanwhile.
     pub fn remove_stale_temporaries(&self) -> Result<(usize, u64)> {
-        let entries = match fs::read_dir(&self.tmp) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
-            Err(e) => return Err(Error::io("list", &self.tmp, e)),
-        };
-        let now = std::time::SystemTime::now();
-        let (mut files, mut bytes) = (0, 0);
-        for entry in entries {
-            let Ok(entry) = entry else { continue };
-            let Ok(metadata) = entry.metadata() else { continue };
-            if !metadata.is_file() {
-                continue;
-            }
-            let name = entry.file_name();
-            let ours = name.to_str().is_some_and(is_own_temporary_name);
-            if (ours || crate::cleanup::is_abandoned(&metadata, now))
-                && crate::cleanup::remove_unless_in_use(&entry.path(), false)?
-            {
-                files += 1;
-                bytes += metadata.len();
-            }
-        }
-        if files > 0 {
-            tracing::info!(dir = %self.tmp.display(), files, bytes, "removed temporary files left by interrupted writers");
-        }
-        Ok((files, bytes))
+        remove_stale_temporaries_in(&self.tmp, true)
     }
 
     /// Removes an object (for example one found corrupt). Missing objects are not an error.
@@ -544,6 +519,41 @@ fn lookup_sized(path: PathBuf, size: u64) -> Result<Option<PathBuf>> {
 }
 
 /// True for the names [`create_temp_file`] gives.
+/// Removes from `dir` this crate's temporaries (`tmp` and twelve letters) that no live process holds locked and,
+/// with `foreign_too` (a directory that holds nothing but temporaries), any other file that is unlocked and has
+/// not changed for a minute. Returns the files and bytes removed.
+pub(crate) fn remove_stale_temporaries_in(dir: &Path, foreign_too: bool) -> Result<(usize, u64)> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    let now = std::time::SystemTime::now();
+    let (mut files, mut bytes) = (0, 0);
+    for entry in entries {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let ours = name.to_str().is_some_and(is_own_temporary_name);
+        if !ours && !foreign_too {
+            continue;
+        }
+        let Ok(metadata) = entry.metadata() else { continue };
+        if !metadata.is_file() {
+            continue;
+        }
+        if (ours || crate::cleanup::is_abandoned(&metadata, now))
+            && crate::cleanup::remove_unless_in_use(&entry.path(), false)?
+        {
+            files += 1;
+            bytes += metadata.len();
+        }
+    }
+    if files > 0 {
+        tracing::info!(dir = %dir.display(), files, bytes, "removed temporary files left by interrupted writers");
+    }
+    Ok((files, bytes))
+}
+
 fn is_own_temporary_name(name: &str) -> bool {
     name.len() == 3 + TEMP_SUFFIX_LEN && name.starts_with("tmp") && name[3..].bytes().all(|b| b.is_ascii_lowercase())
 }

@@ -65,6 +65,8 @@ fn write_table(path: &Path, bytes: &[u8]) -> crate::Result<()> {
     if result.is_err() {
         let _ = fs::remove_file(tmp);
     }
+    // The temporaries of writers killed mid-save: one listing of a small directory, at each save.
+    let _ = crate::cache::remove_stale_temporaries_in(parent, false);
     result
 }
 
@@ -185,5 +187,23 @@ mod tests {
         extra.push(0);
         fs::write(&path, extra).unwrap();
         assert!(memo.load(root, DigestAlgorithm::Md5).records.is_empty(), "trailing garbage");
+    }
+
+    #[test]
+    fn a_save_removes_what_killed_savers_left_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let memo = FileDigestMemo::new(tmp.path());
+        let root = Path::new("/r");
+        memo.save(root, DigestAlgorithm::Md5, &table());
+        let dir = memo.table_path(root, DigestAlgorithm::Md5).parent().unwrap().to_path_buf();
+        fs::write(dir.join("tmpabcdefghijkl"), b"half a table").unwrap();
+        let held = dir.join("tmpmnopqrstuvwx");
+        let locked = crate::create_new_locked(&held).unwrap().unwrap();
+        // The next save of the same root's table, which writes in that directory.
+        memo.save(root, DigestAlgorithm::Md5, &table());
+        assert!(!dir.join("tmpabcdefghijkl").exists(), "a killed saver's temporary is gone");
+        assert!(held.exists(), "a live saver's stays");
+        assert_eq!(memo.load(root, DigestAlgorithm::Md5), table(), "the tables stay");
+        drop(locked);
     }
 }

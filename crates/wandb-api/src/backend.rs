@@ -283,7 +283,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn update_run_config(&self, project: &ProjectRef, run_id: &str, config: &Map<String, Value>) -> Result<()>;
 }
 
-/// The backend `settings` name: the embedded store for `file://` (created if missing), a W&B server for
+/// The backend `settings` name: the embedded store for `file://` (created if missing, unless
+/// [`Settings::create_store`] is off), a W&B server for
 /// `http(s)://` — the one decision between the two in this workspace.
 ///
 /// ```
@@ -298,7 +299,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 /// feature; an HTTP client that cannot be built.
 pub fn connect(settings: &Settings) -> Result<Arc<dyn Backend>> {
     match &settings.base_url {
-        BaseUrl::Embedded(dir) => Ok(Arc::new(crate::EmbeddedBackend::open(dir)?)),
+        BaseUrl::Embedded(dir) if settings.create_store => Ok(Arc::new(crate::EmbeddedBackend::open(dir)?)),
+        BaseUrl::Embedded(dir) => Ok(Arc::new(crate::EmbeddedBackend::open_existing(dir)?)),
         #[cfg(feature = "client")]
         BaseUrl::Server(_) => Ok(Arc::new(crate::client::WandbClient::from_settings(settings)?)),
         #[cfg(not(feature = "client"))]

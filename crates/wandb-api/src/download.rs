@@ -29,12 +29,18 @@ pub trait ObjectSource: Sync {
     /// Puts the bodies of `wanted` (file entries the download needs and `cache` lacks) into `cache` before they
     /// are copied out, as many at once as suits the source; entries it leaves out are opened one by one with
     /// [`ObjectSource::open_object`]. Returns, for each of `wanted`, whether this call fetched it (and so
-    /// verified it into the cache). The default leaves them all out: a local source gains nothing.
+    /// verified it into the cache); the bytes and files of those are reported to `progress` as they arrive. The
+    /// default leaves them all out: a local source gains nothing.
     ///
     /// # Errors
     /// As [`ObjectSource::open_object`], and [`Error::DigestMismatch`] for a body that is not the entry's.
-    fn prefetch(&self, wanted: &[(&str, &ManifestEntry)], cache: &ContentCache) -> Result<Vec<bool>> {
-        let _ = cache;
+    fn prefetch(
+        &self,
+        wanted: &[(&str, &ManifestEntry)],
+        cache: &ContentCache,
+        progress: &dyn Progress,
+    ) -> Result<Vec<bool>> {
+        let _ = (cache, progress);
         Ok(vec![false; wanted.len()])
     }
 }
@@ -144,6 +150,7 @@ pub fn download(
     let progress: Arc<dyn Progress> = options.progress.clone().unwrap_or_else(|| Arc::new(NoProgress));
     let total: u64 = planned.iter().map(|p| p.entry.size.unwrap_or(0)).sum();
     progress.begin("downloading", total);
+    progress.set_files(planned.len() as u64);
 
     // Absolute rather than canonical: a concurrent sweep may remove the (still empty) root at any moment.
     let memo_root = std::path::absolute(root).map_err(|e| Error::io("resolve", root, e))?;
@@ -170,7 +177,7 @@ pub fn download(
         if !wanted.is_empty() {
             let entries: Vec<(&str, &ManifestEntry)> =
                 wanted.iter().map(|&i| (planned[i].path, planned[i].entry)).collect();
-            let fetched = source.prefetch(&entries, cache)?;
+            let fetched = source.prefetch(&entries, cache, progress.as_ref())?;
             for (&i, fetched) in wanted.iter().zip(fetched) {
                 prefetched[i] = fetched;
             }
@@ -240,7 +247,8 @@ pub fn download(
     Ok(report)
 }
 
-/// One entry: left alone when `present`, else put in place; its progress and memo record noted.
+/// One entry: left alone when `present`, else put in place; its progress (unless `prefetched` reported it) and
+/// memo record noted.
 fn put_in_place(
     source: &dyn ObjectSource,
     p: &Planned<'_>,
@@ -253,14 +261,18 @@ fn put_in_place(
     if present.is_none() && p.existing.is_some() {
         tracing::warn!(path = %p.destination.display(), "changed locally; replacing it with the artifact's version");
     }
+    let arrival = Arrival { progress: progress.as_ref(), bytes: std::cell::Cell::new(0) };
     let outcome = match present {
         Some(outcome) => outcome,
-        None => match materialise(source, p, options, prefetched)? {
+        None => match materialise(source, p, options, prefetched, &arrival)? {
             Outcome::FromCache if prefetched => Outcome::Fetched,
             outcome => outcome,
         },
     };
-    progress.advance(p.entry.size.unwrap_or(0));
+    if !prefetched {
+        progress.advance(p.entry.size.unwrap_or(0).saturating_sub(arrival.bytes.get()));
+        progress.file_done();
+    }
     if options.memo.is_some() {
         match outcome {
             Outcome::AlreadyPresent(Some(stamp)) => push_record(p, fresh_records, stamp),
@@ -375,6 +387,7 @@ fn materialise(
     p: &Planned<'_>,
     options: &DownloadOptions,
     just_verified: bool,
+    arrival: &Arrival<'_>,
 ) -> Result<Outcome> {
     let entry = p.entry;
     let algorithm = entry.digest_algorithm();
@@ -409,12 +422,12 @@ fn materialise(
                     Err(e) => return Err(e),
                 }
             }
-            let body = at_most_entry_size(p, source.open_object(p.path, entry)?);
+            let body = at_most_entry_size(p, arrival.count(source.open_object(p.path, entry)?));
             write_fetched(p, cache, algorithm, body)?;
             Ok(Outcome::Fetched)
         }
         None => {
-            write_verified(p, at_most_entry_size(p, source.open_object(p.path, entry)?), algorithm)?;
+            write_verified(p, at_most_entry_size(p, arrival.count(source.open_object(p.path, entry)?)), algorithm)?;
             Ok(Outcome::Fetched)
         }
     }
@@ -524,6 +537,33 @@ fn download_object_reference(p: &Planned<'_>, reference: &str, options: &Downloa
 
 /// `body`, failing as soon as it runs past the entry's size (or ends short of it): a server cannot make a
 /// download write more than the manifest says.
+/// The bytes of one body reported to the download's progress as they arrive, so a big file shows before it is
+/// done; the rest of the entry's size is reported once it is in place.
+struct Arrival<'a> {
+    progress: &'a dyn Progress,
+    bytes: std::cell::Cell<u64>,
+}
+
+impl Arrival<'_> {
+    fn count<R: Read>(&self, inner: R) -> Arriving<'_, R> {
+        Arriving { inner, arrival: self }
+    }
+}
+
+struct Arriving<'a, R> {
+    inner: R,
+    arrival: &'a Arrival<'a>,
+}
+
+impl<R: Read> Read for Arriving<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.arrival.bytes.set(self.arrival.bytes.get() + n as u64);
+        self.arrival.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
 fn at_most_entry_size<'a, R: Read>(p: &Planned<'a>, body: R) -> ExactSize<'a, R> {
     ExactSize { inner: body, expected: p.entry.size, read: 0, what: p.path }
 }
@@ -583,6 +623,16 @@ fn download_file_reference(p: &Planned<'_>, reference: &str, allow_missing: bool
         }
         Err(e) => return Err(Error::io("open", &target, e)),
     };
+    // What was opened, not what the path named a moment before, must be a regular file.
+    let opened = file.metadata().map_err(|e| Error::io("inspect", &target, e))?;
+    if !opened.is_file() {
+        return Err(wandb_references::Error::NotARegularFile {
+            path: p.path.to_owned(),
+            reference: reference.to_owned(),
+            kind: file_kind(&opened),
+        }
+        .into());
+    }
     // An entry added with checksum=false carries the hash of its URI, not of its content (the SDK then fails
     // with "Digest mismatch"); such files are copied unverified, with a warning.
     let unverifiable =

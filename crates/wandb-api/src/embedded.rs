@@ -43,6 +43,14 @@ impl EmbeddedBackend {
         Ok(EmbeddedBackend { store: EmbeddedStore::open(dir)? })
     }
 
+    /// The store in `dir`, which must already exist ([`EmbeddedStore::open_existing`]).
+    ///
+    /// # Errors
+    /// The store's [`wandb_store::Error::NoStore`] when `dir` holds none; as [`EmbeddedBackend::open`].
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Self> {
+        Ok(EmbeddedBackend { store: EmbeddedStore::open_existing(dir)? })
+    }
+
     /// The store, for what only it offers (its directory, serving it with `wandb-server`).
     pub fn store(&self) -> &EmbeddedStore {
         &self.store
@@ -328,7 +336,21 @@ impl Backend for EmbeddedBackend {
 
     async fn runs(&self, project: &ProjectRef) -> Result<Vec<RunInfo>> {
         let project = project.clone();
-        self.pooled(move |b| b.store.runs(&project)?.into_iter().map(|r| b.run_info(&project, r)).collect()).await
+        self.pooled(move |b| {
+            let mut runs = Vec::new();
+            for record in b.store.runs(&project)? {
+                match b.run_info(&project, record) {
+                    Ok(info) => runs.push(info),
+                    // A damaged logging status costs its run, not the listing (the warning names the file).
+                    Err(Error::Store(wandb_store::Error::StoreFormat { path, reason })) => {
+                        tracing::warn!(path = %path.display(), reason, "skipping a run with a damaged record");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(runs)
+        })
+        .await
     }
 
     async fn run_history(&self, project: &ProjectRef, run_id: &str) -> Result<Vec<Map<String, Value>>> {

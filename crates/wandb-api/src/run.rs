@@ -312,11 +312,14 @@ impl Run {
         let (recycle, recycled) = channel();
         let backend = api.backend().clone();
         let interval = if backend.batches_run_streams() { settings.transmit_interval } else { settings.flush_interval };
+        // A server tells a live run from a crashed one by its requests: heartbeats when there is nothing to send.
+        let heartbeat = backend.batches_run_streams().then_some(HEARTBEAT_INTERVAL);
         let writer = Writer {
             backend,
             project: project.clone(),
             run_id: id.clone(),
             interval,
+            heartbeat,
             max_bytes: settings.max_request_bytes.max(1),
             history_offset: point.history_line_count,
             lines: Vec::new(),
@@ -642,12 +645,18 @@ fn check_resume(resume: Resume, id: &str, exists: bool) -> Result<()> {
     }
 }
 
+/// How often a run writing to a server sends an empty `file_stream` request when it has nothing else to send
+/// (wandb-core's `defaultHeartbeatInterval`): the server reads a run without them as crashed.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
 /// The background half of a run: batches rows, keeps the summary, and sends.
 struct Writer {
     backend: Arc<dyn Backend>,
     project: ProjectRef,
     run_id: String,
     interval: Duration,
+    /// Every how long an idle run says it is alive (to a server), if at all.
+    heartbeat: Option<Duration>,
     max_bytes: usize,
     history_offset: u64,
     lines: Vec<String>,
@@ -668,6 +677,20 @@ impl Writer {
             let message = if has_data {
                 let due = last_sent.map_or(Duration::ZERO, |t| self.interval.saturating_sub(t.elapsed()));
                 receiver.recv_timeout(due)
+            } else if let Some(every) = self.heartbeat {
+                let due = last_sent.map_or(every, |t| every.saturating_sub(t.elapsed()));
+                match receiver.recv_timeout(due) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        let alive = StreamChunk::default();
+                        // A missed heartbeat is not worth failing the run for: the next one may arrive.
+                        if let Err(e) = block_on(self.backend.write_run_stream(&self.project, &self.run_id, &alive)) {
+                            tracing::warn!(run = self.run_id, error = %e, "could not send the run's heartbeat");
+                        }
+                        last_sent = Some(Instant::now());
+                        continue;
+                    }
+                    message => message,
+                }
             } else {
                 receiver.recv().map_err(|_| RecvTimeoutError::Disconnected)
             };

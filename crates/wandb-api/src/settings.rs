@@ -124,6 +124,9 @@ pub struct Settings {
     /// `15m`, `1h`); the SDK's 30 minutes when unset. A server no attempt could connect to is given up on after
     /// 30 s, or this when shorter.
     pub retry_deadline: Option<std::time::Duration>,
+    /// Whether connecting to an embedded store that does not exist creates it (the default). What only reads
+    /// turns it off, so a mistyped path is an error naming it instead of a new, empty store.
+    pub create_store: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -192,6 +195,7 @@ impl Settings {
         let settings = Settings {
             download_concurrency,
             retry_deadline,
+            create_store: true,
             base_url,
             api_key: var("WANDB_API_KEY"),
             entity: var("WANDB_ENTITY").unwrap_or_else(|| DEFAULT_ENTITY.to_owned()),
@@ -225,6 +229,7 @@ impl Settings {
             extra_headers: Vec::new(),
             download_concurrency: None,
             retry_deadline: None,
+            create_store: true,
         }
     }
 
@@ -255,6 +260,12 @@ impl Settings {
     /// The same settings with requests to a server retried for at most `deadline` in all.
     pub fn with_retry_deadline(mut self, deadline: std::time::Duration) -> Self {
         self.retry_deadline = Some(deadline);
+        self
+    }
+
+    /// The same settings, creating a missing embedded store on connecting or not ([`Settings::create_store`]).
+    pub fn with_create_store(mut self, create: bool) -> Self {
+        self.create_store = create;
         self
     }
 

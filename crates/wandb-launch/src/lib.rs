@@ -35,4 +35,6 @@ pub use agent::{
     create_image_job, create_job,
 };
 pub use error::{Error, Result};
-pub use queue::{FINAL_RUN_STATES, LAUNCH_PROJECT, LaunchRequest, QueueItem, QueuedRun, RunQueues, launch_spec};
+pub use queue::{
+    FINAL_RUN_STATES, LAUNCH_PROJECT, LaunchRequest, QueueItem, QueuedRun, RunQueues, Waiting, launch_spec,
+};

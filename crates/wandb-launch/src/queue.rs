@@ -158,6 +158,24 @@ pub struct QueueItem {
 /// The states a run ends in.
 pub const FINAL_RUN_STATES: [&str; 4] = ["finished", "failed", "crashed", "killed"];
 
+/// What [`RunQueues::wait_until_finished_reporting`] is still waiting for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Waiting {
+    /// For an agent to take the item off the queue and start its run.
+    ForAgent {
+        /// The item's state on the queue (`PENDING`, `LEASED`, `CLAIMED`, …).
+        item_state: String,
+    },
+    /// For the launched run to end.
+    ForRun {
+        /// The run.
+        run_id: String,
+        /// Its state, once the server knows the run (`running`, `pending`, …).
+        run_state: Option<String>,
+    },
+}
+
 /// The run queues of a W&B server: enqueueing launches and following them.
 #[derive(Clone, Debug)]
 pub struct RunQueues {
@@ -354,16 +372,35 @@ impl RunQueues {
         timeout: Duration,
         poll: Duration,
     ) -> Result<(String, String)> {
+        self.wait_until_finished_reporting(queued, timeout, poll, |_, _| {}).await
+    }
+
+    /// [`RunQueues::wait_until_finished`], telling `report` after each poll what it is still waiting for and
+    /// for how long, so a caller can say so (a wait may last an hour).
+    ///
+    /// # Errors
+    /// As [`RunQueues::wait_until_finished`].
+    pub async fn wait_until_finished_reporting(
+        &self,
+        queued: &QueuedRun,
+        timeout: Duration,
+        poll: Duration,
+        mut report: impl FnMut(&Waiting, Duration),
+    ) -> Result<(String, String)> {
         let started = Instant::now();
         let project = ProjectRef::new(&queued.entity, &queued.project)?;
         let mut run_id: Option<String> = None;
         loop {
+            let mut waiting = None;
             if run_id.is_none() {
                 match self.queue_item(queued).await? {
                     Some(item) if item.state == "FAILED" => {
                         return Err(Error::LaunchFailed { item_id: queued.item_id.clone(), state: item.state });
                     }
-                    Some(item) => run_id = item.run_id,
+                    Some(item) => {
+                        run_id = item.run_id;
+                        waiting = Some(Waiting::ForAgent { item_state: item.state });
+                    }
                     None => {
                         return Err(Error::LaunchFailed {
                             item_id: queued.item_id.clone(),
@@ -373,14 +410,17 @@ impl RunQueues {
                 }
             }
             if let Some(id) = &run_id {
-                if let Some(state) =
-                    self.run_state(&project, id).await?.filter(|s| FINAL_RUN_STATES.contains(&s.as_str()))
-                {
-                    return Ok((id.clone(), state));
+                let state = self.run_state(&project, id).await?;
+                if let Some(state) = state.as_ref().filter(|s| FINAL_RUN_STATES.contains(&s.as_str())) {
+                    return Ok((id.clone(), state.clone()));
                 }
                 if let Some(item) = self.queue_item(queued).await?.filter(|i| i.state == "FAILED") {
                     return Err(Error::LaunchFailed { item_id: queued.item_id.clone(), state: item.state });
                 }
+                waiting = Some(Waiting::ForRun { run_id: id.clone(), run_state: state });
+            }
+            if let Some(waiting) = &waiting {
+                report(waiting, started.elapsed());
             }
             if started.elapsed() + poll > timeout {
                 return Err(Error::LaunchTimeout { item_id: queued.item_id.clone(), waited: started.elapsed() });

@@ -48,6 +48,7 @@ pub struct Faults(Arc<Mutex<Vec<Injected>>>, Arc<DownloadWatch>);
 #[derive(Debug, Default)]
 struct DownloadWatch {
     latency_ms: AtomicU64,
+    upload_latency_ms: AtomicU64,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
     answered: AtomicUsize,
@@ -78,6 +79,20 @@ impl Faults {
     /// Delays every file download by `latency` from now on, as a distant object store would (`ZERO` to stop).
     pub fn set_download_latency(&self, latency: std::time::Duration) {
         self.1.latency_ms.store(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// Delays every upload (files, parts, manifests) by `latency` from now on, as a distant object store would
+    /// (`ZERO` to stop).
+    pub fn set_upload_latency(&self, latency: std::time::Duration) {
+        self.1.upload_latency_ms.store(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// Waits out the upload latency set.
+    pub(crate) async fn upload(&self) {
+        let latency = self.1.upload_latency_ms.load(Ordering::SeqCst);
+        if latency > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+        }
     }
 
     /// The most file downloads answered at once so far.

@@ -204,7 +204,10 @@ fn ensure_run(
         Err(Error::RunNotFound { .. }) => {
             let options =
                 RunOptions { id: Some(run_id.to_owned()), job_type: job_type.map(str::to_owned), ..Default::default() };
-            Ok(state.store.resume_run(project, options)?.1)
+            let created = state.store.resume_run(project, options)?.1;
+            // Its client is elsewhere: without heartbeats it reads as crashed, not running for ever.
+            state.store.record_heartbeat(project, run_id)?;
+            Ok(created)
         }
         Err(e) => Err(e.into()),
     }
@@ -225,6 +228,8 @@ fn upsert_bucket(state: &ServerState, v: &Value) -> GqlResult {
         tags,
     };
     let (record, inserted) = state.store.resume_run(&project, options)?;
+    // The client is elsewhere: it is alive while its requests (heartbeats at least) keep coming.
+    state.store.record_heartbeat(&project, run_id)?;
     if let Some(config) = opt_str(v, "config") {
         // wandb-core sends the whole config each time, every value under `{"value": …}`; `_wandb` is its own.
         let entries: Map<String, Value> =
@@ -594,9 +599,11 @@ fn create_files(state: &ServerState, input: &Value) -> GqlResult {
                             json!({"partNumber": n, "uploadUrl": state.signed_url(&Method::PUT, &path, signing::UPLOAD_TTL)})
                         })
                         .collect();
+                    let dir = super::storage::multipart_dir(state, &upload_id)
+                        .ok_or_else(|| GqlError(format!("invalid upload id {upload_id:?}")))?;
                     state.multipart.lock().expect("multipart lock").insert(
                         upload_id.clone(),
-                        MultipartUpload { artifact_id: id.to_owned(), name: name.to_owned(), parts: urls.len() },
+                        MultipartUpload { artifact_id: id.to_owned(), name: name.to_owned(), parts: urls.len(), dir },
                     );
                     node["uploadHeaders"] = json!(["Content-Type:application/octet-stream"]);
                     node["uploadMultipartUrls"] = json!({"uploadID": upload_id, "uploadUrlParts": urls});

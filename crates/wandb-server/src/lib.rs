@@ -200,8 +200,11 @@ pub(crate) struct ServerState {
     pub(crate) launch: Mutex<launch::LaunchState>,
     /// Parsed manifests of the versions being read, by id.
     pub(crate) manifests: manifest_cache::ManifestCache,
-    /// Where uploaded manifests wait for their commit (see [`new_uploads_dir`]).
+    /// Where uploaded manifests and the parts of multipart uploads wait for their commit (see
+    /// [`new_uploads_dir`]).
     pub(crate) uploads: std::path::PathBuf,
+    /// Held while this server runs: a server that finds the lock of another's uploads free knows it is gone.
+    pub(crate) _uploads_lock: Option<std::fs::File>,
     /// Browsers signed in to the web view.
     pub(crate) sessions: web::Sessions,
 }
@@ -263,20 +266,41 @@ pub(crate) struct PendingArtifact {
     pub(crate) created: std::time::Instant,
 }
 
-/// Where this server's uploaded manifests wait for their commit: `<store>/server/uploads/<server>`, one
-/// directory per running server (several may serve one store), removed when it stops; those a crashed server left
-/// are removed by the next to start once they are older than any upload URL.
-fn new_uploads_dir(store_root: &std::path::Path) -> std::path::PathBuf {
+/// The lock file in each server's uploads directory, held for as long as that server runs.
+const UPLOADS_LOCK: &str = ".lock";
+
+/// Where this server's uploaded manifests and multipart parts wait for their commit:
+/// `<store>/server/uploads/<server>`, one directory per running server (several may serve one store), removed
+/// when it stops, and locked while it runs. What a killed server left is removed by the next to start: any
+/// directory whose lock nobody holds (or, without a lock, older than any upload URL). Returns the directory and
+/// its held lock (`None` when it could not be made; uploads then fail with the error of the first write).
+fn new_uploads_dir(store_root: &std::path::Path) -> (std::path::PathBuf, Option<std::fs::File>) {
     let parent = store_root.join("server").join("uploads");
     if let Ok(entries) = std::fs::read_dir(&parent) {
         for entry in entries.flatten() {
-            let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-            if old.is_some_and(|age| age > signing::UPLOAD_TTL) {
+            let abandoned = match std::fs::File::open(entry.path().join(UPLOADS_LOCK)) {
+                Ok(lock) => lock.try_lock().is_ok(),
+                Err(_) => {
+                    let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+                    age.is_some_and(|age| age > signing::UPLOAD_TTL)
+                }
+            };
+            if abandoned {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
-    parent.join(format!("{:016x}", fastrand::u64(..)))
+    let dir = parent.join(format!("{:016x}", fastrand::u64(..)));
+    let lock = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::File::create(dir.join(UPLOADS_LOCK)))
+        .and_then(|file| file.try_lock().map(|()| file).map_err(std::io::Error::other));
+    match lock {
+        Ok(file) => (dir, Some(file)),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot lock this server's uploads directory");
+            (dir, None)
+        }
+    }
 }
 
 /// A file removed when dropped (an uploaded manifest waiting for its commit; a pending artifact abandoned or
@@ -313,6 +337,15 @@ pub(crate) struct MultipartUpload {
     pub(crate) artifact_id: String,
     pub(crate) name: String,
     pub(crate) parts: usize,
+    /// Where its parts are kept until completion (in this server's uploads directory).
+    pub(crate) dir: std::path::PathBuf,
+}
+
+impl Drop for MultipartUpload {
+    /// An upload forgotten (abandoned, or its artifact gone) takes its parts with it.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl WandbServer {
@@ -344,8 +377,8 @@ impl WandbServer {
             })?;
             options.url_signing_key = Some(key);
         }
-        let uploads = if options.web_only {
-            store.root().join("server").join("uploads").join("web-only")
+        let (uploads, uploads_lock) = if options.web_only {
+            (store.root().join("server").join("uploads").join("web-only"), None)
         } else {
             new_uploads_dir(store.root())
         };
@@ -377,6 +410,7 @@ impl WandbServer {
             launch: Mutex::new(launch::LaunchState::default()),
             manifests: manifest_cache::ManifestCache::new(),
             uploads,
+            _uploads_lock: uploads_lock,
             sessions: web::Sessions::default(),
         });
         Ok(WandbServer { listener, state })

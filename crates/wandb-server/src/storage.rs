@@ -53,6 +53,7 @@ fn take_fault(state: &ServerState, target: FaultTarget) -> Option<Fault> {
 /// The body back when no upload fault is due; otherwise the fault's response, after reading the body as a
 /// server does before answering.
 async fn unless_upload_fault(state: &ServerState, body: Body) -> std::result::Result<Body, Response> {
+    state.faults.upload().await;
     match take_fault(state, FaultTarget::Upload) {
         None => Ok(body),
         Some(fault) => {
@@ -123,9 +124,11 @@ fn store_body(state: &ServerState, spec: &FileSpec, body: impl Read) -> std::res
     Ok(())
 }
 
-fn multipart_dir(state: &ServerState, upload: &str) -> Option<PathBuf> {
+/// Where the parts of multipart upload `upload` are kept: in this server's uploads directory, which a killed
+/// server's successor removes (see `new_uploads_dir`).
+pub(crate) fn multipart_dir(state: &ServerState, upload: &str) -> Option<PathBuf> {
     let valid = !upload.is_empty() && upload.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    valid.then(|| state.store.root().join("tmp").join(format!("multipart-{upload}")))
+    valid.then(|| state.uploads.join(format!("multipart-{upload}")))
 }
 
 pub(crate) async fn upload_part(
@@ -498,7 +501,8 @@ pub(crate) async fn file_stream(
                 .store
                 .resume_run(&project, wandb_store::RunOptions { id: Some(run.clone()), ..Default::default() })?;
         }
-        state.store.write_run_stream(&project, &run, &chunk)
+        // The client is elsewhere: each request is its heartbeat (an empty one is only that).
+        state.store.write_client_run_stream(&project, &run, &chunk)
     })
     .await;
     match stored {

@@ -4,8 +4,9 @@
 //! Repairable: the id index (`index/artifacts/<n>.json`, rebuilt from the version record that holds the id),
 //! aliases pointing at versions that are gone (dropped), an unreadable `aliases.json` (replaced by an empty one:
 //! the custom aliases it held are lost, `latest` and `vN` still resolve), staging directories and temporary
-//! files a killed writer left. Not repairable, only reported: unreadable collection, version and manifest
-//! records, and bodies that are missing or do not hash to their digest (log the files again).
+//! files a killed writer left. Not repairable, only reported: unreadable collection, version, manifest and run
+//! records, manifests that do not hash to their version's digest, and bodies that are missing or do not hash to
+//! their digest (log the files again).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -37,6 +38,8 @@ pub struct CheckReport {
     pub collections: usize,
     /// Versions walked.
     pub versions: usize,
+    /// Runs walked.
+    pub runs: usize,
     /// Distinct file bodies hashed.
     pub bodies: usize,
     /// What is wrong, in walking order.
@@ -77,9 +80,20 @@ impl EmbeddedStore {
                     report.collections += 1;
                     self.check_collection(&project, &name, repair, &mut report, &mut bodies)?;
                 }
+                self.check_runs(&project, &mut report)?;
             }
         }
         self.check_bodies(&bodies, &mut report);
+        let (files, bytes) = self.removed_at_open;
+        if files > 0 {
+            report.found(
+                self.objects.tmp_dir(),
+                format!(
+                    "{files} temporary files ({bytes} bytes) left by killed writers, removed when the store was opened"
+                ),
+                true,
+            );
+        }
         let (files, bytes) = if repair { self.objects.remove_stale_temporaries()? } else { (0, 0) };
         if files > 0 {
             report.found(
@@ -134,6 +148,14 @@ impl EmbeddedStore {
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| Manifest::from_json(&bytes).map_err(|e| e.to_string()));
             match manifest {
+                Ok(manifest) if !record.digest.is_empty() && !manifest.hashes_to(&record.digest) => {
+                    let what = format!(
+                        "damaged manifest: its entries hash to {}, not to {}",
+                        manifest.digest(),
+                        record.digest
+                    );
+                    report.found(&manifest_path, what, false);
+                }
                 Ok(manifest) => {
                     for (logical, entry) in manifest.entries().filter(|(_, e)| e.reference.is_none()) {
                         bodies
@@ -145,6 +167,23 @@ impl EmbeddedStore {
             }
         }
         self.check_aliases(&dir, &live, repair, report)
+    }
+
+    /// Each run's record and logging status must parse (nothing to rebuild them from: reported only).
+    fn check_runs(&self, project: &ProjectRef, report: &mut CheckReport) -> Result<()> {
+        let dir = self.project_dir(project).join("runs");
+        for name in list_dir(&dir)? {
+            let Some(id) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) else { continue };
+            report.runs += 1;
+            if let Err(e) = read_json::<crate::RunRecord>(&dir.join(&name)) {
+                report.found(dir.join(&name), damage(&e), false);
+            }
+            let state = dir.join(format!("{id}.logs")).join("state.json");
+            if let Err(e) = read_json::<crate::RunStatus>(&state) {
+                report.found(&state, damage(&e), false);
+            }
+        }
+        Ok(())
     }
 
     /// The id index must say where the version with `record.id` lives; rebuilt from the record when not.

@@ -26,6 +26,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// There is no store where one was to be read ([`crate::EmbeddedStore::open_existing`]): a command that only
+    /// reads never creates one, so a mistyped path is not mistaken for an empty store.
+    #[error(
+        "no embedded store at {} (nothing was ever logged there; check WANDB_BASE_URL or --base-url)",
+        .path.display()
+    )]
+    NoStore {
+        /// The directory that holds no store.
+        path: PathBuf,
+    },
     /// A directory that should hold an embedded store does not, or holds a damaged one.
     #[error("{}: {reason}", .path.display())]
     StoreFormat {

@@ -95,7 +95,10 @@ pub use gc::{GcOptions, GcReport};
 pub use records::{ArtifactEdge, ArtifactVersion, Collection, CollectionKind, Lineage, RunRecord, Ttl};
 use records::{CollectionRecord, IdIndexRecord, MemberRecord, StoreMarker, VersionRecord};
 pub use registry::{Registry, RegistrySpec, RegistryVisibility};
-pub use run_logs::{EVENTS_FILE, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, RunWriter, SUMMARY_FILE, StreamChunk};
+pub use run_logs::{
+    EVENTS_FILE, HEARTBEAT_TIMEOUT, HISTORY_FILE, OUTPUT_FILE, RunState, RunStatus, RunWriter, SUMMARY_FILE,
+    StreamChunk,
+};
 
 pub use error::{Error, Result};
 pub use time::{now_rfc3339, utc_isoformat};
@@ -301,6 +304,8 @@ pub enum Reservation {
 pub struct EmbeddedStore {
     root: PathBuf,
     objects: ObjectDir,
+    /// Files and bytes of killed writers' temporaries removed when this store was opened (`check` reports them).
+    removed_at_open: (usize, u64),
 }
 
 impl EmbeddedStore {
@@ -332,10 +337,11 @@ impl EmbeddedStore {
                     }
                     let objects = ObjectDir::new(root.join("objects"), root.join("tmp"));
                     // Bodies a killed writer was storing: nothing will ever finish them.
-                    if let Err(e) = objects.remove_stale_temporaries() {
+                    let removed_at_open = objects.remove_stale_temporaries().unwrap_or_else(|e| {
                         tracing::warn!(error = %e, "could not remove stale temporary files from the store");
-                    }
-                    return Ok(EmbeddedStore { objects, root });
+                        (0, 0)
+                    });
+                    return Ok(EmbeddedStore { objects, root, removed_at_open });
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if has_foreign_entries(&root)? {
@@ -356,6 +362,30 @@ impl EmbeddedStore {
             }
         }
         Err(Error::StoreFormat { path: marker, reason: "the store marker keeps disappearing".to_owned() })
+    }
+
+    /// Opens the store in `root`, which must already be one: for what only reads, so that a mistyped path is
+    /// an error instead of a new, empty store.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let err = wandb_store::EmbeddedStore::open_existing(dir.path().join("typo")).unwrap_err();
+    /// assert!(matches!(err, wandb_store::Error::NoStore { .. }));
+    /// assert!(!dir.path().join("typo").exists());
+    /// wandb_store::EmbeddedStore::open(dir.path().join("store"))?;
+    /// wandb_store::EmbeddedStore::open_existing(dir.path().join("store"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] when `root` holds no store; as [`EmbeddedStore::open`] otherwise.
+    pub fn open_existing(root: impl AsRef<Path>) -> Result<Self> {
+        let root = std::path::absolute(root.as_ref()).map_err(|e| Error::io("resolve", root.as_ref(), e))?;
+        match fs::symlink_metadata(root.join(MARKER_FILE)) {
+            Ok(_) => Self::open(root),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoStore { path: root }),
+            Err(e) => Err(Error::io("read", root.join(MARKER_FILE), e)),
+        }
     }
 
     /// The store directory.
@@ -474,10 +504,11 @@ impl EmbeddedStore {
         Ok(projects)
     }
 
-    /// Every run of `project`, oldest first.
+    /// Every run of `project`, oldest first. A run whose record is damaged is left out with a warning naming
+    /// the file (it costs itself, not the listing; `store check` reports it).
     ///
     /// # Errors
-    /// I/O errors and damaged records.
+    /// I/O errors.
     pub fn runs(&self, project: &ProjectRef) -> Result<Vec<RunRecord>> {
         let dir = self.project_dir(project).join("runs");
         let mut runs = Vec::new();
@@ -485,7 +516,13 @@ impl EmbeddedStore {
             if let Some(id) = name.strip_suffix(".json")
                 && !name.starts_with('.')
             {
-                runs.push(self.run(project, id)?);
+                match self.run(project, id) {
+                    Ok(run) => runs.push(run),
+                    Err(Error::StoreFormat { path, reason }) => {
+                        tracing::warn!(run = id, path = %path.display(), reason, "skipping a damaged run");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         runs.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
@@ -872,10 +909,11 @@ impl EmbeddedStore {
         self.artifact(&project, &index.name, &format!("v{version_index}"))
     }
 
-    /// The manifest of `version` (for a version seen through a portfolio, its source's).
+    /// The manifest of `version` (for a version seen through a portfolio, its source's), refused unless its
+    /// entries hash to the version's digest.
     ///
     /// # Errors
-    /// Damaged or missing manifest files.
+    /// Damaged or missing manifest files ([`Error::StoreFormat`] naming the file).
     pub fn manifest(&self, version: &ArtifactVersion) -> Result<Manifest> {
         let source;
         let version = if version.linked_from.is_some() {
@@ -885,7 +923,21 @@ impl EmbeddedStore {
             version
         };
         let project = ProjectRef::new(&version.entity, &version.project)?;
-        self.read_manifest(&self.collection_dir(&project, &version.name).join("versions"), version.version_index)
+        let versions_dir = self.collection_dir(&project, &version.name).join("versions");
+        let manifest = self.read_manifest(&versions_dir, version.version_index)?;
+        // A manifest changed after its commit would download other files than the version names.
+        if !version.digest.is_empty() && !manifest.hashes_to(&version.digest) {
+            return Err(Error::StoreFormat {
+                path: versions_dir.join(version.version_index.to_string()).join("manifest.json"),
+                reason: format!(
+                    "damaged manifest: its entries hash to {}, not to {}, the digest {} was committed with",
+                    manifest.digest(),
+                    version.digest,
+                    version.qualified_name()
+                ),
+            });
+        }
+        Ok(manifest)
     }
 
     /// Every version of collection `name` (a sequence or a portfolio), oldest first; expired versions are left
@@ -1028,6 +1080,7 @@ impl EmbeddedStore {
         }
         let bodies: Vec<_> = bodies.into_iter().collect();
         progress.begin("storing", bodies.iter().map(|(_, (_, e))| e.size.unwrap_or(0)).sum());
+        progress.set_files(bodies.len() as u64);
         let outcomes = bodies
             .par_iter()
             .map(|((algorithm, digest), (path, entry))| -> Result<Option<u64>> {
@@ -1036,13 +1089,16 @@ impl EmbeddedStore {
                     // About to be referenced again: young enough for `gc` to keep it.
                     touch(&existing);
                     progress.advance(size);
+                    progress.file_done();
                     return Ok(None);
                 }
                 let local =
                     entry.local_path.as_ref().ok_or_else(|| Error::EntryWithoutSource { path: (*path).to_owned() })?;
                 let mut file = File::open(local).map_err(|e| Error::io("open", local, e))?;
                 let mut reader = ProgressReader { inner: &mut file, progress };
-                match self.objects.insert_verified(digest, *algorithm, &mut reader) {
+                let inserted = self.objects.insert_verified(digest, *algorithm, &mut reader);
+                progress.file_done();
+                match inserted {
                     Ok(_) => Ok(Some(size)),
                     Err(io_cache::Error::DigestMismatch { expected, actual, .. }) => {
                         Err(Error::FileChanged { path: local.clone(), expected, actual })

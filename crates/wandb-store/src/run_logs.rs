@@ -37,11 +37,26 @@ pub enum RunState {
     Finished,
     /// Finished with a non-zero exit code.
     Failed,
-    /// Stopped without finishing: a W&B server's verdict when heartbeats stop; the store's when the process
-    /// that was writing the run (on this host) is gone. Never recorded, always worked out when read.
+    /// Stopped without finishing: the verdict when heartbeats stop (a client writing through a server sent
+    /// nothing for [`HEARTBEAT_TIMEOUT`]) or when the process that was writing the run on this host is gone.
+    /// Never recorded, always worked out when read.
     Crashed,
     /// Stopped on request (a W&B server's; never recorded by the store).
     Killed,
+}
+
+/// How long a run written through a server may go without a request from its client before it reads as
+/// crashed: ten of the SDK's 30-second heartbeats (clients send an empty `file_stream` request when they have
+/// nothing else to send).
+pub const HEARTBEAT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Who writes a run, which decides how a crash is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writer {
+    /// This process: crashed once it is gone.
+    ThisProcess,
+    /// A client over the network (through a server): crashed once its heartbeats stop.
+    Client,
 }
 
 /// One `file_stream` request: lines for streams at offsets, and the run's completion.
@@ -78,6 +93,10 @@ pub struct RunStatus {
     /// stand-in for W&B's heartbeats).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writer: Option<RunWriter>,
+    /// When the client writing the run through a server last sent anything, in seconds since the Unix epoch
+    /// (W&B's heartbeats; set instead of [`RunStatus::writer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_unix_secs: Option<u64>,
 }
 
 /// The process writing a run: its host and process id.
@@ -125,6 +144,32 @@ impl RunStatus {
     pub fn line_count(&self, file: &str) -> u64 {
         self.lines.get(file).copied().unwrap_or(0)
     }
+
+    /// Whoever was writing this running run is known to have stopped: its process on this host is gone, or its
+    /// client's heartbeats stopped [`HEARTBEAT_TIMEOUT`] ago.
+    fn writer_stopped(&self) -> bool {
+        if let Some(writer) = &self.writer {
+            return writer.is_gone();
+        }
+        self.heartbeat_unix_secs.is_some_and(|at| unix_secs().saturating_sub(at) > HEARTBEAT_TIMEOUT.as_secs())
+    }
+
+    fn written_by(&mut self, writer: Writer) {
+        match writer {
+            Writer::ThisProcess => {
+                self.writer = RunWriter::current();
+                self.heartbeat_unix_secs = None;
+            }
+            Writer::Client => {
+                self.writer = None;
+                self.heartbeat_unix_secs = Some(unix_secs());
+            }
+        }
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl EmbeddedStore {
@@ -139,7 +184,7 @@ impl EmbeddedStore {
     pub fn run_status(&self, project: &ProjectRef, run_id: &str) -> Result<RunStatus> {
         self.run(project, run_id)?;
         let mut status: RunStatus = read_json(&self.logs_dir(project, run_id).join("state.json"))?.unwrap_or_default();
-        if status.state == RunState::Running && status.writer.as_ref().is_some_and(RunWriter::is_gone) {
+        if status.state == RunState::Running && status.writer_stopped() {
             status.state = RunState::Crashed;
         }
         Ok(status)
@@ -147,11 +192,26 @@ impl EmbeddedStore {
 
     /// Records this process as the writer of run `run_id` (see [`RunStatus::writer`]).
     pub(crate) fn record_run_writer(&self, project: &ProjectRef, run_id: &str) -> Result<()> {
+        self.record_writer(project, run_id, Writer::ThisProcess)
+    }
+
+    /// Records that the client writing run `run_id` through a server was just heard from (a heartbeat): the run
+    /// reads as crashed once [`HEARTBEAT_TIMEOUT`] passes without another. A server calls this when a client
+    /// creates or resumes a run.
+    ///
+    /// # Errors
+    /// I/O errors, a damaged state record.
+    pub fn record_heartbeat(&self, project: &ProjectRef, run_id: &str) -> Result<()> {
+        let _lock = self.lock_project(project)?;
+        self.record_writer(project, run_id, Writer::Client)
+    }
+
+    fn record_writer(&self, project: &ProjectRef, run_id: &str, writer: Writer) -> Result<()> {
         let dir = self.logs_dir(project, run_id);
         fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let state_path = dir.join("state.json");
         let mut status: RunStatus = read_json(&state_path)?.unwrap_or_default();
-        status.writer = RunWriter::current();
+        status.written_by(writer);
         write_json(&state_path, &status)
     }
 
@@ -162,6 +222,26 @@ impl EmbeddedStore {
     /// # Errors
     /// [`Error::RunNotFound`], [`Error::InvalidRunStream`] for a file name that is not a plain name, I/O errors.
     pub fn write_run_stream(&self, project: &ProjectRef, run_id: &str, chunk: &StreamChunk) -> Result<()> {
+        self.write_run_stream_by(project, run_id, chunk, Writer::ThisProcess)
+    }
+
+    /// [`EmbeddedStore::write_run_stream`] for a client writing through a server: the request is also its
+    /// heartbeat (an empty chunk is only that), and the run reads as crashed once they stop for
+    /// [`HEARTBEAT_TIMEOUT`].
+    ///
+    /// # Errors
+    /// As [`EmbeddedStore::write_run_stream`].
+    pub fn write_client_run_stream(&self, project: &ProjectRef, run_id: &str, chunk: &StreamChunk) -> Result<()> {
+        self.write_run_stream_by(project, run_id, chunk, Writer::Client)
+    }
+
+    fn write_run_stream_by(
+        &self,
+        project: &ProjectRef,
+        run_id: &str,
+        chunk: &StreamChunk,
+        writer: Writer,
+    ) -> Result<()> {
         self.run(project, run_id)?;
         let _lock = self.lock_project(project)?;
         let dir = self.logs_dir(project, run_id);
@@ -197,7 +277,7 @@ impl EmbeddedStore {
             status.bytes.insert(name.clone(), bytes);
         }
         if !chunk.complete {
-            status.writer = RunWriter::current();
+            status.written_by(writer);
         }
         if chunk.complete {
             status.exit_code = chunk.exit_code;

@@ -258,6 +258,9 @@ pub(crate) fn run(backend: &Backend, command: &ArtifactCommand) -> CliResult {
     }
 }
 
+/// How long an interrupted put may take to tell the backend its run ended.
+const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 struct PutRequest<'a> {
     path: &'a std::path::Path,
     name: &'a str,
@@ -376,6 +379,18 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
         options = options.with_progress(progress);
     }
     let aliases: Vec<&str> = request.aliases.iter().map(String::as_str).collect();
+    {
+        // Interrupted, the put's run ends failed with the shell's code rather than reading as running for ever
+        // (a server cannot tell that this process is gone).
+        let (backend, project, run_id) = (api.backend().clone(), run.project().clone(), run.id().to_owned());
+        super::on_interrupt(move || {
+            let ended =
+                wandb_api::StreamChunk { complete: true, exit_code: Some(super::INTERRUPTED), ..Default::default() };
+            // Bounded: a server that is gone must not hold up the exit.
+            let ending = tokio::time::timeout(INTERRUPT_GRACE, backend.write_run_stream(&project, &run_id, &ended));
+            let _ = wandb_api::block_on(async move { ending.await.unwrap_or(Ok(())) });
+        });
+    }
     let outcome = match request.distributed {
         Some((id, false)) => run.upsert_artifact(&artifact, id).map(|_| None),
         Some((id, true)) => run.finish_artifact(&artifact, id, &aliases).map(Some),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::{Map, Value};
-use wandb_launch::{AgentConfig, LaunchAgent, LaunchRequest, RunQueues, create_image_job, create_job};
+use wandb_launch::{
+    AgentConfig, LaunchAgent, LaunchRequest, QueuedRun, RunQueues, Waiting, create_image_job, create_job,
+};
 
 use super::output::{print_json, print_line};
 use super::{Backend, CliError, CliResult};
@@ -81,12 +83,34 @@ pub(crate) enum LaunchCommand {
 }
 
 /// Runs a launch future on wandb-api's process-wide runtime.
+/// How often `launch add --wait` says what it is waiting for.
+const WAIT_NOTICE_EVERY: Duration = Duration::from_secs(30);
+
+/// What `launch add --wait` is waiting for, on one line.
+fn waiting_line(queued: &QueuedRun, waiting: &Waiting, waited: Duration) -> String {
+    let waited = waited.as_secs();
+    match waiting {
+        Waiting::ForAgent { item_state } => format!(
+            "launch: waiting for an agent to take the run off queue {} (item {item_state}, {waited} s so far;              is an agent polling this queue?)",
+            queued.queue
+        ),
+        Waiting::ForRun { run_id, run_state } => format!(
+            "launch: waiting for run {}/{}/{run_id} to end ({}, {waited} s so far)",
+            queued.entity,
+            queued.project,
+            run_state.as_deref().unwrap_or("not started yet")
+        ),
+        _ => format!("launch: waiting for the run of queue {} ({waited} s so far)", queued.queue),
+    }
+}
+
 fn block<T: Send>(future: impl std::future::Future<Output = wandb_launch::Result<T>> + Send) -> CliResult<T> {
     Ok(wandb_api::block_on(async { Ok(future.await) })??)
 }
 
 pub(crate) fn run(backend: &Backend, command: &LaunchCommand) -> CliResult {
-    let api = backend.api()?;
+    // Launch creates runs and queues, as logging does.
+    let api = backend.api_creating_store()?;
     let settings = api.settings().clone();
     let run_queues = || {
         api.backend().as_client().cloned().map(RunQueues::new).ok_or_else(|| {
@@ -130,8 +154,24 @@ pub(crate) fn run(backend: &Backend, command: &LaunchCommand) -> CliResult {
             let queues = run_queues()?;
             let queued = block(queues.launch_add(&request))?;
             let finished = if *wait {
-                let waited =
-                    block(queues.wait_until_finished(&queued, Duration::from_secs(*timeout), Duration::from_secs(5)))?;
+                if !*json {
+                    // Said before the wait, which may be long.
+                    print_line(&format!("launch: Added run to queue {}.", queued.queue))?;
+                }
+                let mut last_said = Duration::ZERO;
+                let say_what_it_waits_for = |waiting: &Waiting, waited: Duration| {
+                    if waited < last_said + WAIT_NOTICE_EVERY {
+                        return;
+                    }
+                    last_said = waited;
+                    super::output::notice(&waiting_line(&queued, waiting, waited));
+                };
+                let waited = block(queues.wait_until_finished_reporting(
+                    &queued,
+                    Duration::from_secs(*timeout),
+                    Duration::from_secs(5),
+                    say_what_it_waits_for,
+                ))?;
                 Some(waited)
             } else {
                 None
@@ -143,7 +183,9 @@ pub(crate) fn run(backend: &Backend, command: &LaunchCommand) -> CliResult {
                     "state": finished.as_ref().map(|f| &f.1),
                 }));
             }
-            print_line(&format!("launch: Added run to queue {}.", queued.queue))?;
+            if !*wait {
+                print_line(&format!("launch: Added run to queue {}.", queued.queue))?;
+            }
             if let Some((run_id, state)) = finished {
                 print_line(&format!("launch: run {}/{}/{run_id} ended {state}", queued.entity, queued.project))?;
             }

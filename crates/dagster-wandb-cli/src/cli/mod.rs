@@ -27,6 +27,10 @@ use wandb_api::{Api, BaseUrl, Settings};
 #[derive(Debug, Parser)]
 #[command(name = "dagster-wandb", version, about, long_about = None, propagate_version = true)]
 struct Cli {
+    /// No progress bar or status lines (warnings, errors and results are still printed). Without a terminal,
+    /// long transfers otherwise print a status line every 10 s.
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,11 +158,28 @@ pub(crate) enum CliError {
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
-/// On SIGINT or SIGTERM: removes the temporary files the command was writing, so nothing half-written stays, says
-/// what was kept (`kept`), and exits with 130, the shell's code for an interrupted command.
+/// What an interrupted command still has to do before it exits (end its run, so it does not read as running).
+type InterruptHook = Box<dyn FnOnce() + Send>;
+
+static ON_INTERRUPT: std::sync::Mutex<Vec<InterruptHook>> = std::sync::Mutex::new(Vec::new());
+
+/// The exit code of an interrupted command, the shell's (128 + SIGINT).
+pub(crate) const INTERRUPTED: i64 = 130;
+
+/// Runs `hook` if the command is interrupted ([`stop_cleanly_on_interrupt`]) before it exits.
+pub(crate) fn on_interrupt(hook: impl FnOnce() + Send + 'static) {
+    ON_INTERRUPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Box::new(hook));
+}
+
+/// On SIGINT or SIGTERM: ends what registered with [`on_interrupt`], removes the temporary files the command was
+/// writing, so nothing half-written stays, says what was kept (`kept`), and exits with 130, the shell's code for
+/// an interrupted command.
 pub(crate) fn stop_cleanly_on_interrupt(kept: &'static str) -> CliResult {
     wandb_api::runtime()?.spawn(async move {
         launch_cmd::wait_for_termination().await;
+        let hooks = std::mem::take(&mut *ON_INTERRUPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        // Off the runtime's workers: a hook may block on the runtime (a last request to a server).
+        let _ = tokio::task::spawn_blocking(move || hooks.into_iter().for_each(|hook| hook())).await;
         let removed = io_cache::remove_unfinished();
         let plural = if removed == 1 { "" } else { "s" };
         output::notice(&format!("interrupted: removed {removed} unfinished temporary file{plural}; {kept}"));
@@ -174,6 +195,7 @@ const COMMAND_STACK: usize = 256 << 20;
 /// Parses the command line, runs the command and maps failures to one line on stderr and exit code 1.
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     init_logging();
     if let Command::Pipes(command) = &cli.command {
         // A Pipes step reports its own failures, to Dagster and on stderr.
@@ -231,8 +253,14 @@ impl Backend {
         Ok(settings)
     }
 
-    /// The API over the configured backend.
+    /// The API over the configured backend, whose embedded store must already exist: a command that reads or
+    /// changes what was logged says there is no store rather than creating an empty one at a mistyped path.
     fn api(&self) -> CliResult<Api> {
+        Ok(Api::new(self.settings()?.with_create_store(false))?)
+    }
+
+    /// The API over the configured backend, creating its embedded store if there is none yet (what logs).
+    fn api_creating_store(&self) -> CliResult<Api> {
         Ok(Api::new(self.settings()?)?)
     }
 }
@@ -252,4 +280,15 @@ fn init_logging() {
 
 fn absolute(path: &std::path::Path) -> CliResult<PathBuf> {
     std::path::absolute(path).map_err(|e| CliError::Usage(format!("cannot resolve {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the whole command tree only when a command is parsed: a clash (two arguments with one short
+    /// name, a global flag shadowing a subcommand's) would otherwise fail only the subcommand that has it.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

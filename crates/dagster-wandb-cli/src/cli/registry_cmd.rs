@@ -39,7 +39,10 @@ pub(crate) enum RegistryCommand {
 }
 
 pub(crate) fn run(backend: &Backend, command: &RegistryCommand) -> CliResult {
-    let api = backend.api()?;
+    let api = match command {
+        RegistryCommand::Create { .. } => backend.api_creating_store()?,
+        _ => backend.api()?,
+    };
     match command {
         RegistryCommand::Ls { json } => {
             let registries = api.registries()?;

@@ -47,6 +47,9 @@ pub(crate) struct ServerArgs {
     /// Delay every file download this long, as a distant object store would (for benchmarks).
     #[arg(long, default_value_t = 0, value_name = "MS", hide = true)]
     download_latency_ms: u64,
+    /// Delay every upload this long, as a distant object store would (for tests of long uploads).
+    #[arg(long, default_value_t = 0, value_name = "MS", hide = true)]
+    upload_latency_ms: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -75,6 +78,7 @@ pub(crate) fn run(args: &ServerArgs) -> CliResult {
     wandb_api::runtime()?.block_on(async {
         let server = WandbServer::bind(store.clone(), SocketAddr::new(args.host, args.port), options).await?;
         server.faults().set_download_latency(std::time::Duration::from_millis(args.download_latency_ms));
+        server.faults().set_upload_latency(std::time::Duration::from_millis(args.upload_latency_ms));
         if open {
             notice(&format!(
                 "open mode: anyone who can reach {} may read and write every entity; give --users FILE or --api-key \
@@ -122,7 +126,8 @@ pub(crate) fn run_ui(args: &UiArgs) -> CliResult {
             }
         },
     };
-    let store = EmbeddedStore::open(dir)?;
+    // A browser over what was logged: a mistyped directory is an error, not an empty store.
+    let store = EmbeddedStore::open_existing(dir)?;
     let options = ServerOptions { web_only: true, ..ServerOptions::default() };
     wandb_api::runtime()?.block_on(async {
         let addr = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.port);

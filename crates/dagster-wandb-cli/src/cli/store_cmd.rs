@@ -45,7 +45,7 @@ pub(crate) fn run(backend: &Backend, command: &StoreCommand) -> CliResult {
             settings.base_url
         )));
     };
-    let store = EmbeddedStore::open(root)?;
+    let store = EmbeddedStore::open_existing(root)?;
     match command {
         StoreCommand::Check { repair, json } => {
             let report = store.check(*repair)?;
@@ -57,10 +57,11 @@ pub(crate) fn run(backend: &Backend, command: &StoreCommand) -> CliResult {
                     print_line(&format!("{mark} {}: {}", problem.path.display(), problem.what))?;
                 }
                 print_line(&format!(
-                    "{}: {} collections, {} versions, {} bodies checked; {} problems, {} repaired",
+                    "{}: {} collections, {} versions, {} runs, {} bodies checked; {} problems, {} repaired",
                     store.root().display(),
                     report.collections,
                     report.versions,
+                    report.runs,
                     report.bodies,
                     report.problems.len(),
                     report.problems.iter().filter(|p| p.repaired).count()

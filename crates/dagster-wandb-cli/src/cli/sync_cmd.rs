@@ -39,14 +39,15 @@ pub(crate) fn run(args: &SyncArgs) -> CliResult {
     super::stop_cleanly_on_interrupt(
         "the versions copied so far stay (each is committed whole) and the next sync skips them",
     )?;
-    let side = |url: &str| -> CliResult<Api> {
+    // The source must exist (a mistyped one is not an empty project); the target is created if need be.
+    let side = |url: &str, create_store: bool| -> CliResult<Api> {
         let base_url = match BaseUrl::parse(url)? {
             BaseUrl::Embedded(path) => BaseUrl::Embedded(absolute(&path)?),
             server => server,
         };
-        Ok(Api::new(Settings::from_env_with_base_url(base_url)?)?)
+        Ok(Api::new(Settings::from_env_with_base_url(base_url)?.with_create_store(create_store))?)
     };
-    let (from, to) = (side(&args.from)?, side(&args.to)?);
+    let (from, to) = (side(&args.from, false)?, side(&args.to, true)?);
     let settings = from.settings();
     let entity = args.entity.as_deref().unwrap_or(&settings.entity);
     let project = ProjectRef::new(entity, args.project.as_deref().unwrap_or(&settings.project))?;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
-use artifact_core::{Manifest, ManifestEntry};
+use artifact_core::{Manifest, ManifestEntry, Progress};
 use futures_util::{StreamExt, TryStreamExt};
 use io_cache::ContentCache;
 use reqwest::Method;
@@ -427,8 +427,7 @@ fn check_manifest_digest(manifest: &Manifest, version: &ArtifactVersion) -> Resu
     if version.digest.is_empty() {
         return Ok(());
     }
-    let algorithms = [artifact_core::DigestAlgorithm::Md5, artifact_core::DigestAlgorithm::Xxh128];
-    if algorithms.iter().any(|a| manifest.digest_with(*a) == version.digest) {
+    if manifest.hashes_to(&version.digest) {
         return Ok(());
     }
     Err(Error::ManifestMismatch {
@@ -610,7 +609,7 @@ impl UrlBook {
             match cut {
                 None => return Ok(body),
                 Some(e) if attempt <= RESUMES => {
-                    tracing::info!(path, error = %transport_reason(&e), attempt, "body cut; fetching it again");
+                    tracing::warn!(path, error = %transport_reason(&e), "body cut; fetching it again (attempt {} of {})", attempt + 1, RESUMES + 1);
                 }
                 Some(e) => return Err(Error::Http { url, reason: transport_reason(&e) }),
             }
@@ -619,13 +618,22 @@ impl UrlBook {
 }
 
 impl ObjectSource for RemoteObjects {
-    fn prefetch(&self, wanted: &[(&str, &ManifestEntry)], cache: &ContentCache) -> Result<Vec<bool>> {
+    fn prefetch(
+        &self,
+        wanted: &[(&str, &ManifestEntry)],
+        cache: &ContentCache,
+        progress: &dyn Progress,
+    ) -> Result<Vec<bool>> {
         let small = wanted.iter().enumerate().filter(|(_, (_, entry))| entry.size.is_some_and(|s| s < PREFETCH_BELOW));
         // Polled here, on the download's own blocking thread (`block_on`).
         let fetched: Vec<Option<usize>> = self.runtime.block_on(
             futures_util::stream::iter(small)
                 .map(|(i, &(path, entry))| async move {
                     let fetched = self.book.prefetch_one(path, entry, cache).await?;
+                    if fetched {
+                        progress.advance(entry.size.unwrap_or(0));
+                        progress.file_done();
+                    }
                     Ok::<_, Error>(fetched.then_some(i))
                 })
                 .buffer_unordered(self.download_concurrency)

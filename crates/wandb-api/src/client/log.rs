@@ -214,6 +214,7 @@ impl WandbClient {
         let uploads =
             plan_uploads(&manifest, algorithm, self.options.multipart_threshold, self.options.part_size).await?;
         progress.begin("uploading", uploads.iter().map(|u| u.size).sum());
+        progress.set_files(uploads.len() as u64);
         let mut manifest = manifest;
         let mut uploaded_files = 0;
         let mut skipped_files = 0;
@@ -241,6 +242,7 @@ impl WandbClient {
                     skipped_files += 1;
                     progress.advance(upload.size);
                 }
+                progress.file_done();
             }
         }
         progress.finish();

@@ -244,3 +244,40 @@ fn bad_requests_and_missing_queues_are_refused_by_name() {
     let version = launch.store.artifact(&project, "job-ghcr.io_acme_train", "release").unwrap();
     assert_eq!(version.artifact_type, "job");
 }
+
+/// A wait reports after each poll what it still waits for: an agent while none has taken the item, then the run.
+#[test]
+fn a_wait_says_what_it_is_waiting_for() {
+    use wandb_launch::Waiting;
+    let launch = Launch::new();
+    let queued = launch.add(&[], "local-process");
+    let mut seen = Vec::new();
+    let outcome = block(launch.queues.wait_until_finished_reporting(
+        &queued,
+        Duration::from_millis(600),
+        Duration::from_millis(100),
+        |waiting, waited| seen.push((waiting.clone(), waited)),
+    ));
+    assert!(matches!(outcome, Err(wandb_launch::Error::LaunchTimeout { .. })), "{outcome:?}");
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.iter().all(|(w, _)| *w == Waiting::ForAgent { item_state: "PENDING".into() }), "{seen:?}");
+    assert!(seen.windows(2).all(|pair| pair[0].1 <= pair[1].1), "time only moves forward: {seen:?}");
+
+    let mut seen = Vec::new();
+    let ((run_id, state), _) = with_agent(&launch, || {
+        block(launch.queues.wait_until_finished_reporting(
+            &queued,
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            |waiting, _| seen.push(waiting.clone()),
+        ))
+        .unwrap()
+    });
+    assert_eq!(state, "finished");
+    // Whatever it reported about a run was about the one that finished.
+    for waiting in &seen {
+        if let Waiting::ForRun { run_id: reported, .. } = waiting {
+            assert_eq!(reported, &run_id);
+        }
+    }
+}

@@ -2,4 +2,5 @@
 
 mod security;
 mod support;
+mod uploads;
 mod web;
