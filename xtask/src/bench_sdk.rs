@@ -7,9 +7,9 @@
 //! it pays for its own writes, not for writing back the previous step's. Shapes by default: 10,000 × 4 KiB,
 //! 100,000 × 1 KiB and one 1 GiB file (`--shape FILESxBYTES` to choose). Reported: min–max seconds over the
 //! rounds, ours/Python, and each side's peak RSS. `--latency-ms` makes the server delay every file download, as a
-//! distant object store. `--check` fails, naming each miss, unless the slowest rounds meet the transfer issue's
-//! targets: every step at most Python's time; a cold download of 10,000 files or more at most 0.1 of Python's
-//! (0.2 with 20 ms or more of latency); a warm download of a big file within 1.5× of `cp`; our peak RSS at most
+//! distant object store. `--check` fails, naming each miss, unless the median rounds meet the transfer issue's
+//! targets (the slowest are printed beside them): every step at most Python's time; a cold download of 10,000 files or more at most 0.1 of Python's
+//! (0.2 with 20 ms or more of latency); a warm download of a big file within 1.5× of `cp` of the cache object it copied (timed right after it); our peak RSS at most
 //! 64 MiB on big-file shapes.
 
 use std::fs;
@@ -85,6 +85,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             [[Vec::new(), Vec::new(), Vec::new(), Vec::new()], [Vec::new(), Vec::new(), Vec::new(), Vec::new()]];
         let mut peaks = [0u64; 2];
         let mut copies = Vec::new();
+        // Big files: our warm download against `cp` of the very file it copied, right after it, per round.
+        let mut warm_over_cp = Vec::new();
         let shape_dir = work.join(format!("{}x{}", shape.files, shape.size));
         for round in 0..rounds {
             for side in [0, 1] {
@@ -118,6 +120,21 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                     let (elapsed, peak, _) = measure(&mut command)?;
                     seconds[side][step].push(elapsed);
                     peaks[side] = peaks[side].max(peak);
+                    if side == 0 && step == 2 && is_big_file(shape) {
+                        // What the warm download did, by the kernel alone: copy the cache object. Right after
+                        // ours, so its source is exactly as hot as ours found it or hotter (the fair side for cp).
+                        let object = largest_file(&cache)?;
+                        let copy = shape_dir.join("cp-cached").join(&name);
+                        fs::create_dir_all(&copy)?;
+                        settle()?;
+                        let (cp, _, _) = measure(Command::new("cp").arg(&object).arg(&copy))?;
+                        warm_over_cp.push(elapsed.as_secs_f64() / cp.as_secs_f64().max(1e-9));
+                        say(&format!(
+                            "  round {round}: warm download {:.2} s, cp of the cache object {:.2} s",
+                            elapsed.as_secs_f64(),
+                            cp.as_secs_f64()
+                        ));
+                    }
                 }
                 ensure!(count_files(&cold)? == shape.files, "{name}: the cold root lacks files");
                 ensure!(count_files(&warm)? == shape.files, "{name}: the warm root lacks files");
@@ -138,27 +155,26 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         for (step, label) in STEPS.iter().enumerate() {
             let (ours, theirs) = (span(&seconds[0][step]), span(&seconds[1][step]));
             let ratio = ours.1 / theirs.1.max(1e-9);
-            let target = ratio_target(shape, STEPS[step], latency);
-            if ratio > target {
-                misses.push(format!("{shape}: {label} ours/Python {ratio:.2}, target {target}"));
-            }
             let (our_median, their_median) = (median(&seconds[0][step]), median(&seconds[1][step]));
+            // Judged by the median rounds: one round disturbed by something else on the machine must not decide.
+            let median_ratio = our_median / their_median.max(1e-9);
+            let target = ratio_target(shape, STEPS[step], latency);
+            if median_ratio > target {
+                misses.push(format!("{shape}: {label} ours/Python {median_ratio:.2} (medians), target {target}"));
+            }
             say(&format!(
                 "  {label:<20} Python {:>6.2}–{:<6.2} ({their_median:>6.2})  ours {:>6.2}–{:<6.2} ({our_median:>6.2})  \
                  ours/Python {ratio:.2}, median {:.2}",
-                theirs.0,
-                theirs.1,
-                ours.0,
-                ours.1,
-                our_median / their_median.max(1e-9)
+                theirs.0, theirs.1, ours.0, ours.1, median_ratio
             ));
         }
         say(&format!("  cp -r of the tree     {:>7.2}–{:<7.2}", copy.0, copy.1));
         say(&format!("  peak RSS: Python {:.0} MiB, ours {:.0} MiB", mib(peaks[1]), mib(peaks[0])));
         if is_big_file(shape) {
-            let warm = span(&seconds[0][2]).1;
-            if warm > 1.5 * copy.1 {
-                misses.push(format!("{shape}: warm download {warm:.2} s, over 1.5× cp ({:.2} s)", copy.1));
+            let worst = warm_over_cp.iter().copied().fold(0.0, f64::max);
+            say(&format!("  warm download / cp of the cache object, worst round: {worst:.2}"));
+            if worst > 1.5 {
+                misses.push(format!("{shape}: warm download {worst:.2}× cp of the cache object, over 1.5×"));
             }
             if peaks[0] > BIG_FILE_RSS_BOUND {
                 misses.push(format!(
@@ -281,6 +297,24 @@ fn make_tree(dir: &Path, shape: Shape, seed: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The largest file under `root` (a big-file shape's cache holds one object of note).
+fn largest_file(root: &Path) -> Result<PathBuf> {
+    let mut largest: Option<(u64, PathBuf)> = None;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let metadata = entry.metadata()?;
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else if largest.as_ref().is_none_or(|(size, _)| metadata.len() > *size) {
+                largest = Some((metadata.len(), entry.path()));
+            }
+        }
+    }
+    largest.map(|(_, path)| path).with_context(|| format!("no file under {}", root.display()))
 }
 
 fn count_files(root: &Path) -> Result<usize> {

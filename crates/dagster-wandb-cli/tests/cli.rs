@@ -1714,3 +1714,35 @@ fn a_partial_download_names_what_it_left_and_local_edits_are_reported() {
     assert!(stderr.contains("download incomplete:") && stderr.contains("b.txt"), "{stderr}");
     assert!(!fresh.join("b.txt").exists());
 }
+
+/// The manifest cap is one variable away for a CLI user: over it, the download is refused naming the limit; a
+/// value that is no number is refused naming the variable.
+#[test]
+fn the_manifest_cap_is_set_by_its_variable() {
+    const KEY: &str = "mancap0123456789abcdef0123456789abcdef01";
+    let env = Env::new();
+    let d = env.write("d/a.txt", b"a").parent().unwrap().to_path_buf();
+    let server = start_server(&env, KEY);
+    let run = |cap: &str, args: &[&str]| {
+        env.command()
+            .env("WANDB_BASE_URL", &server.url)
+            .env("WANDB_API_KEY", KEY)
+            .env("DAGSTER_WANDB_MAX_MANIFEST_BYTES", cap)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run("", &["artifact", "put", d.to_str().unwrap(), "-n", "capped", "-t", "dataset"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run("10", &["artifact", "get", "capped:v0", "--root", "out"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is larger than 10 bytes") && stderr.contains("DAGSTER_WANDB_MAX_MANIFEST_BYTES"),
+        "{stderr}"
+    );
+    assert!(!env.path("out").exists());
+    let out = run("lots", &["artifact", "get", "capped:v0", "--root", "out"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DAGSTER_WANDB_MAX_MANIFEST_BYTES"));
+    assert!(run("100000", &["artifact", "get", "capped:v0", "--root", "out"]).status.success());
+}

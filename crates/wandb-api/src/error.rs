@@ -195,7 +195,7 @@ pub enum Error {
     },
     /// A manifest larger than [`crate::client::ClientOptions::max_manifest_bytes`].
     #[error(
-        "the manifest of {version} is larger than {limit} bytes, the most this client reads (ClientOptions::max_manifest_bytes)"
+        "the manifest of {version} is larger than {limit} bytes, the most this client reads (DAGSTER_WANDB_MAX_MANIFEST_BYTES, ClientOptions::max_manifest_bytes)"
     )]
     ManifestTooLarge {
         /// The version.

@@ -90,8 +90,9 @@ fn platform_data_dir() -> Option<PathBuf> {
 /// Backend, credentials, entity, project and cache, as the W&B SDK reads them from the environment.
 ///
 /// [`Settings::from_env`] is the only place this workspace reads `WANDB_BASE_URL`, `WANDB_API_KEY`,
-/// `WANDB_ENTITY`, `WANDB_PROJECT`, `WANDB_CACHE_DIR`, `WANDB_X_EXTRA_HTTP_HEADERS` and
-/// `DAGSTER_WANDB_DOWNLOAD_CONCURRENCY` and `DAGSTER_WANDB_RETRY_DEADLINE`; everything else takes
+/// `WANDB_ENTITY`, `WANDB_PROJECT`, `WANDB_CACHE_DIR`, `WANDB_X_EXTRA_HTTP_HEADERS`,
+/// `DAGSTER_WANDB_DOWNLOAD_CONCURRENCY`, `DAGSTER_WANDB_RETRY_DEADLINE` and `DAGSTER_WANDB_MAX_MANIFEST_BYTES`;
+/// everything else takes
 /// a `Settings`. One rule for all of them: an empty variable counts as unset.
 ///
 /// ```
@@ -124,6 +125,9 @@ pub struct Settings {
     /// `15m`, `1h`); the SDK's 30 minutes when unset. A server no attempt could connect to is given up on after
     /// 30 s, or this when shorter.
     pub retry_deadline: Option<std::time::Duration>,
+    /// The largest manifest a download from a server reads, in bytes (`DAGSTER_WANDB_MAX_MANIFEST_BYTES`; 1 GiB,
+    /// `ClientOptions::max_manifest_bytes`, when unset): a bigger one is refused before it is read whole.
+    pub max_manifest_bytes: Option<u64>,
     /// Whether connecting to an embedded store that does not exist creates it (the default). What only reads
     /// turns it off, so a mistyped path is an error naming it instead of a new, empty store.
     pub create_store: bool,
@@ -192,9 +196,18 @@ impl Settings {
             })?),
             None => None,
         };
+        let max_manifest_bytes = match var(MAX_MANIFEST_BYTES_VAR) {
+            Some(text) => Some(text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| Error::InvalidSetting {
+                name: MAX_MANIFEST_BYTES_VAR.to_owned(),
+                value: text.clone(),
+                reason: "a number of bytes, 1 or more".to_owned(),
+            })?),
+            None => None,
+        };
         let settings = Settings {
             download_concurrency,
             retry_deadline,
+            max_manifest_bytes,
             create_store: true,
             base_url,
             api_key: var("WANDB_API_KEY"),
@@ -229,6 +242,7 @@ impl Settings {
             extra_headers: Vec::new(),
             download_concurrency: None,
             retry_deadline: None,
+            max_manifest_bytes: None,
             create_store: true,
         }
     }
@@ -303,6 +317,9 @@ impl Settings {
 /// whose time is mostly waiting, so this is far above the core count; the bodies in flight stay small (only files
 /// under 1 MiB are fetched this way).
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 64;
+
+/// The variable that sets [`Settings::max_manifest_bytes`].
+const MAX_MANIFEST_BYTES_VAR: &str = "DAGSTER_WANDB_MAX_MANIFEST_BYTES";
 
 /// The variable that sets [`Settings::retry_deadline`].
 const RETRY_DEADLINE_VAR: &str = "DAGSTER_WANDB_RETRY_DEADLINE";

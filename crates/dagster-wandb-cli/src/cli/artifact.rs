@@ -379,9 +379,9 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
         options = options.with_progress(progress);
     }
     let aliases: Vec<&str> = request.aliases.iter().map(String::as_str).collect();
-    {
-        // Interrupted, the put's run ends failed with the shell's code rather than reading as running for ever
-        // (a server cannot tell that this process is gone).
+    // Interrupted, the put's run ends failed with the shell's code rather than reading as running for ever (a
+    // server cannot tell that this process is gone) — until the run has ended on its own.
+    let ending_on_interrupt = {
         let (backend, project, run_id) = (api.backend().clone(), run.project().clone(), run.id().to_owned());
         super::on_interrupt(move || {
             let ended =
@@ -389,8 +389,8 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
             // Bounded: a server that is gone must not hold up the exit.
             let ending = tokio::time::timeout(INTERRUPT_GRACE, backend.write_run_stream(&project, &run_id, &ended));
             let _ = wandb_api::block_on(async move { ending.await.unwrap_or(Ok(())) });
-        });
-    }
+        })
+    };
     let outcome = match request.distributed {
         Some((id, false)) => run.upsert_artifact(&artifact, id).map(|_| None),
         Some((id, true)) => run.finish_artifact(&artifact, id, &aliases).map(Some),
@@ -407,6 +407,8 @@ fn put(backend: &Backend, request: &PutRequest<'_>) -> CliResult {
             return Err(e.into());
         }
     };
+    // The run has ended: an interruption from here on must not reopen it as failed.
+    drop(ending_on_interrupt);
     let Some(logged) = logged else { return report_part(&artifact, request) };
     report_put(&logged.version, &logged.manifest, logged.created, request.json, &api.backend().base_url().to_string())
 }

@@ -161,14 +161,27 @@ pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 /// What an interrupted command still has to do before it exits (end its run, so it does not read as running).
 type InterruptHook = Box<dyn FnOnce() + Send>;
 
-static ON_INTERRUPT: std::sync::Mutex<Vec<InterruptHook>> = std::sync::Mutex::new(Vec::new());
+/// The hooks registered and not yet withdrawn, each with its number.
+static ON_INTERRUPT: std::sync::Mutex<Vec<(u64, InterruptHook)>> = std::sync::Mutex::new(Vec::new());
 
 /// The exit code of an interrupted command, the shell's (128 + SIGINT).
 pub(crate) const INTERRUPTED: i64 = 130;
 
-/// Runs `hook` if the command is interrupted ([`stop_cleanly_on_interrupt`]) before it exits.
-pub(crate) fn on_interrupt(hook: impl FnOnce() + Send + 'static) {
-    ON_INTERRUPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Box::new(hook));
+/// Runs `hook` if the command is interrupted ([`stop_cleanly_on_interrupt`]) while the returned guard lives.
+pub(crate) fn on_interrupt(hook: impl FnOnce() + Send + 'static) -> InterruptGuard {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ON_INTERRUPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((number, Box::new(hook)));
+    InterruptGuard(number)
+}
+
+/// Withdraws its hook when dropped (what it would have ended is over).
+pub(crate) struct InterruptGuard(u64);
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        ON_INTERRUPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(number, _)| *number != self.0);
+    }
 }
 
 /// On SIGINT or SIGTERM: ends what registered with [`on_interrupt`], removes the temporary files the command was
@@ -179,7 +192,7 @@ pub(crate) fn stop_cleanly_on_interrupt(kept: &'static str) -> CliResult {
         launch_cmd::wait_for_termination().await;
         let hooks = std::mem::take(&mut *ON_INTERRUPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         // Off the runtime's workers: a hook may block on the runtime (a last request to a server).
-        let _ = tokio::task::spawn_blocking(move || hooks.into_iter().for_each(|hook| hook())).await;
+        let _ = tokio::task::spawn_blocking(move || hooks.into_iter().for_each(|(_, hook)| hook())).await;
         let removed = io_cache::remove_unfinished();
         let plural = if removed == 1 { "" } else { "s" };
         output::notice(&format!("interrupted: removed {removed} unfinished temporary file{plural}; {kept}"));

@@ -148,8 +148,8 @@ impl WandbClient {
         Self::from_settings_with(settings, ClientOptions::default())
     }
 
-    /// A client of the server `settings` name, with `options` (`settings.download_concurrency` and
-    /// `settings.retry_deadline`, when set, override those of `options`).
+    /// A client of the server `settings` name, with `options` (`settings.download_concurrency`,
+    /// `settings.retry_deadline` and `settings.max_manifest_bytes`, when set, override those of `options`).
     ///
     /// # Errors
     /// See [`WandbClient::from_settings`].
@@ -159,6 +159,9 @@ impl WandbClient {
         }
         if let Some(deadline) = settings.retry_deadline {
             options.retry.deadline = Some(deadline);
+        }
+        if let Some(bytes) = settings.max_manifest_bytes {
+            options = options.with_max_manifest_bytes(bytes);
         }
         let BaseUrl::Server(url) = &settings.base_url else {
             return Err(Error::InvalidBaseUrl {
