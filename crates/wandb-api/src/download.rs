@@ -535,8 +535,6 @@ fn download_object_reference(p: &Planned<'_>, reference: &str, options: &Downloa
     Ok(Outcome::Reference)
 }
 
-/// `body`, failing as soon as it runs past the entry's size (or ends short of it): a server cannot make a
-/// download write more than the manifest says.
 /// The bytes of one body reported to the download's progress as they arrive, so a big file shows before it is
 /// done; the rest of the entry's size is reported once it is in place.
 struct Arrival<'a> {
@@ -564,6 +562,8 @@ impl<R: Read> Read for Arriving<'_, R> {
     }
 }
 
+/// `body`, failing as soon as it runs past the entry's size (or ends short of it): a server cannot make a
+/// download write more than the manifest says.
 fn at_most_entry_size<'a, R: Read>(p: &Planned<'a>, body: R) -> ExactSize<'a, R> {
     ExactSize { inner: body, expected: p.entry.size, read: 0, what: p.path }
 }
