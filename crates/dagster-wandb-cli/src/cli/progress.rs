@@ -121,7 +121,7 @@ impl Phase {
             None => {}
         }
         let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-3);
-        line.push_str(&format!(", {}/s, {} s elapsed", human_size(rate as u64), elapsed.as_secs()));
+        line.push_str(&format!(", {}/s, {:.1} s elapsed", human_size(rate as u64), elapsed.as_secs_f64()));
         line
     }
 }
@@ -182,7 +182,7 @@ mod tests {
             last_said: started,
         };
         let line = phase.line(1 << 20, 3, started + Duration::from_secs(2));
-        assert_eq!(line, "downloading: 1.0 MiB of 4.0 MiB (25%), 3 of 10 files, 512.0 KiB/s, 2 s elapsed");
+        assert_eq!(line, "downloading: 1.0 MiB of 4.0 MiB (25%), 3 of 10 files, 512.0 KiB/s, 2.0 s elapsed");
     }
 
     #[test]
