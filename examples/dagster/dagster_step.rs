@@ -10,15 +10,13 @@
 //! - `stress`: sends as many custom messages as the `messages` extra says, then materializes their count (for
 //!   `cargo xtask dagster-e2e`, which checks that Dagster received every one);
 //! - `panic`: panics, so Dagster shows a failed step with the panic's message;
-//! - `launch-training`: dagster-wandb's `run_launch_job` (op config in the `op_config` extra): enqueues the
-//!   training job on a W&B Launch queue and waits for its run (`wandb_launch` group);
 //! - `train` (not a Dagster step): the training job a launch agent runs, logging to the run the agent named in
-//!   `WANDB_RUN_ID`.
+//!   `WANDB_RUN_ID` (the example's `train_on_launch` job pushes it to a queue, its `launch_agent` job runs it).
 //!
 //! The configuration (W&B entity and project, each output's and input's `wandb_artifact_configuration`, the
 //! upstream partitions) comes from the Pipes extras that `definitions.py`'s `PipesWandbClient` builds from the
 //! assets' metadata; the backend from `WANDB_BASE_URL` (an embedded store for `file:///dir`) unless the resource
-//! names a host. dagster-wandb's `run_launch_agent` is the CLI's `dagster-wandb pipes launch-agent`.
+//! names a host. dagster-wandb's launch ops are the CLI's `dagster-wandb pipes launch-job` and `launch-agent`.
 //!
 //! Outside Dagster the binary exits with code 2 and says so.
 
@@ -38,7 +36,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--dagster-pipes"));
     let command = args.next().unwrap_or_default();
     if command == "train" {
-        // Not a Dagster step: the job a launch agent runs (see `launch-training`).
+        // Not a Dagster step: the job a launch agent runs.
         return match train() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -55,9 +53,8 @@ fn main() -> ExitCode {
         "readings-summary" => readings_summary(step),
         "fail" => fail(step),
         "stress" => stress(step),
-        "launch-training" => launch_training(step),
         "panic" => panic!("the model diverged at epoch 3"),
-        other => Err(format!("unknown step {other:?}; expected raw-numbers, number-stats, daily-readings, readings-summary, launch-training, train, fail, stress or panic").into()),
+        other => Err(format!("unknown step {other:?}; expected raw-numbers, number-stats, daily-readings, readings-summary, train, fail, stress or panic").into()),
     }
     })
 }
@@ -149,19 +146,6 @@ fn stress(step: &DagsterStep) -> StepResult {
     }
     step.materialize(None, Output::serialize(&count)?)?;
     Ok(())
-}
-
-/// dagster-wandb's `run_launch_job`, synchronous: the materialization carries the launched run.
-fn launch_training(step: &DagsterStep) -> StepResult {
-    let outcome = step.launch_job(None, std::time::Duration::from_secs(600))?;
-    match outcome.finished {
-        Some((run_id, state)) if state == "finished" => {
-            step.session().log_info(&format!("launched run {run_id} finished"))?;
-            Ok(())
-        }
-        Some((run_id, state)) => Err(format!("the launched run {run_id} ended {state}").into()),
-        None => Ok(()),
-    }
 }
 
 /// The launched job: three epochs of a made-up loss, logged to the run `WANDB_RUN_ID` names (the agent sets

@@ -12,6 +12,14 @@ WANDB_BASE_URL; ``file:///dir`` is an embedded store, ``http://…`` a W&B serve
     done
     dagster asset materialize -f examples/dagster/definitions.py --select readings_summary
 
+The launch jobs, dagster-wandb's ``run_launch_agent`` and ``run_launch_job`` ops, need a W&B server
+(DAGSTER_WANDB_LAUNCH_URL, e.g. ``dagster-wandb server``), a job (``dagster-wandb launch create-job``) and the
+``dagster-wandb`` binary (on the PATH, or DAGSTER_WANDB_BIN). The agent serves the queue the launch pushes to:
+
+    dagster job execute -f examples/dagster/definitions.py -j launch_agent &   # until the run is terminated
+    # train.yaml: ops: {train: {config: {job: ENTITY/PROJECT/train-job:latest, queue: default}}}
+    dagster job execute -f examples/dagster/definitions.py -j train_on_launch -c train.yaml
+
 Each asset runs the example binary ``dagster_step`` (with ``cargo run``, or the binary named by
 ``DAGSTER_WANDB_STEP_BIN``) through ``PipesWandbClient``, which hands it the resource's settings, the
 ``wandb_artifact_configuration`` of the asset and of its inputs, and the upstream partitions to read.
@@ -21,7 +29,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from dagster_wandb_rust import PipesWandbClient, run_launch_job
+from dagster_wandb_rust import PipesWandbClient, run_launch_agent, run_launch_job
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -78,42 +86,36 @@ def readings_summary(context: dg.AssetExecutionContext, wandb: PipesWandbClient)
     return wandb.run(command=step_command("readings-summary"), context=context).get_materialize_result()
 
 
-@dg.asset(group_name="wandb_launch", kinds={"rust", "wandb"})
-def launched_training(context: dg.AssetExecutionContext, wandb_launch: PipesWandbClient):
-    """dagster-wandb's run_launch_job as an asset, synchronous: the training job goes to a W&B Launch queue, an
-    agent runs it (``dagster-wandb launch agent --queue default``), and the asset waits for its run. Needs a W&B
-    server (DAGSTER_WANDB_LAUNCH_URL, e.g. ``dagster-wandb server``) and the job DAGSTER_WANDB_LAUNCH_JOB."""
-    op_config = {
-        "job": os.environ.get("DAGSTER_WANDB_LAUNCH_JOB", "dagster/dagster-wandb-example/train-job:latest"),
-        "queue": "default",
-        "resource": "local-process",
-        "config": {"overrides": {"run_config": {"epochs": 3}}},
-        "synchronous": True,
-    }
-    return wandb_launch.run(command=step_command("launch-training"), context=context,
-                            extras={"op_config": op_config}).get_materialize_result()
-
-
 @dg.job(tags={"kind": "wandb_launch"})
 def train_on_launch():
     """dagster-wandb's launch job, carried over: ``run_launch_job`` configured in the run config
-    (``ops: {train: {config: {job: …, queue: default}}}``), on ``dagster-wandb pipes launch-job``."""
+    (``ops: {train: {config: {job: …, queue: default}}}``), on ``dagster-wandb pipes launch-job``. Synchronous by
+    default: the op waits until an agent on the queue (the job ``launch_agent``) has run the job to the end."""
     run_launch_job("train", resource_key="wandb_launch")()
 
 
+@dg.job(tags={"kind": "wandb_launch"})
+def launch_agent():
+    """dagster-wandb's launch agent, carried over: ``run_launch_agent`` configured in the run config
+    (``ops: {agent: {config: {queues: [default], max_jobs: 1}}}``), on ``dagster-wandb pipes launch-agent``. It
+    runs the queues' jobs until the run is terminated."""
+    run_launch_agent("agent", resource_key="wandb_launch")()
+
+
 def wandb_client(**fields) -> PipesWandbClient:
-    """The W&B settings every step shares (dagster-wandb's ``wandb_config`` and resource)."""
-    return PipesWandbClient(
-        entity=os.environ.get("WANDB_ENTITY", "dagster"),
-        project=os.environ.get("WANDB_PROJECT", "dagster-wandb-example"),
-        cache_duration_in_minutes=60,
+    """The W&B settings every step shares (dagster-wandb's ``wandb_config`` and resource); ``fields`` add to them
+    or replace them."""
+    return PipesWandbClient(**{
+        "entity": os.environ.get("WANDB_ENTITY", "dagster"),
+        "project": os.environ.get("WANDB_PROJECT", "dagster-wandb-example"),
+        "cache_duration_in_minutes": 60,
         **fields,
-    )
+    })
 
 
 defs = dg.Definitions(
-    assets=[raw_numbers, number_stats, daily_readings, readings_summary, launched_training],
-    jobs=[train_on_launch],
+    assets=[raw_numbers, number_stats, daily_readings, readings_summary],
+    jobs=[train_on_launch, launch_agent],
     resources={
         "wandb": wandb_client(api_key=os.environ.get("WANDB_API_KEY")),
         # Launch needs a W&B server even when the artifacts live in an embedded store.

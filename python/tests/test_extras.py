@@ -5,6 +5,7 @@ import pytest
 from conftest import ECHO_STEP, received
 
 from dagster_wandb_rust import PipesWandbClient, WandbArtifactsIOManagerError
+from dagster_wandb_rust.resource import IO_MANAGER_CONFIGURATION_KEYS
 
 CONFIG = "wandb_artifact_configuration"
 
@@ -46,6 +47,49 @@ def test_single_asset_resource_and_output_configuration():
     assert extras["outputs"] == {"raw_numbers": {CONFIG: {
         "type": "dataset", "aliases": ["best"], "description": "numbers"}}}
     assert extras["inputs"] == {}
+
+
+def test_an_env_var_api_key_is_resolved_and_reaches_the_step_in_its_environment_only(monkeypatch):
+    # Another variable than WANDB_API_KEY, so the step gets the key from the resource, not by inheritance.
+    monkeypatch.setenv("TEAM_WANDB_KEY", "e" * 40)
+    result = dg.materialize([raw_numbers], resources={"wandb": client(api_key=dg.EnvVar("TEAM_WANDB_KEY"))})
+    got = received(result, "raw_numbers")
+    assert got["api_key"] == "e" * 40
+    assert got["extras"]["wandb_resource"] == {"api_key": {"env": "WANDB_API_KEY"}}
+    assert "e" * 40 not in str(got["extras"])
+
+
+def test_dagster_wandbs_own_env_var_form(monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "f" * 40)
+    resource = client(api_key=dg.EnvVar("WANDB_API_KEY"))
+    got = received(dg.materialize([raw_numbers], resources={"wandb": resource}), "raw_numbers")
+    assert got["api_key"] == "f" * 40
+    assert got["extras"]["wandb_resource"] == {"api_key": {"env": "WANDB_API_KEY"}}
+
+
+def test_custom_run_id_run_name_and_base_dir_reach_the_step(tmp_path):
+    base_dir = str(tmp_path / "wandb-base")
+    resource = client(run_id="my-run", run_name="my run", base_dir=base_dir, run_tags=["a", "b"])
+    result = dg.materialize([raw_numbers, number_stats], resources={"wandb": resource})
+    for asset in ("raw_numbers", "number_stats"):
+        # Every step gets the same settings: they resume one W&B run, `my-run`, not the Dagster run's.
+        io_manager = received(result, asset)["extras"]["wandb_artifacts_io_manager"]
+        assert io_manager == {"base_dir": base_dir, "run_id": "my-run", "run_name": "my run", "run_tags": ["a", "b"]}
+    # The keys are the Rust side's (dagster_bridge::config::IO_MANAGER_CONFIGURATION_KEYS, compared by the e2e).
+    assert set(io_manager) <= set(IO_MANAGER_CONFIGURATION_KEYS)
+
+
+@pytest.mark.parametrize("run_id", ["", "a/b", "a:b", "50%"])
+def test_a_run_id_w_and_b_refuses_fails_before_the_step_starts(tmp_path, run_id):
+    command, marker = marker_step(tmp_path)
+
+    @dg.asset
+    def step(context: dg.AssetExecutionContext, wandb: PipesWandbClient):
+        return wandb.run(command=command, context=context).get_materialize_result()
+
+    with pytest.raises(WandbArtifactsIOManagerError, match="invalid configuration run_id"):
+        dg.materialize([step], resources={"wandb": client(run_id=run_id)})
+    assert not marker.exists()
 
 
 def test_no_host_and_no_key_leave_the_choice_to_the_step():

@@ -1,7 +1,9 @@
 """The line-safe reader: whole lines only, however the writer splits them, and everything once it stops."""
 
+import sys
 import threading
 import time
+from pathlib import Path
 
 from dagster_wandb_rust.reader import tail_whole_lines
 
@@ -40,3 +42,29 @@ def test_a_last_line_without_newline_is_given_as_is(tmp_path):
     path = tmp_path / "messages"
     path.write_bytes(b'{"a": 1}\n{"b": ')
     assert list(tail_whole_lines(str(path), lambda: True)) == ['{"a": 1}', '{"b": ']
+
+
+VOLUME = 20_000
+
+
+def test_no_message_is_lost_in_a_real_pipes_session_under_volume():
+    """A real session: Dagster's Pipes client with this reader, and a step writing its messages in halves."""
+    import dagster as dg
+
+    from dagster_wandb_rust import LineSafeFileMessageReader
+
+    step = [sys.executable, str(Path(__file__).with_name("volume_step.py")), str(VOLUME)]
+
+    @dg.asset
+    def chatty(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient):
+        invocation = pipes.run(command=step, context=context)
+        messages = invocation.get_custom_messages()
+        in_order = all(message == {"n": n} for n, message in enumerate(messages))
+        sent = invocation.get_materialize_result().metadata["sent"]
+        return dg.MaterializeResult(metadata={"received": len(messages), "in_order": in_order, "sent": sent})
+
+    client = dg.PipesSubprocessClient(message_reader=LineSafeFileMessageReader())
+    result = dg.materialize([chatty], resources={"pipes": client})
+    [event] = result.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+    assert metadata == {"received": VOLUME, "in_order": True, "sent": VOLUME}

@@ -47,6 +47,8 @@ for run in instance.get_runs():
         if "[pipes]" in (entry.user_message or "") and data is not None and data.error is not None:
             pipes_errors.append({"step": entry.dagster_event.step_key, "message": entry.user_message,
                                  "errors": error_chain(data.error)})
-    out["runs"].append({"run_id": run.run_id, "status": run.status.value, "failures": failures,
-                        "pipes_errors": pipes_errors})
+    # What the run's ops and Pipes steps logged (context.log, and the steps' `log` messages).
+    logs = [entry.user_message for entry in instance.all_logs(run.run_id) if entry.dagster_event is None]
+    out["runs"].append({"run_id": run.run_id, "job": run.job_name, "status": run.status.value, "failures": failures,
+                        "pipes_errors": pipes_errors, "logs": logs})
 print(json.dumps(out, default=str))

@@ -1,23 +1,29 @@
-//! `cargo xtask dagster-e2e`: the Python companion (`python/`, installed with pip into
-//! `target/dagster-e2e/venv` beside the pinned `dagster`) tested by its own pytest suite, then the Dagster example
-//! materialized by the real `dagster` CLI, its Rust steps speaking Pipes: once on a fresh embedded store, once
-//! through `dagster-wandb server`. Dagster's event log and the stores are checked; failing and panicking Rust
-//! steps must show up in Dagster as failed steps with their errors, and a configuration dagster-wandb refuses
-//! must fail before its step starts.
+//! `cargo xtask dagster-e2e`: the Python companion (`python/`) installed with pip as a user installs it — its
+//! declared requirements resolved against pinned `dagster` releases — and tested by its own pytest suite at both
+//! ends of its declared range (`target/dagster-e2e/venv` with the newest, `venv-lowest` with the lowest), then the
+//! Dagster example materialized by the real `dagster` CLI, its Rust steps speaking Pipes: once on a fresh embedded
+//! store, once through `dagster-wandb server`. W&B Launch runs through the example's two jobs, the companion's
+//! `run_launch_agent` (terminated as Dagster terminates a run) and `run_launch_job`. Dagster's event log and the
+//! stores are checked; failing and panicking Rust steps must show up in Dagster as failed steps with their
+//! errors, and a configuration dagster-wandb refuses must fail before its step starts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
-use wandb_store::{EmbeddedStore, ProjectRef};
+use wandb_store::{EmbeddedStore, ProjectRef, RunState};
 
 use crate::served_store::ServedStore;
 use crate::{cargo, project_root, say};
 
-/// The Dagster packages and pytest, pinned (the versions the Pipes spec was observed with).
+/// The Dagster packages and pytest, pinned (the versions the Pipes spec was observed with): the newest end of the
+/// companion's declared range (`python/pyproject.toml`), where the example runs.
 const PACKAGES: &[(&str, &str)] = &[("dagster", "1.13.29"), ("dagster-pipes", "1.13.29"), ("pytest", "9.2.0")];
+/// The lowest end of the companion's declared range, where its pytest suite runs too.
+const LOWEST_PACKAGES: &[(&str, &str)] = &[("dagster", "1.13.0"), ("dagster-pipes", "1.13.0"), ("pytest", "9.2.0")];
 
 const ENTITY: &str = "e2e";
 const PROJECT: &str = "dagster-example";
@@ -26,6 +32,11 @@ const DAYS: [&str; 3] = ["2024-01-01", "2024-01-02", "2024-01-03"];
 const STRESS_MESSAGES: u64 = 200_000;
 /// The API key of the servers this suite starts.
 const KEY: &str = "e2e-launch-key";
+/// The W&B run id and name of `custom_run_settings` (`CUSTOM_RUN_ID`, `CUSTOM_RUN_NAME` in e2e_definitions.py).
+const CUSTOM_RUN_ID: &str = "e2e-custom-run";
+const CUSTOM_RUN_NAME: &str = "e2e custom name";
+/// How long a launch through Dagster may take before the suite gives up on it.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The 14 metadata keys every materialization carries, with the type Dagster must have given each.
 const METADATA_TYPES: [(&str, &str); 14] = [
@@ -46,14 +57,12 @@ const METADATA_TYPES: [(&str, &str); 14] = [
 ];
 
 pub(crate) fn run() -> Result<()> {
+    let lowest = crate::venv::python("target/dagster-e2e/venv-lowest", LOWEST_PACKAGES)?;
+    install_companion(&lowest, LOWEST_PACKAGES)?;
+    pytest(&lowest, LOWEST_PACKAGES)?;
     let python = crate::venv::python("target/dagster-e2e/venv", PACKAGES)?;
-    install_companion(&python)?;
-    say("pytest python/tests (the companion's own suite, real Dagster)");
-    let pytest = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "python/tests"])
-        .current_dir(project_root())
-        .status()?;
-    ensure!(pytest.success(), "the companion's pytest suite failed");
+    install_companion(&python, PACKAGES)?;
+    pytest(&python, PACKAGES)?;
     check_companion_constants(&python)?;
     let dagster = python.with_file_name("dagster");
     let mut build = cargo();
@@ -79,9 +88,9 @@ pub(crate) fn run() -> Result<()> {
     let definitions = project_root().join("examples/dagster/definitions.py");
     let mut checks = materialize_example(&dagster, &env, &definitions)?;
     say(
-        "dagster asset materialize --select launched_training, dagster job execute -j train_on_launch (W&B Launch through dagster-wandb server and our agent)",
+        "dagster job execute -j launch_agent, then -j train_on_launch (the companion's run_launch_agent and run_launch_job ops, through dagster-wandb server)",
     );
-    launch_through_dagster(&dagster, &env, &definitions, &store_dir, &cli)?;
+    launch_through_dagster(&python, &dagster, &env, &definitions, &store_dir, &cli)?;
     let e2e_definitions = project_root().join("xtask/dagster/e2e_definitions.py");
     say("dagster asset materialize --select failing_step (must fail)");
     materialize(&dagster, &env, &e2e_definitions, &["--select", "failing_step"], false)?;
@@ -95,12 +104,24 @@ pub(crate) fn run() -> Result<()> {
     ensure!(!marker.exists(), "the step of refused_configuration ran although its configuration is invalid");
     say(&format!("dagster asset materialize --select pipes_stress ({STRESS_MESSAGES} messages)"));
     materialize(&dagster, &env, &e2e_definitions, &["--select", "pipes_stress"], true)?;
+    say("dagster asset materialize --select custom_run_settings (the resource's run_id, run_name, run_tags, base_dir)");
+    // The resource's cache_duration_in_minutes is 0: the step's sweep of its base_dir removes every file there.
+    let base_dir = work.join("custom-base-dir");
+    let stale = base_dir.join("storage/wandb_artifacts_manager/stale.txt");
+    std::fs::create_dir_all(stale.parent().context("a parent")?)?;
+    std::fs::write(&stale, "swept by the step that uses this base_dir\n")?;
+    let mut custom = env.clone();
+    custom.extra.push(("DAGSTER_WANDB_E2E_BASE_DIR".to_owned(), base_dir.display().to_string()));
+    materialize(&dagster, &custom, &e2e_definitions, &["--select", "custom_run_settings"], true)?;
+    ensure!(!stale.exists(), "{} is still there: the step did not sweep the resource's base_dir", stale.display());
 
     let events = event_log(&python, &env)?;
     let store = EmbeddedStore::open(&store_dir)?;
     let project = ProjectRef::new(ENTITY, PROJECT)?;
     checks += check_materializations(&events, &store, &project, &env.store_url)?;
-    checks += check_stress_and_launch(&events, &store, &project)?;
+    checks += check_stress(&events)?;
+    checks += check_launch(&events, &store, &project)?;
+    checks += check_custom_run_settings(&events, &store, &project)?;
     checks += check_lineage(&store, &project)?;
     checks += check_failure(&events)?;
 
@@ -118,22 +139,56 @@ pub(crate) fn run() -> Result<()> {
     Ok(())
 }
 
-/// `pip install ./python` into the venv, every time (it is small, and must be the checkout's).
-fn install_companion(python: &Path) -> Result<()> {
+/// `pip install ./python` into the venv, every time (it is small, and must be the checkout's), as a user installs
+/// it: pip resolves the declared requirements, with the venv's pins as constraints, so a declared range that
+/// excludes a pinned release fails here instead of replacing it; then `pip check`.
+fn install_companion(python: &Path, pins: &[(&str, &str)]) -> Result<()> {
+    let venv = python.parent().and_then(Path::parent).context("the venv of a python")?;
+    let constraints = venv.join("constraints.txt");
+    std::fs::write(
+        &constraints,
+        pins.iter().map(|(name, version)| format!("{name}=={version}\n")).collect::<String>(),
+    )?;
     let out = Command::new(python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--force-reinstall"])
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--constraint"])
+        .arg(&constraints)
         .arg(project_root().join("python"))
         .output()?;
-    ensure!(out.status.success(), "pip install ./python failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "pip install ./python against {} failed:\n{}",
+        pinned(pins),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = Command::new(python).args(["-m", "pip", "check", "--disable-pip-version-check"]).output()?;
+    ensure!(check.status.success(), "pip check after installing ./python:\n{}", String::from_utf8_lossy(&check.stdout));
     Ok(())
 }
 
-/// The companion checks configurations before a step starts with the same key lists and modules as
-/// `dagster_bridge::config` and `serde_modules`: one list each, compared here so they cannot drift apart.
+/// The companion's own pytest suite, in the venv of `python` (with `pins`).
+fn pytest(python: &Path, pins: &[(&str, &str)]) -> Result<()> {
+    say(&format!("pytest python/tests ({})", pinned(pins)));
+    let pytest = Command::new(python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", "python/tests"])
+        .current_dir(project_root())
+        .status()?;
+    ensure!(pytest.success(), "the companion's pytest suite failed with {}", pinned(pins));
+    Ok(())
+}
+
+fn pinned(pins: &[(&str, &str)]) -> String {
+    pins.iter().map(|(name, version)| format!("{name} {version}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The companion checks configurations before a step starts with the same key lists, modules and launch
+/// refusals as `dagster_bridge::config`, `dagster_bridge::launch` and `serde_modules`: one list each, compared here
+/// so they cannot drift apart.
 fn check_companion_constants(python: &Path) -> Result<()> {
-    let code = "import json; from dagster_wandb_rust import configuration as c; print(json.dumps([\
-                list(c.WRITE_CONFIGURATION_KEYS), list(c.READ_CONFIGURATION_KEYS), \
-                list(c.PARTITION_CONFIGURATION_KEYS), list(c.SERIALIZATION_MODULES), c.ARTIFACT_CONFIGURATION_KEY]))";
+    let code = "import json; from dagster_wandb_rust import configuration as c, launch as l, resource as r; \
+                print(json.dumps([list(c.WRITE_CONFIGURATION_KEYS), list(c.READ_CONFIGURATION_KEYS), \
+                list(c.PARTITION_CONFIGURATION_KEYS), list(c.SERIALIZATION_MODULES), c.ARTIFACT_CONFIGURATION_KEY, \
+                list(r.IO_MANAGER_CONFIGURATION_KEYS), [list(k) for k in l.REFUSED_LAUNCH_JOB_KEYS.items()], \
+                l.QUEUE_REQUIRED]))";
     let out = Command::new(python).args(["-c", code]).output()?;
     ensure!(out.status.success(), "cannot read the companion's constants: {}", String::from_utf8_lossy(&out.stderr));
     let python_side: Value = serde_json::from_slice(&out.stdout)?;
@@ -144,6 +199,9 @@ fn check_companion_constants(python: &Path) -> Result<()> {
         dagster_bridge::config::PARTITION_CONFIGURATION_KEYS,
         modules,
         dagster_bridge::config::ARTIFACT_CONFIGURATION_KEY,
+        dagster_bridge::config::IO_MANAGER_CONFIGURATION_KEYS,
+        dagster_bridge::launch::REFUSED_LAUNCH_JOB_KEYS,
+        dagster_bridge::launch::QUEUE_REQUIRED,
     ]);
     ensure!(
         python_side == rust_side,
@@ -246,8 +304,8 @@ fn check_materializations(
     let mut checks = 0;
     for m in materializations {
         let asset = m["asset"].as_str().unwrap_or_default();
-        if asset == "launched_training" || asset == "pipes_stress" {
-            // Not artifacts: checked by check_stress_and_launch.
+        if asset == "pipes_stress" || asset == "custom_run_settings" {
+            // Checked by check_stress and check_custom_run_settings.
             continue;
         }
         let partition = m["partition"].as_str();
@@ -295,35 +353,88 @@ fn check_materializations(
     Ok(checks + 1)
 }
 
-/// Dagster received every one of the stress step's messages, in order; both launches (the asset and the
-/// `run_launch_job` op of the companion) ran the training job to the end.
-fn check_stress_and_launch(events: &Value, store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
+/// Dagster received every one of the stress step's messages, in order.
+fn check_stress(events: &Value) -> Result<usize> {
     let materializations = events["materializations"].as_array().context("no materializations")?;
     let stress = materializations.iter().find(|m| m["asset"] == "pipes_stress").context("no pipes_stress")?;
     let received = stress["metadata"]["custom_messages_received"]["value"].as_u64();
     ensure!(received == Some(STRESS_MESSAGES), "Dagster received {received:?} of {STRESS_MESSAGES} messages");
     ensure!(stress["metadata"]["custom_messages_in_order"]["value"] == true, "messages arrived out of order");
-    let launched =
-        materializations.iter().find(|m| m["asset"] == "launched_training").context("no launched_training")?;
-    ensure!(
-        launched["metadata"]["wandb_run_state"]["value"] == "finished",
-        "the launched run did not finish: {}",
-        launched["metadata"]
-    );
-    let launched_run = launched["metadata"]["wandb_run_id"]["value"].as_str().unwrap_or_default();
-    let steps = |run_id: &str| -> Result<Vec<u64>> {
-        Ok(store.run_history(project, run_id)?.iter().filter_map(|r| r.get("_step").and_then(Value::as_u64)).collect())
-    };
-    ensure!(steps(launched_run)? == [0, 1, 2], "the launched run's history steps {:?}", steps(launched_run)?);
-    // The op's launch: another run of the training job, also three epochs.
-    let mut trained = 0;
-    for run in store.runs(project)? {
-        if run.id != launched_run && steps(&run.id)? == [0, 1, 2] {
-            trained += 1;
-        }
+    Ok(2)
+}
+
+/// The one run of `job` in the event log.
+fn run_of<'a>(events: &'a Value, job: &str) -> Result<&'a Value> {
+    let runs: Vec<&Value> = events["runs"].as_array().context("no runs")?.iter().filter(|r| r["job"] == job).collect();
+    match runs.as_slice() {
+        [run] => Ok(run),
+        _ => bail!("expected one run of {job}, found {}", runs.len()),
     }
-    ensure!(trained == 1, "the train_on_launch job's launch: {trained} finished training runs besides the asset's");
-    Ok(5)
+}
+
+/// Whether the run logged a line starting with `prefix`, and which.
+fn logged<'a>(run: &'a Value, prefix: &str) -> Option<&'a str> {
+    run["logs"].as_array()?.iter().filter_map(Value::as_str).find(|line| line.starts_with(prefix))
+}
+
+/// The launch through Dagster: `train_on_launch` succeeded, logging dagster-wandb's lines and the launched run,
+/// which the store holds, finished, with its three epochs; `launch_agent` was terminated (CANCELED) and its agent
+/// reported, as it stopped, that it ran that one job.
+fn check_launch(events: &Value, store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
+    let train = run_of(events, "train_on_launch")?;
+    ensure!(train["status"] == "SUCCESS", "train_on_launch ended {}: {train}", train["status"]);
+    let configuration = format!("Launch job configuration: {{'entity': '{ENTITY}', 'project': '{PROJECT}', ");
+    ensure!(logged(train, &configuration).is_some(), "train_on_launch did not log {configuration:?}: {train}");
+    let queued = "Synchronous Launch job added to queue with name=default. Waiting for completion...";
+    ensure!(logged(train, queued).is_some(), "train_on_launch did not log {queued:?}: {train}");
+    let finished = logged(train, "launched run ").context("train_on_launch logged no launched run")?;
+    let run_id = finished
+        .strip_prefix("launched run ")
+        .and_then(|rest| rest.strip_suffix(" finished"))
+        .with_context(|| format!("unexpected line {finished:?}"))?;
+    let state = store.run_status(project, run_id)?.state;
+    ensure!(state == RunState::Finished, "the launched run {run_id} is {state:?}");
+    let steps: Vec<u64> =
+        store.run_history(project, run_id)?.iter().filter_map(|r| r.get("_step").and_then(Value::as_u64)).collect();
+    ensure!(steps == [0, 1, 2], "the launched run's history steps {steps:?}");
+
+    let agent = run_of(events, "launch_agent")?;
+    ensure!(agent["status"] == "CANCELED", "launch_agent ended {}, expected CANCELED: {agent}", agent["status"]);
+    let configuration = format!(
+        "Launch agent configuration: {{'entity': '{ENTITY}', 'project': '{PROJECT}', 'queues': ['default'], 'max_jobs': 1}}"
+    );
+    ensure!(logged(agent, &configuration).is_some(), "launch_agent did not log {configuration:?}: {agent}");
+    ensure!(logged(agent, "Running Launch agent...").is_some(), "launch_agent did not log that it runs: {agent}");
+    let report = "launch agent stopped: 1 succeeded, 0 failed, 0 stopped";
+    ensure!(logged(agent, report).is_some(), "launch_agent did not report {report:?}: {agent}");
+    Ok(9)
+}
+
+/// `custom_run_settings`: the W&B run is the resource's `run_id`, named `run_name` and tagged `run_tags` (then
+/// `dagster_wandb`), while the version keeps the Dagster run's alias and id.
+fn check_custom_run_settings(events: &Value, store: &EmbeddedStore, project: &ProjectRef) -> Result<usize> {
+    let materializations = events["materializations"].as_array().context("no materializations")?;
+    let custom =
+        materializations.iter().find(|m| m["asset"] == "custom_run_settings").context("no custom_run_settings")?;
+    let metadata = &custom["metadata"];
+    let text = |key: &str| metadata[key]["value"].as_str().unwrap_or_default().to_owned();
+    let dagster_run_id = custom["run_id"].as_str().unwrap_or_default();
+    ensure!(text("wandb_run_id") == CUSTOM_RUN_ID, "custom_run_settings: wandb_run_id {}", text("wandb_run_id"));
+    ensure!(text("wandb_run_name") == CUSTOM_RUN_NAME, "custom_run_settings: run name {}", text("wandb_run_name"));
+    ensure!(text("wandb_run_path") == format!("{ENTITY}/{PROJECT}/{CUSTOM_RUN_ID}"), "custom_run_settings: run path");
+    ensure!(text("dagster_run_id") == dagster_run_id, "custom_run_settings: dagster_run_id");
+    let version = store.artifact(project, "custom_run_settings", &text("wandb_artifact_version"))?;
+    ensure!(
+        version.created_by.as_deref() == Some(CUSTOM_RUN_ID),
+        "custom_run_settings: logged by {:?}",
+        version.created_by
+    );
+    let alias = format!("dagster-run-{}", &dagster_run_id[..8]);
+    ensure!(version.aliases.contains(&alias), "custom_run_settings: no alias {alias} in {:?}", version.aliases);
+    let run = store.run(project, CUSTOM_RUN_ID)?;
+    ensure!(run.name.as_deref() == Some(CUSTOM_RUN_NAME), "custom run name {:?}", run.name);
+    ensure!(run.tags == ["e2e", "dagster_wandb"], "custom run tags {:?}", run.tags);
+    Ok(8)
 }
 
 /// The store holds the artifacts with their lineage: each reader's run used what the writer's run logged.
@@ -393,90 +504,142 @@ fn check_failure(events: &Value) -> Result<usize> {
         chain.contains("The configuration keys '['alias']' you are trying to use are not supported within the 'wandb_artifact_configuration' metadata dictionary when writing an Artifact."),
         "refused_configuration failed with {chain}"
     );
+    // group:wandb_example, 3 days of daily_readings, readings_summary, train_on_launch, pipes_stress and
+    // custom_run_settings; launch_agent is CANCELED (check_launch).
     let ok_runs = runs.iter().filter(|r| r["status"] == "SUCCESS").count();
     ensure!(ok_runs == 8, "expected 8 successful runs, found {ok_runs}");
+    ensure!(runs.len() == 12, "expected 12 runs (8 successful, 3 failed, 1 canceled), found {}", runs.len());
     Ok(7)
 }
 
-/// `launched_training`: dagster-wandb's `run_launch_job` (synchronous) in a Rust step, and the job
-/// `train_on_launch`: the companion's `run_launch_job` op on `dagster-wandb pipes launch-job`. `dagster-wandb
-/// server` serves the store; the training job (the example's `train`) is created with `launch create-job`, and
-/// our agent runs it from the `default` queue while Dagster waits for the run.
-fn launch_through_dagster(dagster: &Path, env: &Env, definitions: &Path, store_dir: &Path, cli: &Path) -> Result<()> {
+/// W&B Launch from Dagster, with the example's jobs on the companion's ops: `dagster-wandb server` serves the
+/// store; the training job (the example's `train`) is created with `launch create-job`. The job `launch_agent`
+/// (`run_launch_agent`) runs in the background while the job `train_on_launch` (`run_launch_job`, synchronous)
+/// pushes the training job to the `default` queue and waits for its run; then the agent's run is terminated as
+/// Dagster terminates a run (`terminate_run.py`), which stops the agent.
+fn launch_through_dagster(
+    python: &Path,
+    dagster: &Path,
+    env: &Env,
+    definitions: &Path,
+    store_dir: &Path,
+    cli: &Path,
+) -> Result<()> {
     let server = ServedStore::start(cli, store_dir, &["--api-key", KEY], Stdio::null())?;
-    let code = env.home.parent().context("a work dir")?.join("train-job");
+    let work = env.home.parent().context("a work dir")?;
+    let code = work.join("train-job");
     std::fs::create_dir_all(&code)?;
     std::fs::write(code.join("README.md"), "The training job is the dagster_step example's `train`.\n")?;
-    let with_server = |command: &mut Command| {
-        command
-            .env("WANDB_BASE_URL", &server.url)
-            .env("WANDB_API_KEY", KEY)
-            .env("WANDB_ENTITY", ENTITY)
-            .env("WANDB_PROJECT", PROJECT)
-            .env("WANDB_CACHE_DIR", &env.cache);
-    };
     let mut create = Command::new(cli);
     create
         .args(["launch", "create-job"])
         .arg(&code)
         .args(["--name", "train-job", "--entry-point"])
         .arg(&env.step)
-        .args(["--entry-point", "train"]);
-    with_server(&mut create);
+        .args(["--entry-point", "train"])
+        .env("WANDB_BASE_URL", &server.url)
+        .env("WANDB_API_KEY", KEY)
+        .env("WANDB_ENTITY", ENTITY)
+        .env("WANDB_PROJECT", PROJECT)
+        .env("WANDB_CACHE_DIR", &env.cache);
     let out = create.output()?;
     ensure!(out.status.success(), "launch create-job failed: {}", String::from_utf8_lossy(&out.stderr));
     let job = String::from_utf8(out.stdout)?.trim().to_owned();
     let job_latest = job.split(':').next().map(|j| format!("{j}:latest")).unwrap_or_default();
 
-    let mut agent = Command::new(cli);
-    agent
-        .args(["launch", "agent", "--queue", "default", "--poll-interval", "0.2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    with_server(&mut agent);
-    let agent = agent.spawn()?;
     let mut launch = env.clone();
     launch.extra.extend([
         ("WANDB_API_KEY".to_owned(), KEY.to_owned()),
         ("DAGSTER_WANDB_LAUNCH_URL".to_owned(), server.url.clone()),
-        ("DAGSTER_WANDB_LAUNCH_JOB".to_owned(), job_latest.clone()),
     ]);
-    let materialized = launch
-        .apply(Command::new(dagster).args(["asset", "materialize", "-f"]).arg(definitions))
-        .args(["--select", "launched_training"])
-        .output()
+    let agent_config = env.home.join("launch_agent.yaml");
+    std::fs::write(&agent_config, "ops:\n  agent:\n    config:\n      queues: [default]\n      max_jobs: 1\n")?;
+    let agent_log = work.join("launch_agent.log");
+    let mut agent = launch
+        .apply(Command::new(dagster).args(["job", "execute", "-f"]).arg(definitions))
+        .args(["-j", "launch_agent", "-c"])
+        .arg(&agent_config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&agent_log)?)
+        .spawn()
         .context("cannot run dagster")?;
-    let run_config = env.home.join("train_on_launch.yaml");
+    let train_config = env.home.join("train_on_launch.yaml");
     std::fs::write(
-        &run_config,
+        &train_config,
         format!(
             "ops:\n  train:\n    config:\n      job: {job_latest}\n      queue: default\n      resource: local-process\n      \
              config: {{overrides: {{run_config: {{epochs: 3}}}}}}\n"
         ),
     )?;
-    let executed = launch
+    let train_log = work.join("train_on_launch.log");
+    let mut train = launch
         .apply(Command::new(dagster).args(["job", "execute", "-f"]).arg(definitions))
         .args(["-j", "train_on_launch", "-c"])
-        .arg(&run_config)
-        .output()
+        .arg(&train_config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&train_log)?)
+        .spawn()
         .context("cannot run dagster")?;
-    let _ = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status();
-    let stopped = agent.wait_with_output()?;
-    ensure!(
-        materialized.status.success(),
-        "dagster asset materialize --select launched_training failed:\n{}",
-        String::from_utf8_lossy(&materialized.stderr)
-    );
-    ensure!(
-        executed.status.success(),
-        "dagster job execute -j train_on_launch failed:\n{}",
-        String::from_utf8_lossy(&executed.stderr)
-    );
-    ensure!(
-        stopped.status.success(),
-        "the launch agent did not stop cleanly: {}",
-        String::from_utf8_lossy(&stopped.stderr)
-    );
+    // The launch waits for the agent: it must end while the agent runs, and within the time allowed.
+    let deadline = Instant::now() + LAUNCH_TIMEOUT;
+    let trained = loop {
+        if let Some(status) = train.try_wait()? {
+            break status;
+        }
+        let agent_ended = agent.try_wait()?;
+        if agent_ended.is_some() || Instant::now() > deadline {
+            interrupt(&mut train);
+            interrupt(&mut agent);
+            bail!(
+                "train_on_launch did not end {}:\n{}\nlaunch_agent:\n{}",
+                if agent_ended.is_some() { "before launch_agent did" } else { "in time" },
+                log_tail(&train_log),
+                log_tail(&agent_log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if !trained.success() {
+        interrupt(&mut agent);
+        bail!("dagster job execute -j train_on_launch failed:\n{}", log_tail(&train_log));
+    }
+    let mut terminate = Command::new(python);
+    terminate
+        .arg(project_root().join("xtask/dagster/terminate_run.py"))
+        .args(["launch_agent", &agent.id().to_string()])
+        .env("DAGSTER_HOME", &env.home);
+    let terminated = terminate.output()?;
+    if !terminated.status.success() {
+        interrupt(&mut agent);
+        bail!("terminate_run.py failed: {}", String::from_utf8_lossy(&terminated.stderr));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while agent.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            bail!("launch_agent did not stop when its run was terminated:\n{}", log_tail(&agent_log));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     drop(server);
     Ok(())
+}
+
+/// Interrupts a `dagster` process as Ctrl-C does (it stops its steps, and they their Pipes processes), then kills
+/// it if it is still there after 30 s.
+fn interrupt(child: &mut Child) {
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The last 60 lines of a log file.
+fn log_tail(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
 }

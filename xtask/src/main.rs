@@ -58,8 +58,10 @@ commands:
         the real wandb client and our CLI each downloading what the other logged through `dagster-wandb server`,
         runs logged and resumed, distributed artifacts, and W&B Launch both ways
   dagster-e2e
-        materialize examples/dagster with the real `dagster` CLI (PyPI, pinned, in target/dagster-e2e/venv) on a
-        fresh embedded store; check Dagster's event log (W&B metadata, checks, a failing Rust step) and the store
+        the Python companion pip-installed and its pytest suite run at both ends of its dagster range (PyPI,
+        pinned, in target/dagster-e2e/venv and venv-lowest); materialize examples/dagster with the real `dagster`
+        CLI on a fresh embedded store and through `dagster-wandb server`, run its launch agent and launch jobs;
+        check Dagster's event log (W&B metadata, checks, failing Rust steps, launches) and the stores
   gcs   gs:// references against gcp-storage-emulator (PyPI, pinned, in target/gcs/venv) on loopback, shared
         with the real wandb 0.31.0 client through `dagster-wandb server`: entries, downloads both ways, caches
   s3    s3:// references against moto (PyPI, pinned, in target/s3/venv) on loopback: every vector of

@@ -47,6 +47,10 @@ pub const DEFAULT_CACHE_DURATION_MINUTES: i64 = 60 * 24 * 30;
 /// The run tag dagster-wandb always adds.
 pub const RUN_TAG: &str = "dagster_wandb";
 
+/// The keys of the IO manager's config (`wandb_artifacts_io_manager`), dagster-wandb's.
+pub const IO_MANAGER_CONFIGURATION_KEYS: [&str; 5] =
+    ["base_dir", "cache_duration_in_minutes", "run_id", "run_name", "run_tags"];
+
 /// A Dagster `StringSource`: a literal, or `{"env": NAME}` read from the environment when used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StringSource {
@@ -198,7 +202,7 @@ impl IoManagerConfig {
     pub fn from_json(value: &Value) -> Result<Self> {
         const SECTION: &str = "wandb_artifacts_io_manager";
         let map = object(SECTION, value)?;
-        reject_unknown(SECTION, map, &["base_dir", "cache_duration_in_minutes", "run_id", "run_name", "run_tags"])?;
+        reject_unknown(SECTION, map, &IO_MANAGER_CONFIGURATION_KEYS)?;
         let cache_duration_in_minutes = match map.get("cache_duration_in_minutes") {
             None | Some(Value::Null) => None,
             Some(v) => Some(

@@ -2,10 +2,13 @@
 //! dagster-wandb defines it (dagster-wandb §7), mapped onto wandb 0.31.0's launch protocol. dagster-wandb's own
 //! ops fail against every wandb release it allows; these work.
 //!
-//! Keys that no longer mean anything are refused with an error saying what to use instead: `uri` (0.31.0 ignores
-//! it; a launch needs a `job` or a `docker_image`), `parameters` and `cuda` (not arguments of `launch_add`). The
-//! agent always polls project `model-registry`, so dagster-wandb's `project` (which makes wandb 0.31.0 reject
-//! the agent config) is not passed on.
+//! Keys that no longer mean anything are refused with an error saying what to use instead
+//! ([`REFUSED_LAUNCH_JOB_KEYS`]): `uri` (0.31.0 ignores it; a launch needs a `job` or a `docker_image`),
+//! `parameters` and `cuda` (not arguments of `launch_add`). A job always goes to a `queue`
+//! ([`QUEUE_REQUIRED`]): without one dagster-wandb runs it on the local machine through a container runner, which
+//! this toolkit does not have. The Python companion refuses the same keys, with the same reasons, before a step
+//! starts. The agent always polls project `model-registry`, so dagster-wandb's `project` (which makes wandb
+//! 0.31.0 reject the agent config) is not passed on.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -17,12 +20,27 @@ use wandb_launch::{AgentConfig, AgentReport, LaunchAgent, LaunchRequest, QueuedR
 use crate::config::WandbConfig;
 use crate::error::{Error, Result};
 
+/// The keys of `run_launch_job`'s config that mean nothing in wandb 0.31.0's launch protocol, each with why and
+/// what to use instead: a value other than null is refused (`invalid configuration run_launch_job.<key>: <why>`).
+pub const REFUSED_LAUNCH_JOB_KEYS: [(&str, &str); 3] = [
+    (
+        "uri",
+        "has no meaning in wandb 0.31.0's launch protocol, which ignores it: a launch names a `job` or a `docker_image`",
+    ),
+    ("parameters", "is not an argument of launch_add: give run config under `config.overrides.run_config`"),
+    ("cuda", "is not an argument of launch_add: request GPUs through `resource_args` of your runner"),
+];
+
+/// Why `run_launch_job` refuses a config without a `queue` (`invalid configuration run_launch_job.queue: …`).
+pub const QUEUE_REQUIRED: &str = "is required: without a queue dagster-wandb launches on the local machine through a container runner, which this toolkit does not have; give a queue and run an agent on it (`dagster-wandb launch agent`, or a `run_launch_agent` op)";
+
 /// `run_launch_job`'s op config (`launch_config()`): every key optional, `synchronous` true by default.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LaunchJobConfig {
     /// The job, `entity/project/name:alias`.
     pub job: Option<String>,
-    /// The queue; without one dagster-wandb launches locally, which needs a container runner here (refused).
+    /// The queue; without one dagster-wandb launches locally, which needs a container runner ([`run_launch_job`]
+    /// refuses it: [`QUEUE_REQUIRED`]).
     pub queue: Option<String>,
     /// Replaces the job's entrypoint.
     pub entry_point: Option<Vec<String>>,
@@ -61,14 +79,7 @@ impl LaunchJobConfig {
     pub fn from_json(value: &Value) -> Result<Self> {
         const SECTION: &str = "run_launch_job";
         let map = value.as_object().ok_or_else(|| invalid(SECTION, value, "a dict"))?;
-        for (key, reason) in [
-            (
-                "uri",
-                "has no meaning in wandb 0.31.0's launch protocol, which ignores it: a launch names a `job` or a `docker_image`",
-            ),
-            ("parameters", "is not an argument of launch_add: give run config under `config.overrides.run_config`"),
-            ("cuda", "is not an argument of launch_add: request GPUs through `resource_args` of your runner"),
-        ] {
+        for (key, reason) in REFUSED_LAUNCH_JOB_KEYS {
             if map.get(key).is_some_and(|v| !v.is_null()) {
                 return Err(Error::InvalidConfig { key: format!("{SECTION}.{key}"), reason: reason.to_owned() });
             }
@@ -167,7 +178,8 @@ pub struct LaunchOutcome {
 /// `run_launch_job`: enqueues the job and, when `synchronous`, waits (up to `timeout`) for its run to end.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] without a queue (a queue-less launch needs a container runner); launch errors.
+/// [`Error::InvalidConfig`] without a queue ([`QUEUE_REQUIRED`]: a queue-less launch needs a container runner);
+/// launch errors.
 pub fn run_launch_job(
     client: &wandb_api::client::WandbClient,
     wandb_config: &WandbConfig,
@@ -176,10 +188,7 @@ pub fn run_launch_job(
     log: &dyn Fn(&str),
 ) -> Result<LaunchOutcome> {
     let Some(queue) = &config.queue else {
-        return Err(Error::InvalidConfig {
-            key: "run_launch_job.queue".to_owned(),
-            reason: "is required: without a queue dagster-wandb launches on the local machine through a container runner, which this toolkit does not have; give a queue and run `dagster-wandb launch agent` on it".to_owned(),
-        });
+        return Err(Error::InvalidConfig { key: "run_launch_job.queue".to_owned(), reason: QUEUE_REQUIRED.to_owned() });
     };
     let queues = RunQueues::new(client.clone());
     let queued = launch_block_on(queues.launch_add(&config.request(wandb_config)))?;

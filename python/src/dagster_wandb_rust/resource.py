@@ -16,6 +16,9 @@ from .reader import LineSafeFileMessageReader
 WANDB_CLOUD_HOST = "https://api.wandb.ai"
 #: The environment variable the step reads the API key from: the key itself never goes into the Pipes context.
 API_KEY_VARIABLE = "WANDB_API_KEY"
+#: The IO-manager settings this resource passes under ``wandb_artifacts_io_manager`` (dagster-wandb's config keys;
+#: ``dagster_bridge::config::IO_MANAGER_CONFIGURATION_KEYS``, compared by ``cargo xtask dagster-e2e``).
+IO_MANAGER_CONFIGURATION_KEYS = ("base_dir", "cache_duration_in_minutes", "run_id", "run_name", "run_tags")
 #: Extras this resource writes; a step's own ``extras`` may not replace them.
 RESERVED_EXTRAS = ("wandb_resource", "wandb_config", "wandb_artifacts_io_manager", "outputs", "inputs")
 
@@ -71,7 +74,7 @@ class PipesWandbClient(dg.ConfigurableResource):
         if self.host is not None:
             resource["host"] = self.host
         io_manager: dict[str, Any] = {"base_dir": self.base_dir or _storage_directory(context)}
-        for name in ("cache_duration_in_minutes", "run_name", "run_id", "run_tags"):
+        for name in IO_MANAGER_CONFIGURATION_KEYS[1:]:
             value = getattr(self, name)
             if value is not None:
                 io_manager[name] = value

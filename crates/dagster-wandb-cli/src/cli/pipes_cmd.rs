@@ -12,8 +12,9 @@ use dagster_bridge::step::run_step;
 /// A step of a Dagster run.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum PipesCommand {
-    /// dagster-wandb's `run_launch_job`: enqueue the job `op_config` names on its queue (or run it on an agent of
-    /// this step's own without one) and, with `synchronous` (the default), wait for its run to end.
+    /// dagster-wandb's `run_launch_job`: enqueue the job `op_config` names on its `queue` (required: dagster-wandb's
+    /// queue-less local launch needs a container runner, which this toolkit does not have) and, with
+    /// `synchronous` (the default), wait for an agent to run it to the end.
     LaunchJob {
         /// How long a synchronous launch waits for the run, in seconds.
         #[arg(long, default_value_t = 3600)]
