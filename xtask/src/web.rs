@@ -1,9 +1,11 @@
 //! `cargo xtask web`: the web view in a real browser. The README's main job runs against `dagster-wandb server`
-//! (with an API key), an artifact with hostile names is logged beside it, and `xtask/web/browse.py` drives
-//! headless Chromium through Selenium (PyPI, pinned, in `target/web/venv`; Chromium and chromedriver from the
-//! system, Debian's `chromium` and `chromium-driver`): sign-in, project, collection, version, files, lineage, the
-//! training run and its chart. Screenshots of each page land in `target/web/screenshots/` for a person to look
-//! at. `dagster-wandb ui` is checked to serve the same pages without the W&B protocol.
+//! (with an API key), an artifact with hostile names is logged beside it, and a run named with markup, in another
+//! project, uses the job's raw data; `xtask/web/browse.py` drives headless Chromium through Selenium (PyPI,
+//! pinned, in `target/web/venv`; Chromium and chromedriver from the system, Debian's `chromium` and
+//! `chromium-driver`): sign-in, project, collection, version, files, lineage, the training run and its charts
+//! (as many points as the run logged), the hostile pages, the use across projects, and sign-out. Screenshots of
+//! each page land in `target/web/screenshots/` for a person to look at. `dagster-wandb ui` is checked to serve the
+//! same pages without the W&B protocol.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,6 +19,8 @@ const PACKAGES: &[(&str, &str)] = &[("selenium", "4.27.1")];
 const KEY: &str = "webview0123456789abcdef0123456789abcdefab";
 /// Markup in every place a user may put text, which must render as text.
 const HOSTILE: &str = "<script>alert(1)</script>";
+/// A run's name, with markup.
+const HOSTILE_RUN: &str = "<script>alert(3)</script> run";
 
 pub(crate) fn run() -> Result<()> {
     for tool in ["chromium", "chromedriver"] {
@@ -62,13 +66,14 @@ pub(crate) fn run() -> Result<()> {
         .env("WANDB_CACHE_DIR", work.join("cache"))
         .output()?;
     ensure!(put.status.success(), "logging the hostile artifact failed:\n{}", String::from_utf8_lossy(&put.stderr));
+    let expected = through_the_sdk(&server.url, &work)?;
 
     say("headless Chromium through the pages (screenshots in target/web/screenshots)");
     let browse = Command::new(&python)
         .arg(project_root().join("xtask/web/browse.py"))
         .args([&server.url, KEY])
         .arg(&shots)
-        .arg("/local/artifacts-example/artifacts/dataset/hostile/v0/metadata")
+        .arg(expected.to_string())
         .output()?;
     ensure!(
         browse.status.success(),
@@ -84,6 +89,48 @@ pub(crate) fn run() -> Result<()> {
     check_ui(&cli, &store)?;
     say(&format!("web: ok ({checked} checks in the browser; screenshots in {})", shots.display()));
     Ok(())
+}
+
+/// Through the SDK on the server: a run named with markup, in another project, uses the job's raw data and logs a
+/// few rows under a key with markup; and what the training run logged, for the browser to count. What browse.py
+/// expects, as JSON.
+fn through_the_sdk(url: &str, work: &Path) -> Result<serde_json::Value> {
+    let settings = wandb_api::Settings::server(url, Some(KEY.to_owned()))
+        .with_entity("local")
+        .with_project("artifacts-example")
+        .with_cache_dir(Some(work.join("cache")));
+    let api = wandb_api::Api::new(settings)?;
+    let mut run = api.init(wandb_api::RunSettings::new("hostile-runs").name(HOSTILE_RUN).job_type("inspect"))?;
+    run.use_artifact("local/artifacts-example/mnist-raw:v0")?;
+    for step in 0..5 {
+        run.log(serde_json::json!({ "<b>markup</b>": step }).as_object().cloned().unwrap_or_default())?;
+    }
+    let hostile_run = format!("/local/hostile-runs/runs/{}", run.id());
+    run.finish()?;
+
+    let train = api
+        .runs(None)?
+        .into_iter()
+        .find(|r| r.job_type.as_deref() == Some("train"))
+        .context("the main job has no train run")?;
+    let history = api.run_history(&train.path())?;
+    // What the page charts: each numeric key's points (W&B's own `_` keys left out).
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for row in &history {
+        for (key, _) in row.iter().filter(|(k, v)| !k.starts_with('_') && v.as_f64().is_some_and(f64::is_finite)) {
+            *counts.entry(key.clone()).or_default() += 1;
+        }
+    }
+    ensure!(!counts.is_empty(), "the train run logged no history");
+    Ok(serde_json::json!({
+        "hostile_artifact": "/local/artifacts-example/artifacts/dataset/hostile/v0",
+        "hostile_markup": HOSTILE,
+        "hostile_run": hostile_run,
+        "hostile_run_name": HOSTILE_RUN,
+        "train_run": train.id,
+        "train_rows": history.len(),
+        "train_points": counts,
+    }))
 }
 
 /// `dagster-wandb ui` serves the pages without a key and without the W&B protocol.

@@ -1,8 +1,11 @@
 """Walks the web view of `dagster-wandb server` in a real headless Chromium (Selenium, chromedriver from Debian),
 as a person would: sign in, open the project, click to the model, its files and lineage graph, then the training
-run and its chart. Asserts on the DOM and keeps a screenshot of each page.
+run and its charts (as many points as the run logged); the pages of an artifact and a run named with markup, and
+a use across projects; then sign out. Asserts on the DOM and keeps a screenshot of each page.
 
-Usage: browse.py BASE_URL API_KEY SCREENSHOT_DIR HOSTILE_PATH
+Usage: browse.py BASE_URL API_KEY SCREENSHOT_DIR EXPECTED_JSON
+EXPECTED_JSON: hostile_artifact (a version's path), hostile_markup, hostile_run (a run's path), hostile_run_name,
+train_run (its id), train_rows (history rows), train_points (points per chart key).
 Prints one JSON object of what it checked; exits non-zero on the first failed check.
 """
 
@@ -15,7 +18,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, key, shots, hostile_path = sys.argv[1:5]
+base, key, shots, expected_json = sys.argv[1:5]
+expected = json.loads(expected_json)
 os.makedirs(shots, exist_ok=True)
 
 options = webdriver.ChromeOptions()
@@ -52,6 +56,17 @@ def shot(name):
 
 def click_link(text):
     driver.find_element(By.LINK_TEXT, text).click()
+
+
+def nothing_ran(page):
+    """No script element, no alert, no element a markup attribute would have made."""
+    check(driver.find_elements(By.TAG_NAME, "script") == [], f"{page}: no script element")
+    check(driver.find_elements(By.CSS_SELECTOR, 'img[src="x"]') == [], f"{page}: no element made of markup")
+    try:
+        driver.switch_to.alert
+        check(False, f"{page}: an alert opened")
+    except Exception:  # noqa: BLE001 - no alert is the expected outcome
+        checked.append(f"{page}: no alert opened")
 
 
 try:
@@ -124,26 +139,68 @@ try:
     wait_until(lambda: "/runs/" in driver.current_url and driver.find_elements(By.ID, "run-state"),
                "clicking a run node opens the run")
     shot("run")
+    check(driver.current_url.endswith(f"/runs/{expected['train_run']}"), "the producer is the train run")
     check(driver.find_element(By.ID, "run-state").text == "finished", "the train run finished")
+    check(driver.find_element(By.ID, "history-rows").text == str(expected["train_rows"]),
+          f"the run page counts the {expected['train_rows']} history rows the job logged")
     charts = driver.find_elements(By.CSS_SELECTOR, "figure.chart")
-    check(len(charts) >= 1, "the run page draws a chart per history key")
-    points = {c.get_attribute("data-key"): int(c.get_attribute("data-points")) for c in charts}
-    check(all(n > 1 for n in points.values()), f"each chart draws its points: {points}")
+    logged = expected["train_points"]
+    keys = sorted(c.get_attribute("data-key") for c in charts)
+    check(keys == sorted(logged), f"a chart per history key the job logged: {keys} vs {sorted(logged)}")
     for chart in charts:
+        name = chart.get_attribute("data-key")
+        total, points = int(chart.get_attribute("data-total")), int(chart.get_attribute("data-points"))
+        check(total == logged[name], f"{name}: the chart has the {logged[name]} points the job logged ({total})")
+        # At most 1,000 drawn: all of them below that, each bucket's extremes above it.
+        check(points == total if total <= 1000 else 500 <= points <= 1000, f"{name}: {points} of {total} drawn")
         drawn = chart.find_element(By.CSS_SELECTOR, "polyline.series").get_attribute("points").split()
-        check(len(drawn) == int(chart.get_attribute("data-points")), "the polyline has the points it says")
+        check(len(drawn) == points, f"{name}: the polyline has the {points} points it says ({len(drawn)})")
 
-    # Hostile names render as text: no script element, no alert, the markup visible as characters.
-    driver.get(f"{base}{hostile_path}")
-    shot("hostile")
-    check(driver.find_elements(By.TAG_NAME, "script") == [], "no script element on a page of hostile names")
-    check("<script>alert(1)</script>" in driver.find_element(By.TAG_NAME, "body").text,
-          "the hostile text shows as text")
-    try:
-        driver.switch_to.alert
-        check(False, "an alert opened")
-    except Exception:  # noqa: BLE001 - no alert is the expected outcome
-        checked.append("no alert opened")
+    # Hostile names render as text, on every tab of the hostile artifact.
+    markup = expected["hostile_markup"]
+    for tab in ("overview", "metadata", "files"):
+        driver.get(f"{base}{expected['hostile_artifact']}/{tab}")
+        shot(f"hostile-{tab}")
+        check(driver.find_elements(By.ID, "overview" if tab == "overview" else "files") != [] or tab == "metadata",
+              f"the hostile artifact's {tab} tab opens")
+        nothing_ran(f"hostile {tab}")
+        body = driver.find_element(By.TAG_NAME, "body").text
+        shown = {"overview": markup, "metadata": markup, "files": "<img src=x onerror=alert(2)>.txt"}[tab]
+        check(shown in body, f"the hostile {tab} tab shows {shown!r} as text")
+    # The file named with markup, previewed: its markup content shows as text.
+    driver.find_element(By.PARTIAL_LINK_TEXT, "onerror").click()
+    wait_until(lambda: "preview=" in driver.current_url, "clicking the hostile file previews it")
+    shot("hostile-preview")
+    nothing_ran("hostile preview")
+    check(markup in driver.find_element(By.CSS_SELECTOR, "pre.preview").text, "the preview shows the markup as text")
+
+    # A run named with markup, in another project: its name as text, and the artifact it used in its own project.
+    driver.get(f"{base}{expected['hostile_run']}")
+    shot("hostile-run")
+    nothing_ran("hostile run")
+    check(driver.find_element(By.TAG_NAME, "h1").text == expected["hostile_run_name"], "the run's name shows as text")
+    check(any(c.get_attribute("data-key") == "<b>markup</b>" for c in driver.find_elements(By.CSS_SELECTOR,
+                                                                                              "figure.chart")),
+          "a history key with markup is charted under its name")
+    used = driver.find_element(By.PARTIAL_LINK_TEXT, "mnist-raw:v0")
+    check(used.get_attribute("href").endswith("/local/artifacts-example/artifacts/dataset/mnist-raw/v0"),
+          f"the used artifact links to its own project: {used.get_attribute('href')}")
+    used.click()
+    wait_until(lambda: driver.find_elements(By.ID, "overview"), "the used artifact's page opens")
+    check("mnist-raw:v0" in driver.find_element(By.TAG_NAME, "h1").text, "it is mnist-raw:v0")
+    click_link("Lineage")
+    wait_until(lambda: driver.current_url.endswith("/lineage"), "its Lineage tab opens")
+    shot("lineage-across-projects")
+    runs = [n.get_attribute("data-name") for n in driver.find_elements(By.CSS_SELECTOR,
+                                                                       '#lineage-graph a.node[data-kind="run"]')]
+    check(expected["hostile_run_name"] in runs, f"raw's lineage shows the run of the other project: {runs}")
+    nothing_ran("lineage across projects")
+
+    # Signing out: the control on every page ends the session.
+    driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    wait_until(lambda: "/login" in driver.current_url, "signing out shows the sign-in form")
+    driver.get(f"{base}/local/artifacts-example")
+    check("/login" in driver.current_url, "after signing out, pages need signing in again")
 finally:
     driver.quit()
 print(json.dumps({"checked": checked}))

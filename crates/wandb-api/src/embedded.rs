@@ -317,7 +317,12 @@ impl Backend for EmbeddedBackend {
             let project = ProjectRef::new(&version.entity, &version.project)?;
             Ok(Lineage {
                 created_by: lineage.created_by.map(|r| b.run_info(&project, r)).transpose()?,
-                used_by: lineage.used_by.into_iter().map(|r| b.run_info(&project, r)).collect::<Result<_>>()?,
+                used_by: lineage
+                    .used_by
+                    .into_iter()
+                    .map(|r| b.run_info(&project, r))
+                    .chain(lineage.used_elsewhere.into_iter().map(|(elsewhere, r)| b.run_info(&elsewhere, r)))
+                    .collect::<Result<_>>()?,
             })
         })
         .await

@@ -175,7 +175,9 @@ impl Sync<'_> {
                 }
             };
             let copy = self.align(&version, copy, true).await?;
-            for user in &lineage.used_by {
+            // The project's own runs: a run of another project that used the version stays where it is.
+            let own = |r: &&RunInfo| r.entity == source.entity() && r.project == source.project();
+            for user in lineage.used_by.iter().filter(own) {
                 let run_id = self.run(user).await?;
                 let target_run = self.to.run(&self.target, &run_id).await?;
                 if !target_run.inputs.iter().any(|e| e.id == copy.id) {

@@ -90,7 +90,7 @@ fn dispatch(state: &ServerState, caller: &Caller, name: &str, query: &str, v: &V
     if let Some(answer) = super::launch::dispatch(state, name, v) {
         return answer;
     }
-    if let Some(answer) = super::runs::dispatch(state, name, query, v) {
+    if let Some(answer) = super::runs::dispatch(state, caller, name, query, v) {
         return answer;
     }
     if let Some(answer) = super::registries::dispatch(state, name, v) {

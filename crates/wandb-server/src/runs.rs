@@ -9,13 +9,14 @@
 use serde_json::{Map, Value, json};
 
 use super::ServerState;
+use super::auth::Caller;
 use super::graphql::{GqlError, GqlResult, page_info, page_of, project_of, str_var};
 use super::views::{artifact_fragment, global_id, graphql_time, project_info};
 use wandb_store::Error;
 use wandb_store::{ArtifactEdge, ProjectRef, RunRecord, RunState};
 
 /// Answers the run-reading operations; `None` for any other.
-pub(crate) fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) -> Option<GqlResult> {
+pub(crate) fn dispatch(state: &ServerState, caller: &Caller, name: &str, query: &str, v: &Value) -> Option<GqlResult> {
     Some(match name {
         "Run" => one_run(state, v),
         "Runs" => runs(state, v),
@@ -27,7 +28,7 @@ pub(crate) fn dispatch(state: &ServerState, name: &str, query: &str, v: &Value) 
         "RunInputArtifacts" => run_artifacts(state, v, Edges::Inputs),
         "RunOutputArtifacts" => run_artifacts(state, v, Edges::Outputs),
         "ArtifactCreatedBy" => created_by(state, v),
-        "ArtifactUsedBy" => used_by(state, v),
+        "ArtifactUsedBy" => used_by(state, caller, v),
         _ => return None,
     })
 }
@@ -324,7 +325,7 @@ fn created_by(state: &ServerState, v: &Value) -> GqlResult {
     Ok(json!({"artifact": {"createdBy": creator}}))
 }
 
-fn used_by(state: &ServerState, v: &Value) -> GqlResult {
+fn used_by(state: &ServerState, caller: &Caller, v: &Value) -> GqlResult {
     let id = str_var(v, "id")?;
     let version = match state.store.artifact_by_id(id) {
         Ok(version) => version,
@@ -333,6 +334,14 @@ fn used_by(state: &ServerState, v: &Value) -> GqlResult {
     };
     let lineage = state.store.lineage(&version)?;
     let project = ProjectRef::new(&version.entity, &version.project)?;
-    let edges: Vec<Value> = lineage.used_by.iter().map(|run| json!({"node": run_info(&project, &run.id)})).collect();
+    // Runs of other projects too, each with its own project (W&B's `usedBy` spans projects), but only of entities
+    // the caller may use: the version's entity was checked, theirs were not.
+    let elsewhere = lineage.used_elsewhere.iter().filter(|(elsewhere, _)| caller.may_use(elsewhere.entity()));
+    let edges: Vec<Value> = lineage
+        .used_by
+        .iter()
+        .map(|run| json!({"node": run_info(&project, &run.id)}))
+        .chain(elsewhere.map(|(elsewhere, run)| json!({"node": run_info(elsewhere, &run.id)})))
+        .collect();
     Ok(json!({"artifact": {"usedBy": {"edges": edges}}}))
 }

@@ -77,28 +77,30 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// What the caller may see: everything on a server without users, else their session's entities.
-fn access(state: &ServerState, headers: &HeaderMap) -> Option<wandb_web::Access> {
+/// Who is looking: anyone, who may see everything, on a server without users; else their session's user, who
+/// may see their entities and sign out.
+fn viewer(state: &ServerState, headers: &HeaderMap) -> Option<wandb_web::Viewer> {
     if state.users.is_none() {
-        return Some(wandb_web::Access::Everything);
+        return Some(wandb_web::Viewer::anonymous(wandb_web::Access::Everything));
     }
     let caller = state.sessions.caller(&session_token(headers)?)?;
-    Some(caller.access())
+    Some(wandb_web::Viewer::signed_in(caller.access()))
 }
 
-/// GET of a page path; anything else the server does not route is a 404.
+/// GET of a page path; anything else the server does not route is a 404 (`/favicon.ico` too: whether a path is a
+/// page depends on its shape alone, so the 404 says nothing about what the store holds).
 pub(crate) async fn fallback(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     if !matches!(*request.method(), Method::GET | Method::HEAD) || !wandb_web::is_page_path(&path) {
         return crate::not_found(request).await;
     }
-    let Some(access) = access(&state, request.headers()) else {
+    let Some(viewer) = viewer(&state, request.headers()) else {
         let target = request.uri().path_and_query().map_or_else(|| path.clone(), |p| p.as_str().to_owned());
         return redirect(&format!("/login?next={}", percent(&target)), None);
     };
     let query = request.uri().query().unwrap_or_default().to_owned();
     let page = tokio::task::spawn_blocking(move || {
-        wandb_web::page(&state.store, &SignedLinks(&state), &path, &query, &access)
+        wandb_web::page_for(&state.store, &SignedLinks(&state), &path, &query, &viewer)
     })
     .await;
     match page {

@@ -1,7 +1,8 @@
 //! `EmbeddedStore::check`: a walk of the whole store that names every damaged record, missing or corrupt body
 //! and orphaned temporary, and repairs what can be rebuilt from what is intact.
 //!
-//! Repairable: the id index (`index/artifacts/<n>.json`, rebuilt from the version record that holds the id),
+//! Repairable: the id index (`index/artifacts/<n>.json`, rebuilt from the version record that holds the id), the
+//! index of uses (`index/uses/<n>/…`, a run's uses of other projects' versions, rebuilt from the run's record),
 //! aliases pointing at versions that are gone (dropped), an unreadable `aliases.json` (replaced by an empty one:
 //! the custom aliases it held are lost, `latest` and `vN` still resolve), staging directories and temporary
 //! files a killed writer left. Not repairable, only reported: unreadable collection, version, manifest and run
@@ -80,7 +81,7 @@ impl EmbeddedStore {
                     report.collections += 1;
                     self.check_collection(&project, &name, repair, &mut report, &mut bodies)?;
                 }
-                self.check_runs(&project, &mut report)?;
+                self.check_runs(&project, repair, &mut report)?;
             }
         }
         self.check_bodies(&bodies, &mut report);
@@ -169,18 +170,44 @@ impl EmbeddedStore {
         self.check_aliases(&dir, &live, repair, report)
     }
 
-    /// Each run's record and logging status must parse (nothing to rebuild them from: reported only).
-    fn check_runs(&self, project: &ProjectRef, report: &mut CheckReport) -> Result<()> {
+    /// Each run's record and logging status must parse (nothing to rebuild them from: reported only); each use of
+    /// a version of another project must be in the index of uses (rebuilt from the run's record).
+    fn check_runs(&self, project: &ProjectRef, repair: bool, report: &mut CheckReport) -> Result<()> {
         let dir = self.project_dir(project).join("runs");
         for name in list_dir(&dir)? {
             let Some(id) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) else { continue };
             report.runs += 1;
-            if let Err(e) = read_json::<crate::RunRecord>(&dir.join(&name)) {
-                report.found(dir.join(&name), damage(&e), false);
+            match read_json::<crate::RunRecord>(&dir.join(&name)) {
+                Ok(Some(run)) => self.check_uses_index(project, &run, repair, report)?,
+                Ok(None) => {}
+                Err(e) => report.found(dir.join(&name), damage(&e), false),
             }
             let state = dir.join(format!("{id}.logs")).join("state.json");
             if let Err(e) = read_json::<crate::RunStatus>(&state) {
                 report.found(&state, damage(&e), false);
+            }
+        }
+        Ok(())
+    }
+
+    /// A run's uses of versions of other projects must be in the index of uses (records written before the index
+    /// existed are not), or the lineage of those versions misses the run.
+    fn check_uses_index(
+        &self,
+        project: &ProjectRef,
+        run: &crate::RunRecord,
+        repair: bool,
+        report: &mut CheckReport,
+    ) -> Result<()> {
+        for edge in &run.inputs {
+            let Ok(dir) = self.uses_dir(&edge.id) else { continue };
+            if self.artifact_owner(&edge.id)?.is_none_or(|owner| &owner == project) {
+                continue;
+            }
+            let path = dir.join(project.entity()).join(project.project()).join(&run.id);
+            if !path.exists() {
+                let repaired = repair && self.index_use(project, &run.id, &edge.id).is_ok();
+                report.found(path, format!("a use of {} missing from the index of uses", edge.name), repaired);
             }
         }
         Ok(())

@@ -16,6 +16,7 @@
 //! <store>/objects/{md5,xxh128}/<hex[0:2]>/<hex[2:]> file bodies, once per digest
 //! <store>/tmp/                                      in-flight object writes
 //! <store>/ids.lock, ids.next, index/artifacts/<n>.json   store-wide artifact ids
+//! <store>/index/uses/<n>/<entity>/<project>/<run id>    runs that used artifact n (empty files)
 //! <store>/entities/<entity>/projects/<project>/
 //!     lock                                          held while versions, aliases or runs change
 //!     collections/<name>/collection.json            name, type
@@ -92,7 +93,9 @@ pub use check::{CheckReport, Problem};
 pub use distributed::StoredPart;
 pub use edit::{CollectionEdit, VersionEdit, check_deletable, check_linked};
 pub use gc::{GcOptions, GcReport};
-pub use records::{ArtifactEdge, ArtifactVersion, Collection, CollectionKind, Lineage, RunRecord, Ttl};
+pub use records::{
+    ArtifactEdge, ArtifactVersion, Collection, CollectionKind, Lineage, RunRecord, Ttl, VersionLocation,
+};
 use records::{CollectionRecord, IdIndexRecord, MemberRecord, StoreMarker, VersionRecord};
 pub use registry::{Registry, RegistrySpec, RegistryVisibility};
 pub use run_logs::{
@@ -110,7 +113,7 @@ const MARKER_FILE: &str = "dagster-wandb-store.json";
 const FORMAT: u32 = 1;
 
 /// An entity and project, validated.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ProjectRef {
     entity: String,
     project: String,
@@ -768,14 +771,99 @@ impl EmbeddedStore {
         Ok(self.objects.remove(digest, algorithm)?)
     }
 
-    /// Records that run `run_id` of `project` used `version` (an input edge of the lineage).
+    /// Records that run `run_id` of `project` used `version` (an input edge of the lineage), in the run's record
+    /// and in the index of uses, which finds the run from the version's side even when it is in another project.
+    /// A version seen through a portfolio or registry collection is recorded as its source (its id's version).
     ///
     /// # Errors
     /// [`Error::RunNotFound`], I/O errors.
     pub fn record_use(&self, project: &ProjectRef, run_id: &str, version: &ArtifactVersion) -> Result<()> {
         self.run(project, run_id)?;
+        let source;
+        let version = if version.linked_from.is_some() {
+            source = self.artifact_by_id(&version.id)?;
+            &source
+        } else {
+            version
+        };
         let _lock = self.lock_project(project)?;
         self.add_edge(project, run_id, version, Direction::Input)
+    }
+
+    /// Where the version with store-wide id `id` lives now, from the id index (two small records read, whatever
+    /// the size of its collection), or `None` for an id never given, only reserved, or whose version was deleted.
+    ///
+    /// # Errors
+    /// I/O errors and damaged records.
+    pub fn locate_artifact(&self, id: &str) -> Result<Option<VersionLocation>> {
+        let Ok(path) = self.id_index_path(id) else { return Ok(None) };
+        let Some(record) = read_json::<IdIndexRecord>(&path)? else { return Ok(None) };
+        let Some(version_index) = record.version_index else { return Ok(None) };
+        let project = ProjectRef::new(&record.entity, &record.project)?;
+        let collection_dir = self.collection_dir(&project, &record.name);
+        let Some(collection) = read_json::<CollectionRecord>(&collection_dir.join("collection.json"))? else {
+            return Ok(None);
+        };
+        Ok(Some(VersionLocation { project, name: record.name, artifact_type: collection.artifact_type, version_index }))
+    }
+
+    /// Runs of projects other than the version's own that used the version with store-wide id `id`, each with
+    /// its project, oldest first, at most `limit` of them: what the index of uses holds (every use recorded since
+    /// the index exists; `check` with `repair` adds the older ones). An entry whose run is gone, or no longer
+    /// lists the use, is left out. Costs one directory listing per project that used it and one record per run.
+    ///
+    /// # Errors
+    /// I/O errors listing the index.
+    pub fn uses_elsewhere(&self, id: &str, limit: usize) -> Result<Vec<(ProjectRef, RunRecord)>> {
+        let Ok(dir) = self.uses_dir(id) else { return Ok(Vec::new()) };
+        let owner = self.artifact_owner(id)?;
+        let mut found = Vec::new();
+        for entity in list_dir(&dir)? {
+            for project in list_dir(&dir.join(&entity))? {
+                let Ok(project) = ProjectRef::new(&entity, &project) else { continue };
+                if owner.as_ref() == Some(&project) {
+                    continue;
+                }
+                let mut run_ids = list_dir(&dir.join(&entity).join(project.project()))?;
+                run_ids.sort();
+                for run_id in run_ids {
+                    if found.len() >= limit {
+                        break;
+                    }
+                    match self.run(&project, &run_id) {
+                        Ok(run) if run.inputs.iter().any(|e| e.id == id) => found.push((project.clone(), run)),
+                        Ok(_) | Err(Error::RunNotFound { .. } | Error::InvalidRunId { .. }) => {}
+                        Err(Error::StoreFormat { path, reason }) => {
+                            tracing::warn!(run = run_id, path = %path.display(), reason, "skipping a damaged run");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| (&a.1.created_at, &a.0, &a.1.id).cmp(&(&b.1.created_at, &b.0, &b.1.id)));
+        Ok(found)
+    }
+
+    /// `index/uses/<n>` for id `base64("Artifact:<n>")`.
+    fn uses_dir(&self, id: &str) -> Result<PathBuf> {
+        let index = self.id_index_path(id)?;
+        let number = index.file_stem().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        Ok(self.root.join("index/uses").join(number))
+    }
+
+    /// Adds run `run_id` of `project` to the index of uses of artifact `id` (idempotent: an empty file).
+    pub(crate) fn index_use(&self, project: &ProjectRef, run_id: &str, id: &str) -> Result<()> {
+        let dir = self.uses_dir(id)?.join(&project.entity).join(&project.project);
+        fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let path = dir.join(run_id);
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        Ok(())
     }
 
     /// Stores a file body under `digest`, verifying it on the way in (what a W&B server does with an upload).
@@ -1050,16 +1138,25 @@ impl EmbeddedStore {
         }))
     }
 
-    /// Which run logged `version` and which runs of its project used it.
+    /// Which run logged `version` and which runs used it, in its project and elsewhere (for a version seen through
+    /// a portfolio or registry collection, its source's).
     ///
     /// # Errors
     /// I/O errors and damaged records.
     pub fn lineage(&self, version: &ArtifactVersion) -> Result<Lineage> {
+        let source;
+        let version = if version.linked_from.is_some() {
+            source = self.artifact_by_id(&version.id)?;
+            &source
+        } else {
+            version
+        };
         let project = ProjectRef::new(&version.entity, &version.project)?;
         let runs = self.runs(&project)?;
         let created_by = version.created_by.as_ref().and_then(|id| runs.iter().find(|r| &r.id == id).cloned());
         let used_by = runs.into_iter().filter(|r| r.inputs.iter().any(|e| e.id == version.id)).collect();
-        Ok(Lineage { created_by, used_by })
+        let used_elsewhere = self.uses_elsewhere(&version.id, usize::MAX)?;
+        Ok(Lineage { created_by, used_by, used_elsewhere })
     }
 
     /// Where the body of a file entry is kept.
@@ -1260,14 +1357,14 @@ impl EmbeddedStore {
             Direction::Input => &mut run.inputs,
             Direction::Output => &mut run.outputs,
         };
+        if matches!(direction, Direction::Input) {
+            // Indexed first: an entry whose edge a crash kept from being written is left out by readers.
+            self.index_use(project, run_id, &version.id)?;
+        }
         if edges.iter().any(|e| e.id == version.id) {
             return Ok(());
         }
-        edges.push(ArtifactEdge {
-            id: version.id.clone(),
-            name: version.qualified_name(),
-            artifact_type: version.artifact_type.clone(),
-        });
+        edges.push(ArtifactEdge::of(version));
         write_json(&self.run_path(project, run_id), &run)
     }
 

@@ -249,7 +249,8 @@ pub struct Collection {
     pub latest: ArtifactVersion,
 }
 
-/// An edge between a run and an artifact version.
+/// An edge between a run and an artifact version: the version its id names (a version used through a portfolio
+/// or registry collection is recorded as its source, as W&B records it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactEdge {
     /// The artifact id.
@@ -259,6 +260,31 @@ pub struct ArtifactEdge {
     /// The artifact type.
     #[serde(rename = "type")]
     pub artifact_type: String,
+    /// The entity of the version's project, which may not be the run's (absent in records written before edges
+    /// carried it: the store's id index still says where the id lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// The version's project (absent in older records, like `entity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}
+
+impl ArtifactEdge {
+    /// The edge to `version` as it is named (for a version seen through a portfolio, pass its source).
+    pub fn of(version: &ArtifactVersion) -> Self {
+        ArtifactEdge {
+            id: version.id.clone(),
+            name: version.qualified_name(),
+            artifact_type: version.artifact_type.clone(),
+            entity: Some(version.entity.clone()),
+            project: Some(version.project.clone()),
+        }
+    }
+
+    /// The version's project, when the edge records it.
+    pub fn project_ref(&self) -> Option<crate::ProjectRef> {
+        crate::ProjectRef::new(self.entity.as_deref()?, self.project.as_deref()?).ok()
+    }
 }
 
 /// A run: one execution that logs and uses artifacts.
@@ -284,8 +310,32 @@ pub struct RunRecord {
 /// Which runs produced and consumed an artifact version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Lineage {
-    /// The run that logged the version, if any.
+    /// The run that logged the version, if any (a run of the version's project).
     pub created_by: Option<RunRecord>,
-    /// Runs that used it, by id.
+    /// Runs of the version's project that used it, oldest first.
     pub used_by: Vec<RunRecord>,
+    /// Runs of other projects that used it, with their project, as the store's index of uses records them.
+    pub used_elsewhere: Vec<(crate::ProjectRef, RunRecord)>,
+}
+
+/// Where a store-wide artifact id lives now (after renames and moves): its project, collection, type and number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct VersionLocation {
+    /// The version's project.
+    pub project: crate::ProjectRef,
+    /// Its collection (a sequence: ids name source versions, never a portfolio's members).
+    pub name: String,
+    /// The collection's type.
+    #[serde(rename = "type")]
+    pub artifact_type: String,
+    /// `N` of `vN`.
+    pub version_index: u64,
+}
+
+impl VersionLocation {
+    /// `name:vN`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}:v{}", self.name, self.version_index)
+    }
 }

@@ -67,9 +67,13 @@ pub(crate) fn svg(key: &str, points: &[(f64, f64)]) -> String {
     let (min_y, max_y) = bounds(drawn.iter().map(|p| p.1));
     let scale_x = |x: f64| LEFT + (x - min_x) / (max_x - min_x).max(f64::MIN_POSITIVE) * (WIDTH - LEFT - RIGHT);
     let scale_y = |y: f64| TOP + (max_y - y) / (max_y - min_y).max(f64::MIN_POSITIVE) * (HEIGHT - TOP - BOTTOM);
+    // A constant series is drawn across the middle, with its one value as the axis's one label.
+    let flat = max_y <= min_y;
+    let middle = TOP + (HEIGHT - TOP - BOTTOM) / 2.0;
     let mut line = String::new();
     for (x, y) in &drawn {
-        let (x, y) = if max_x > min_x { (scale_x(*x), scale_y(*y)) } else { (LEFT, scale_y(*y)) };
+        let x = if max_x > min_x { scale_x(*x) } else { LEFT };
+        let y = if flat { middle } else { scale_y(*y) };
         let _ = write!(line, "{x:.1},{y:.1} ");
     }
     let mut out = format!(
@@ -79,19 +83,34 @@ pub(crate) fn svg(key: &str, points: &[(f64, f64)]) -> String {
         points.len(),
         key = escape(key)
     );
+    let y_labels = if flat {
+        format!("<text class=\"y-label\" x=\"4\" y=\"{}\">{}</text>", middle + 4.0, number(max_y))
+    } else {
+        format!(
+            "<text class=\"y-label\" x=\"4\" y=\"{}\">{}</text><text class=\"y-label\" x=\"4\" y=\"{}\">{}</text>",
+            TOP + 10.0,
+            number(max_y),
+            HEIGHT - BOTTOM,
+            number(min_y)
+        )
+    };
+    let x_labels = if max_x > min_x {
+        format!(
+            "<text x=\"{LEFT}\" y=\"{s}\">{}</text><text x=\"{r}\" y=\"{s}\" text-anchor=\"end\">step {}</text>",
+            number(min_x),
+            number(max_x),
+            r = WIDTH - RIGHT,
+            s = HEIGHT - 8.0,
+        )
+    } else {
+        format!("<text x=\"{LEFT}\" y=\"{}\">step {}</text>", HEIGHT - 8.0, number(min_x))
+    };
     let _ = write!(
         out,
         "<line x1=\"{LEFT}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#bbb\"/><line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" \
-         y2=\"{b}\" stroke=\"#bbb\"/><text x=\"4\" y=\"{t}\">{}</text><text x=\"4\" y=\"{b}\">{}</text>\
-         <text x=\"{LEFT}\" y=\"{s}\">{}</text><text x=\"{r}\" y=\"{s}\" text-anchor=\"end\">step {}</text>",
-        number(max_y),
-        number(min_y),
-        number(min_x),
-        number(max_x),
+         y2=\"{b}\" stroke=\"#bbb\"/>{y_labels}{x_labels}",
         b = HEIGHT - BOTTOM,
         r = WIDTH - RIGHT,
-        t = TOP + 10.0,
-        s = HEIGHT - 8.0,
     );
     let _ = write!(
         out,
@@ -117,4 +136,34 @@ fn number(value: f64) -> String {
         return String::new();
     }
     if value.fract() == 0.0 && value.abs() < 1e12 { format!("{value:.0}") } else { format!("{value:.4}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn y_labels(svg: &str) -> Vec<&str> {
+        svg.split("class=\"y-label\"")
+            .skip(1)
+            .map(|t| t.split('>').nth(1).unwrap().split('<').next().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_constant_series_has_one_y_label() {
+        let flat = svg("loss", &[(0.0, 0.5), (1.0, 0.5), (2.0, 0.5)]);
+        assert_eq!(y_labels(&flat), ["0.5000"]);
+        // Drawn across the middle, not along the top.
+        let middle = TOP + (HEIGHT - TOP - BOTTOM) / 2.0;
+        assert!(flat.contains(&format!("{LEFT:.1},{middle:.1} ")), "{flat}");
+        assert_eq!(y_labels(&svg("loss", &[(0.0, 1.0), (1.0, 0.5)])), ["1", "0.5000"]);
+    }
+
+    #[test]
+    fn downsampling_keeps_each_buckets_extremes() {
+        let points: Vec<(f64, f64)> = (0..10_000).map(|i| (i as f64, if i == 5_000 { 100.0 } else { 0.0 })).collect();
+        let drawn = downsample(&points);
+        assert!(drawn.len() <= MAX_POINTS);
+        assert!(drawn.contains(&(5_000.0, 100.0)), "the spike survives");
+    }
 }

@@ -57,11 +57,17 @@ pub(crate) fn link(href: &str, text: &str) -> String {
     format!("<a href=\"{}\">{}</a>", escape(href), escape(text))
 }
 
-/// The page around `body`: title, breadcrumbs (label, href), the style sheet. Nothing is loaded from elsewhere.
-pub(crate) fn frame(title: &str, crumbs: &[(String, String)], body: &str) -> String {
+/// The page around `body`: title, breadcrumbs (label, href), a sign-out control for a signed-in viewer, the
+/// style sheet. Nothing is loaded from elsewhere.
+pub(crate) fn frame(title: &str, crumbs: &[(String, String)], body: &str, signed_in: bool) -> String {
     let mut nav = String::from("<nav class=\"crumbs\"><a href=\"/\">store</a>");
     for (label, href) in crumbs {
         let _ = write!(nav, " / {}", link(href, label));
+    }
+    if signed_in {
+        nav.push_str(
+            "<form class=\"logout\" method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>",
+        );
     }
     nav.push_str("</nav>");
     format!(
@@ -126,5 +132,6 @@ padding:0 8px;margin:0 3px 2px 0;font-size:12px}.tag{display:inline-block;backgr
 border-radius:10px;padding:0 8px;margin-right:3px;font-size:12px}.muted{color:#6a737d}.kind{font-size:11px;\
 color:#8a5a00;background:#fff4d6;border-radius:8px;padding:0 6px}details{margin:4px 0}svg text{font:12px system-ui,\
 sans-serif}.chart{background:#fff;border:1px solid #dde1e6;margin:6px 12px 12px 0;display:inline-block}\
-form.login{background:#fff;border:1px solid #dde1e6;padding:16px;max-width:420px}form.login input{width:100%;\
+nav.crumbs form.logout{float:right;margin:0}nav.crumbs form.logout button{background:none;border:1px solid #aab;\
+color:#fff;border-radius:4px;padding:1px 10px;cursor:pointer}form.login{background:#fff;border:1px solid #dde1e6;padding:16px;max-width:420px}form.login input{width:100%;\
 margin:6px 0 10px;padding:6px;box-sizing:border-box}";

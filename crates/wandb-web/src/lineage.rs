@@ -4,106 +4,216 @@
 //! Layers are longest-path distances from the centre (upstream negative, downstream positive), so every edge
 //! points right; within a layer nodes are ordered by the mean position of their neighbours in the layer before
 //! (two sweeps), ties by name — the same graph always draws the same way. Each node has a slot of its own.
+//!
+//! The graph spans projects: a version's producers and consumers in its own project come from that project's runs
+//! (read once per project the walk reaches), its consumers elsewhere from the store's index of uses, so a run of
+//! `team/train` using `team/data/raw:v0` appears in `raw`'s lineage; nothing is drawn of an entity the viewer may
+//! not see.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use wandb_store::{ArtifactEdge, RunRecord};
+use wandb_store::{ArtifactEdge, EmbeddedStore, ProjectRef, RunRecord, VersionLocation};
 
+use crate::Access;
 use crate::html::escape;
+
+/// A run: its project and id (ids are unique only within a project).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct RunKey {
+    pub(crate) project: ProjectRef,
+    pub(crate) id: String,
+}
 
 /// A node: a run or an artifact version.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Node {
-    /// A run, by id.
-    Run(String),
+    /// A run.
+    Run(RunKey),
     /// An artifact version, by id.
     Artifact(String),
 }
 
-/// What a node shows and links to.
+/// What a node shows and links to (`None`: a version that no longer exists, drawn without a link).
 #[derive(Clone, Debug)]
 pub(crate) struct Label {
     pub(crate) title: String,
     pub(crate) subtitle: String,
-    pub(crate) href: String,
+    pub(crate) href: Option<String>,
 }
 
-/// The runs of a project as a bipartite graph.
-pub(crate) struct Graph {
-    /// Artifact id → the runs that logged it (normally one).
-    logged_by: HashMap<String, Vec<usize>>,
-    /// Artifact id → the runs that used it.
-    used_by: HashMap<String, Vec<usize>>,
-    runs: Vec<RunRecord>,
-    /// Artifact id → its edge record (name:vN and type), from whichever run mentions it.
-    artifacts: HashMap<String, ArtifactEdge>,
+/// The runs of a project that logged and used each artifact id.
+#[derive(Default)]
+struct ProjectEdges {
+    logged_by: HashMap<String, Vec<String>>,
+    used_by: HashMap<String, Vec<String>>,
+}
+
+/// The lineage graph of a store, read as it is walked: an artifact version's producers and consumers come from
+/// the runs of its own project (read once per project) and from the store's index of uses (runs of other
+/// projects); a run's edges from its record. Nodes of entities the viewer may not see are left out.
+pub(crate) struct Graph<'a> {
+    store: &'a EmbeddedStore,
+    access: &'a Access,
+    runs: HashMap<RunKey, RunRecord>,
+    projects: HashMap<ProjectRef, ProjectEdges>,
+    locations: HashMap<String, Option<VersionLocation>>,
+    /// Artifact id → an edge record naming it, from whichever run mentions it first (for ids the store no
+    /// longer locates).
+    edges: HashMap<String, ArtifactEdge>,
 }
 
 /// At most this many nodes are drawn; the rest are counted.
 const MAX_NODES: usize = 200;
 
-impl Graph {
-    pub(crate) fn new(runs: Vec<RunRecord>) -> Self {
-        let (mut logged_by, mut used_by, mut artifacts) = (HashMap::new(), HashMap::new(), HashMap::new());
-        for (i, run) in runs.iter().enumerate() {
-            for edge in &run.outputs {
-                logged_by.entry(edge.id.clone()).or_insert_with(Vec::new).push(i);
-                artifacts.entry(edge.id.clone()).or_insert_with(|| edge.clone());
-            }
-            for edge in &run.inputs {
-                used_by.entry(edge.id.clone()).or_insert_with(Vec::new).push(i);
-                artifacts.entry(edge.id.clone()).or_insert_with(|| edge.clone());
-            }
+impl<'a> Graph<'a> {
+    pub(crate) fn new(store: &'a EmbeddedStore, access: &'a Access) -> Self {
+        Graph {
+            store,
+            access,
+            runs: HashMap::new(),
+            projects: HashMap::new(),
+            locations: HashMap::new(),
+            edges: HashMap::new(),
         }
-        Graph { logged_by, used_by, runs, artifacts }
     }
 
-    fn run_index(&self, id: &str) -> Option<usize> {
-        self.runs.iter().position(|r| r.id == id)
+    /// Where artifact `id` lives now (cached; `None` when the store no longer has it).
+    fn locate(&mut self, id: &str) -> Option<&VersionLocation> {
+        if !self.locations.contains_key(id) {
+            let location = self.store.locate_artifact(id).ok().flatten();
+            self.locations.insert(id.to_owned(), location);
+        }
+        self.locations[id].as_ref()
+    }
+
+    /// Whether the viewer may see artifact `id`: its entity, or for a version the store no longer has, the entity
+    /// its edge recorded (older edges recorded none: the run's, which is shown).
+    fn artifact_visible(&mut self, id: &str) -> bool {
+        let access = self.access;
+        match self.locate(id) {
+            Some(location) => access.allows(location.project.entity()),
+            None => self.edges.get(id).and_then(|e| e.entity.as_deref()).is_none_or(|e| access.allows(e)),
+        }
+    }
+
+    fn remember(&mut self, key: RunKey, run: RunRecord) {
+        for edge in run.inputs.iter().chain(&run.outputs) {
+            self.edges.entry(edge.id.clone()).or_insert_with(|| edge.clone());
+        }
+        self.runs.insert(key, run);
+    }
+
+    /// Run `key`, read once.
+    fn load_run(&mut self, key: &RunKey) -> bool {
+        if self.runs.contains_key(key) {
+            return true;
+        }
+        match self.store.run(&key.project, &key.id) {
+            Ok(run) => {
+                self.remember(key.clone(), run);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The runs of `project` by the artifacts they logged and used, read once.
+    fn project_edges(&mut self, project: &ProjectRef) -> &ProjectEdges {
+        if !self.projects.contains_key(project) {
+            let mut edges = ProjectEdges::default();
+            for run in self.store.runs(project).unwrap_or_default() {
+                for edge in &run.outputs {
+                    edges.logged_by.entry(edge.id.clone()).or_default().push(run.id.clone());
+                }
+                for edge in &run.inputs {
+                    edges.used_by.entry(edge.id.clone()).or_default().push(run.id.clone());
+                }
+                let key = RunKey { project: project.clone(), id: run.id.clone() };
+                self.remember(key, run);
+            }
+            self.projects.insert(project.clone(), edges);
+        }
+        &self.projects[project]
     }
 
     /// The nodes upstream of `node` (what it came from).
-    fn parents(&self, node: &Node) -> Vec<Node> {
+    fn parents(&mut self, node: &Node) -> Vec<Node> {
         match node {
-            Node::Artifact(id) => self.logged_by.get(id).into_iter().flatten().map(|&i| self.run_node(i)).collect(),
-            Node::Run(id) => self
-                .run_index(id)
-                .map_or_else(Vec::new, |i| self.runs[i].inputs.iter().map(|e| Node::Artifact(e.id.clone())).collect()),
+            Node::Artifact(id) => {
+                let Some(project) = self.locate(id).map(|l| l.project.clone()) else { return Vec::new() };
+                let runs = self.project_edges(&project).logged_by.get(id).cloned().unwrap_or_default();
+                runs.into_iter().map(|run| Node::Run(RunKey { project: project.clone(), id: run })).collect()
+            }
+            Node::Run(key) => self.run_edges(key, true),
         }
     }
 
     /// The nodes downstream of `node` (what came from it).
-    fn children(&self, node: &Node) -> Vec<Node> {
+    fn children(&mut self, node: &Node) -> Vec<Node> {
         match node {
-            Node::Artifact(id) => self.used_by.get(id).into_iter().flatten().map(|&i| self.run_node(i)).collect(),
-            Node::Run(id) => self
-                .run_index(id)
-                .map_or_else(Vec::new, |i| self.runs[i].outputs.iter().map(|e| Node::Artifact(e.id.clone())).collect()),
+            Node::Artifact(id) => {
+                let Some(project) = self.locate(id).map(|l| l.project.clone()) else { return Vec::new() };
+                let runs = self.project_edges(&project).used_by.get(id).cloned().unwrap_or_default();
+                let mut nodes: Vec<Node> =
+                    runs.into_iter().map(|run| Node::Run(RunKey { project: project.clone(), id: run })).collect();
+                // Runs of other projects, from the index of uses.
+                for (elsewhere, run) in self.store.uses_elsewhere(id, MAX_NODES).unwrap_or_default() {
+                    if !self.access.allows(elsewhere.entity()) {
+                        continue;
+                    }
+                    let key = RunKey { project: elsewhere, id: run.id.clone() };
+                    self.remember(key.clone(), run);
+                    nodes.push(Node::Run(key));
+                }
+                nodes
+            }
+            Node::Run(key) => self.run_edges(key, false),
         }
     }
 
-    fn run_node(&self, index: usize) -> Node {
-        Node::Run(self.runs[index].id.clone())
+    /// The artifacts run `key` used (`inputs`) or logged, those the viewer may see.
+    fn run_edges(&mut self, key: &RunKey, inputs: bool) -> Vec<Node> {
+        if !self.load_run(key) {
+            return Vec::new();
+        }
+        let run = &self.runs[key];
+        let edges = if inputs { &run.inputs } else { &run.outputs };
+        let ids: Vec<String> = edges.iter().map(|e| e.id.clone()).collect();
+        ids.into_iter().filter(|id| self.artifact_visible(id)).map(Node::Artifact).collect()
     }
 
-    /// The run record of a run node.
-    pub(crate) fn run(&self, id: &str) -> Option<&RunRecord> {
-        self.run_index(id).map(|i| &self.runs[i])
+    /// The record of a run the graph has read.
+    pub(crate) fn run(&self, key: &RunKey) -> Option<&RunRecord> {
+        self.runs.get(key)
     }
 
-    /// The edge record of an artifact node.
-    pub(crate) fn artifact(&self, id: &str) -> Option<&ArtifactEdge> {
-        self.artifacts.get(id)
+    /// Where an artifact node lives, if the store still has it.
+    pub(crate) fn location(&self, id: &str) -> Option<&VersionLocation> {
+        self.locations.get(id).and_then(Option::as_ref)
+    }
+
+    /// An edge record naming an artifact node.
+    pub(crate) fn edge(&self, id: &str) -> Option<&ArtifactEdge> {
+        self.edges.get(id)
     }
 
     /// The subgraph within `depth` edges of `centre` either way, laid out, as SVG; `label` names each node.
-    pub(crate) fn svg(&self, centre: &Node, depth: usize, label: &dyn Fn(&Node) -> Label) -> String {
+    pub(crate) fn svg(&mut self, centre: &Node, depth: usize, label: &dyn Fn(&Graph<'_>, &Node) -> Label) -> String {
         let layout = self.layout(centre, depth);
-        draw(&layout, centre, label)
+        let graph: &Graph<'_> = self;
+        draw(&layout, centre, &|node| label(graph, node))
     }
 
-    fn layout(&self, centre: &Node, depth: usize) -> Layout {
+    fn layout(&mut self, centre: &Node, depth: usize) -> Layout {
+        match centre {
+            Node::Artifact(id) => {
+                self.locate(id);
+            }
+            Node::Run(key) => {
+                self.load_run(key);
+            }
+        }
         // Collect the nodes within `depth` either way, and the edges among them (parent → child).
         let mut layer: BTreeMap<Node, i64> = BTreeMap::new();
         layer.insert(centre.clone(), 0);
@@ -265,6 +375,10 @@ fn draw(layout: &Layout, centre: &Node, label: &dyn Fn(&Node) -> Label) -> Strin
     for node in layout.layers.values().flatten() {
         let (x, y) = at[node];
         let Label { title, subtitle, href } = label(node);
+        let (open, close) = match &href {
+            Some(href) => (format!("<a class=\"node\" href=\"{}\"", escape(href)), "</a>"),
+            None => ("<g class=\"node gone\"".to_owned(), "</g>"),
+        };
         let (kind, fill, stroke) = match node {
             Node::Run(_) => ("run", "#e8f0fe", "#3b6fd6"),
             Node::Artifact(_) => ("artifact", "#fff4d6", "#c98a00"),
@@ -273,12 +387,11 @@ fn draw(layout: &Layout, centre: &Node, label: &dyn Fn(&Node) -> Label) -> Strin
         let radius = if matches!(node, Node::Run(_)) { 18 } else { 4 };
         let _ = write!(
             svg,
-            "<a class=\"node\" data-kind=\"{kind}\" data-name=\"{}\" href=\"{}\"><rect x=\"{x}\" y=\"{y}\" \
+            "{open} data-kind=\"{kind}\" data-name=\"{}\"><rect x=\"{x}\" y=\"{y}\" \
              width=\"{NODE_WIDTH}\" height=\"{NODE_HEIGHT}\" rx=\"{radius}\" fill=\"{fill}\" stroke=\"{stroke}\" \
              stroke-width=\"{width}\"/><text x=\"{}\" y=\"{}\" font-weight=\"600\">{}</text><text x=\"{}\" y=\"{}\" \
-             fill=\"#6a737d\">{}</text></a>",
+             fill=\"#6a737d\">{}</text>{close}",
             escape(&title),
-            escape(&href),
             x + 10,
             y + 18,
             escape(&shorten(&title, 26)),

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use wandb_store::{ArtifactVersion, CollectionKind, EmbeddedStore, ProjectRef, RunState};
 
 use crate::html::{escape, frame, human_size, link, query_value, segment, split_path, table, tabs};
-use crate::lineage::{Graph, Label, Node};
-use crate::{Access, FileLinks, Page, chart};
+use crate::lineage::{Graph, Label, Node, RunKey};
+use crate::{Access, FileLinks, Page, Viewer, chart};
 
 /// Rows per page of a list.
 const PAGE_ROWS: usize = 100;
@@ -19,6 +19,8 @@ const FILES_PER_PAGE: usize = 200;
 const PREVIEW_BYTES: u64 = 64 << 10;
 /// Table previews: the first rows.
 const TABLE_ROWS: usize = 100;
+/// Table previews read at most this much of the file: a huge table is never read (or parsed) whole.
+const TABLE_PREVIEW_BYTES: u64 = 1 << 20;
 /// Console lines shown: the last ones.
 const CONSOLE_LINES: usize = 1000;
 /// Edges either way the lineage graph shows by default: the whole of a three-step pipeline (data, preprocessing,
@@ -33,18 +35,29 @@ struct Ctx<'a> {
     store: &'a EmbeddedStore,
     links: &'a dyn FileLinks,
     query: &'a str,
+    access: &'a Access,
+    signed_in: bool,
 }
 
-pub(crate) fn render(store: &EmbeddedStore, links: &dyn FileLinks, path: &str, query: &str, access: &Access) -> Page {
+impl Ctx<'_> {
+    /// The page around `body` (with the sign-out control for a signed-in viewer).
+    fn frame(&self, title: &str, crumbs: &[(String, String)], body: &str) -> String {
+        frame(title, crumbs, body, self.signed_in)
+    }
+}
+
+pub(crate) fn render(store: &EmbeddedStore, links: &dyn FileLinks, path: &str, query: &str, viewer: &Viewer) -> Page {
     let Some(segments) = split_path(path) else {
-        return Page::html(400, frame("Bad request", &[], "<h1>Bad request</h1><p>The path is not UTF-8.</p>"));
+        let body = "<h1>Bad request</h1><p>The path is not UTF-8.</p>";
+        return Page::html(400, frame("Bad request", &[], body, viewer.signed_in));
     };
-    let ctx = Ctx { store, links, query };
+    let access = &viewer.access;
+    let ctx = Ctx { store, links, query, access, signed_in: viewer.signed_in };
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
     if let Some(entity) = s.first()
         && !access.allows(entity)
     {
-        return not_found(path);
+        return not_found(&ctx, path);
     }
     let result = match s.as_slice() {
         [] => home(&ctx, access),
@@ -66,13 +79,13 @@ pub(crate) fn render(store: &EmbeddedStore, links: &dyn FileLinks, path: &str, q
         }
         _ => None,
     };
-    result.unwrap_or_else(|| not_found(path))
+    result.unwrap_or_else(|| not_found(&ctx, path))
 }
 
-fn not_found(path: &str) -> Page {
+fn not_found(ctx: &Ctx<'_>, path: &str) -> Page {
     Page::html(
         404,
-        frame("Not found", &[], &format!("<h1>Not found</h1><p>Nothing here: <code>{}</code></p>", escape(path))),
+        ctx.frame("Not found", &[], &format!("<h1>Not found</h1><p>Nothing here: <code>{}</code></p>", escape(path))),
     )
 }
 
@@ -148,7 +161,7 @@ fn home(ctx: &Ctx<'_>, access: &Access) -> Option<Page> {
     } else {
         format!("<h1>Entities</h1>{}", table("entities", &["entity", "projects"], &rows))
     };
-    Some(Page::html(200, frame("Entities", &[], &body)))
+    Some(Page::html(200, ctx.frame("Entities", &[], &body)))
 }
 
 fn entity_page(ctx: &Ctx<'_>, entity: &str) -> Option<Page> {
@@ -165,7 +178,7 @@ fn entity_page(ctx: &Ctx<'_>, entity: &str) -> Option<Page> {
         })
         .collect();
     let body = format!("<h1>{}</h1>{}", escape(entity), table("projects", &["project"], &rows));
-    Some(Page::html(200, frame(entity, &[(entity.to_owned(), entity_href(entity))], &body)))
+    Some(Page::html(200, ctx.frame(entity, &[(entity.to_owned(), entity_href(entity))], &body)))
 }
 
 fn project_page(ctx: &Ctx<'_>, entity: &str, project: &str, only_type: Option<&str>) -> Option<Page> {
@@ -215,7 +228,7 @@ fn project_page(ctx: &Ctx<'_>, entity: &str, project: &str, only_type: Option<&s
         let (shown, pager) = paged(ctx, &runs, &project_href(&p), "runs");
         let _ = write!(body, "<h2>Runs</h2>{}{pager}", runs_table(ctx, &p, shown));
     }
-    Some(Page::html(200, frame(project, &crumbs_for(&p), &body)))
+    Some(Page::html(200, ctx.frame(project, &crumbs_for(&p), &body)))
 }
 
 fn runs_table(ctx: &Ctx<'_>, p: &ProjectRef, runs: &[wandb_store::RunRecord]) -> String {
@@ -246,7 +259,7 @@ fn runs_page(ctx: &Ctx<'_>, entity: &str, project: &str) -> Option<Page> {
     let runs = ctx.store.runs(&p).ok()?;
     let (shown, pager) = paged(ctx, &runs, &format!("{}/runs", project_href(&p)), "page");
     let body = format!("<h1>Runs of {}</h1>{}{pager}", escape(project), runs_table(ctx, &p, shown));
-    Some(Page::html(200, frame("Runs", &crumbs_for(&p), &body)))
+    Some(Page::html(200, ctx.frame("Runs", &crumbs_for(&p), &body)))
 }
 
 fn state_name(state: RunState) -> &'static str {
@@ -276,7 +289,7 @@ fn collection_page(ctx: &Ctx<'_>, entity: &str, project: &str, artifact_type: &s
     );
     let mut crumbs = crumbs_for(&p);
     crumbs.push((name.to_owned(), collection_href(&p, artifact_type, name)));
-    Some(Page::html(200, frame(name, &crumbs, &body)))
+    Some(Page::html(200, ctx.frame(name, &crumbs, &body)))
 }
 
 fn versions_table(versions: &[ArtifactVersion]) -> String {
@@ -338,12 +351,19 @@ fn version_page(
     let mut crumbs = crumbs_for(&p);
     crumbs.push((v.name.clone(), collection_href(&p, &v.artifact_type, &v.name)));
     crumbs.push((v.version(), href.clone()));
-    Some(Page::html(200, frame(&v.qualified_name(), &crumbs, &body)))
+    Some(Page::html(200, ctx.frame(&v.qualified_name(), &crumbs, &body)))
 }
 
 fn overview_tab(ctx: &Ctx<'_>, p: &ProjectRef, v: &ArtifactVersion) -> Option<String> {
+    // A version seen through a portfolio or registry collection was logged in its source's project.
+    let source = match &v.linked_from {
+        Some(_) => ctx.store.locate_artifact(&v.id).ok().flatten(),
+        None => None,
+    };
+    let run_project = source.as_ref().map_or(p, |s| &s.project);
     let created_by = match &v.created_by {
-        Some(run) => link(&run_href(p, run), run),
+        Some(run) if ctx.access.allows(run_project.entity()) => link(&run_href(run_project, run), run),
+        Some(_) => "<span class=\"muted\">a run you may not see</span>".to_owned(),
         None => "<span class=\"muted\">no run</span>".to_owned(),
     };
     let ttl = match v.ttl {
@@ -365,6 +385,14 @@ fn overview_tab(ctx: &Ctx<'_>, p: &ProjectRef, v: &ArtifactVersion) -> Option<St
         vec!["time to live".to_owned(), escape(&ttl)],
         vec!["id".to_owned(), format!("<code>{}</code>", escape(&v.id))],
     ];
+    let mut rows = rows;
+    if let Some(linked_from) = &v.linked_from {
+        let shown = match &source {
+            Some(s) if ctx.access.allows(s.project.entity()) => link(&location_href(s), linked_from),
+            _ => escape(linked_from),
+        };
+        rows.insert(1, vec!["linked from".to_owned(), shown]);
+    }
     let mut versions = ctx.store.versions(p, &v.name).ok()?;
     versions.sort_by_key(|v| std::cmp::Reverse(v.version_index));
     versions.truncate(PAGE_ROWS);
@@ -516,75 +544,137 @@ fn preview(ctx: &Ctx<'_>, v: &ArtifactVersion, path: &str, entry: &ManifestEntry
         }
         return out;
     }
-    if entry.reference.is_some() || entry.size.is_none_or(|s| s > PREVIEW_BYTES && !lower.ends_with(".table.json")) {
+    let is_table = lower.ends_with(".table.json");
+    if entry.reference.is_some() || entry.size.is_none_or(|s| s > PREVIEW_BYTES && !is_table) {
         out.push_str("<p class=\"muted\">No preview (a reference, or too big).</p>");
         return out;
     }
-    let Some(bytes) = ctx.store.object_path(entry).ok().and_then(|p| std::fs::read(p).ok()) else {
+    // At most the preview's share of the body is read: a table's first bytes, all of a small text.
+    let cap = if is_table { TABLE_PREVIEW_BYTES } else { PREVIEW_BYTES };
+    let read = ctx.store.object_path(entry).ok().and_then(|p| std::fs::File::open(p).ok()).and_then(|file| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, cap), &mut bytes).ok().map(|_| bytes)
+    });
+    let Some(bytes) = read else {
         out.push_str("<p class=\"muted\">The body is not in this store.</p>");
         return out;
     };
-    if lower.ends_with(".table.json")
-        && let Ok(table_json) = serde_json::from_slice::<Value>(&bytes)
-    {
-        out.push_str(&wandb_table(&table_json));
-        return out;
+    if is_table {
+        let whole = entry.size.is_some_and(|size| size <= bytes.len() as u64);
+        if let Some(preview) = crate::table::first_rows(&bytes, TABLE_ROWS) {
+            out.push_str(&wandb_table(&preview, whole, entry.size.unwrap_or(0)));
+            return out;
+        }
     }
-    match String::from_utf8(bytes) {
-        Ok(text) => {
+    // Text: a table this preview cannot read shows its first bytes as text.
+    let cut = bytes.len() as u64 > PREVIEW_BYTES || entry.size.is_some_and(|size| size > bytes.len() as u64);
+    let mut bytes = bytes;
+    bytes.truncate(PREVIEW_BYTES as usize);
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        // Cut inside a character: the text before it.
+        Err(e) if cut && e.utf8_error().error_len().is_none() => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).ok()
+        }
+        Err(_) => None,
+    };
+    match text {
+        Some(text) => {
             let _ = write!(out, "<pre class=\"preview\">{}</pre>", escape(&text));
+            if cut {
+                let _ = write!(
+                    out,
+                    "<p class=\"muted preview-cut\">The first {} of {}.</p>",
+                    human_size(text.len() as u64),
+                    human_size(entry.size.unwrap_or(0))
+                );
+            }
         }
-        Err(_) => out.push_str("<p class=\"muted\">Binary; download it to look inside.</p>"),
+        None => out.push_str("<p class=\"muted\">Binary; download it to look inside.</p>"),
     }
     out
 }
 
-/// A W&B Table (`{"columns": [...], "data": [[...], ...]}`) as an HTML table of its first rows.
-fn wandb_table(value: &Value) -> String {
-    let columns: Vec<String> = value["columns"]
-        .as_array()
-        .map(|c| c.iter().map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_owned)).collect())
-        .unwrap_or_default();
-    let data = value["data"].as_array().cloned().unwrap_or_default();
-    let rows: Vec<Vec<String>> = data
-        .iter()
-        .take(TABLE_ROWS)
-        .map(|row| {
-            row.as_array()
-                .map(|cells| {
-                    cells.iter().map(|c| escape(&c.as_str().map_or_else(|| c.to_string(), str::to_owned))).collect()
-                })
-                .unwrap_or_default()
-        })
-        .collect();
-    let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
+/// The first rows of a W&B Table as an HTML table, saying when the table has more than is shown: rows beyond
+/// the first [`TABLE_ROWS`], or a file longer than the [`TABLE_PREVIEW_BYTES`] read of it.
+fn wandb_table(preview: &crate::table::TablePreview, whole: bool, size: u64) -> String {
+    let render = |c: &Value| escape(&c.as_str().map_or_else(|| c.to_string(), str::to_owned));
+    let rows: Vec<Vec<String>> = preview.rows.iter().map(|row| row.iter().map(render).collect()).collect();
+    let headers: Vec<&str> = preview.columns.iter().map(String::as_str).collect();
     let mut out = table("wandb-table", &headers, &rows);
-    if data.len() > TABLE_ROWS {
-        let _ = write!(out, "<p class=\"muted\">{TABLE_ROWS} of {} rows.</p>", data.len());
+    let shown = preview.rows.len();
+    if !whole && (preview.more || !preview.complete) {
+        let _ = write!(
+            out,
+            "<p class=\"muted preview-cut\">The first {shown} rows; the preview reads only the first {} of this {} \
+             table (download it for the rest).</p>",
+            human_size(TABLE_PREVIEW_BYTES),
+            human_size(size)
+        );
+    } else if preview.more {
+        let total = preview.total.map_or_else(String::new, |t| format!(" of {t}"));
+        let _ = write!(out, "<p class=\"muted preview-cut\">The first {shown} rows{total}.</p>");
     }
     out
 }
 
-fn node_label(graph: &Graph, p: &ProjectRef, node: &Node) -> Label {
+fn node_label(graph: &Graph<'_>, home: &ProjectRef, node: &Node) -> Label {
+    let elsewhere = |p: &ProjectRef| if p == home { String::new() } else { format!(" · {p}") };
     match node {
-        Node::Run(id) => {
-            let run = graph.run(id);
+        Node::Run(key) => {
+            let run = graph.run(key);
             Label {
-                title: run.and_then(|r| r.name.clone()).unwrap_or_else(|| id.clone()),
-                subtitle: format!("run · {}", run.and_then(|r| r.job_type.clone()).unwrap_or_default()),
-                href: run_href(p, id),
+                title: run.and_then(|r| r.name.clone()).unwrap_or_else(|| key.id.clone()),
+                subtitle: format!(
+                    "run · {}{}",
+                    run.and_then(|r| r.job_type.clone()).unwrap_or_default(),
+                    elsewhere(&key.project)
+                ),
+                href: Some(run_href(&key.project, &key.id)),
             }
         }
-        Node::Artifact(id) => match graph.artifact(id) {
-            Some(edge) => {
-                let (name, version) = edge.name.rsplit_once(':').unwrap_or((&edge.name, "latest"));
-                Label {
-                    title: edge.name.clone(),
-                    subtitle: edge.artifact_type.clone(),
-                    href: format!("{}/{}", collection_href(p, &edge.artifact_type, name), segment(version)),
-                }
+        Node::Artifact(id) => match (graph.location(id), graph.edge(id)) {
+            (Some(location), _) => Label {
+                title: location.qualified_name(),
+                subtitle: format!("{}{}", location.artifact_type, elsewhere(&location.project)),
+                href: Some(location_href(location)),
+            },
+            // No longer in the store: named as the run recorded it.
+            (None, Some(edge)) => {
+                Label { title: edge.name.clone(), subtitle: format!("{} · gone", edge.artifact_type), href: None }
             }
-            None => Label { title: id.clone(), subtitle: "artifact".to_owned(), href: project_href(p) },
+            (None, None) => Label { title: id.clone(), subtitle: "artifact · gone".to_owned(), href: None },
+        },
+    }
+}
+
+/// The version page of a located version.
+fn location_href(location: &wandb_store::VersionLocation) -> String {
+    format!(
+        "{}/v{}",
+        collection_href(&location.project, &location.artifact_type, &location.name),
+        location.version_index
+    )
+}
+
+/// A link to the version an edge names, wherever it lives: where the store's id index says it is now (right for
+/// records written before edges carried their project, and after renames), else where the edge says; as text
+/// when it is gone, and not named at all when it is in an entity the viewer may not see.
+fn edge_link(ctx: &Ctx<'_>, home: &ProjectRef, edge: &wandb_store::ArtifactEdge) -> String {
+    const HIDDEN: &str = "<span class=\"muted\">an artifact you may not see</span>";
+    match ctx.store.locate_artifact(&edge.id).ok().flatten() {
+        Some(location) if ctx.access.allows(location.project.entity()) => {
+            let name = location.qualified_name();
+            let text = if &location.project == home { name } else { format!("{}/{name}", location.project) };
+            link(&location_href(&location), &text)
+        }
+        Some(_) => HIDDEN.to_owned(),
+        None => match edge.project_ref() {
+            Some(p) if !ctx.access.allows(p.entity()) => HIDDEN.to_owned(),
+            _ => format!("{} <span class=\"muted\">(gone)</span>", escape(&edge.name)),
         },
     }
 }
@@ -599,11 +689,12 @@ fn depth_choice(ctx: &Ctx<'_>, href: &str) -> (usize, String) {
 }
 
 fn lineage_tab(ctx: &Ctx<'_>, p: &ProjectRef, v: &ArtifactVersion, href: &str) -> Option<String> {
-    let graph = Graph::new(ctx.store.runs(p).ok()?);
+    let mut graph = Graph::new(ctx.store, ctx.access);
     let (depth, choices) = depth_choice(ctx, &format!("{href}/lineage"));
+    // A version seen through a portfolio or registry collection has its source's id: the source's lineage.
     let centre = Node::Artifact(v.id.clone());
-    let svg = graph.svg(&centre, depth, &|n: &Node| {
-        let mut label = node_label(&graph, p, n);
+    let svg = graph.svg(&centre, depth, &|graph: &Graph<'_>, n: &Node| {
+        let mut label = node_label(graph, p, n);
         if n == &centre {
             label.title = format!("{}:{}", v.name, v.version());
             label.subtitle = v.artifact_type.clone();
@@ -642,10 +733,7 @@ fn run_page(ctx: &Ctx<'_>, entity: &str, project: &str, run_id: &str) -> Option<
         .and_then(Value::as_f64)
         .map(|s| format!("{s:.1} s"))
         .unwrap_or_default();
-    let artifact_link = |edge: &wandb_store::ArtifactEdge| {
-        let (name, version) = edge.name.rsplit_once(':').unwrap_or((&edge.name, "latest"));
-        link(&format!("{}/{}", collection_href(&p, &edge.artifact_type, name), segment(version)), &edge.name)
-    };
+    let artifact_link = |edge: &wandb_store::ArtifactEdge| edge_link(ctx, &p, edge);
     let rows = vec![
         vec!["id".to_owned(), escape(&run.id)],
         vec!["name".to_owned(), escape(run.name.as_deref().unwrap_or(""))],
@@ -654,6 +742,7 @@ fn run_page(ctx: &Ctx<'_>, entity: &str, project: &str, run_id: &str) -> Option<
         vec!["exit code".to_owned(), status.exit_code.map(|c| c.to_string()).unwrap_or_default()],
         vec!["created".to_owned(), escape(&run.created_at)],
         vec!["duration".to_owned(), escape(&runtime)],
+        vec!["history".to_owned(), format!("<span id=\"history-rows\">{}</span> rows", history.len())],
         vec!["tags".to_owned(), tags_html(&run.tags)],
         vec!["used".to_owned(), run.inputs.iter().map(artifact_link).collect::<Vec<_>>().join(", ")],
         vec!["logged".to_owned(), run.outputs.iter().map(artifact_link).collect::<Vec<_>>().join(", ")],
@@ -670,8 +759,9 @@ fn run_page(ctx: &Ctx<'_>, entity: &str, project: &str, run_id: &str) -> Option<
     }
     let _ = write!(body, "<h2>Config</h2>{}", json_tree(&Value::Object(status.config.clone())));
     let _ = write!(body, "<h2>Summary</h2>{}", json_tree(&Value::Object(summary)));
-    let graph = Graph::new(ctx.store.runs(&p).ok()?);
-    let svg = graph.svg(&Node::Run(run.id.clone()), 1, &|n: &Node| node_label(&graph, &p, n));
+    let mut graph = Graph::new(ctx.store, ctx.access);
+    let centre = Node::Run(RunKey { project: p.clone(), id: run.id.clone() });
+    let svg = graph.svg(&centre, 1, &|graph: &Graph<'_>, n: &Node| node_label(graph, &p, n));
     let _ = write!(body, "<h2>Lineage</h2><div class=\"graph\">{svg}</div>");
     let console = ctx.store.run_stream_lines(&p, run_id, wandb_store::OUTPUT_FILE).unwrap_or_default();
     let start = console.len().saturating_sub(CONSOLE_LINES);
@@ -688,7 +778,7 @@ fn run_page(ctx: &Ctx<'_>, entity: &str, project: &str, run_id: &str) -> Option<
     let mut crumbs = crumbs_for(&p);
     crumbs.push(("runs".to_owned(), format!("{}/runs", project_href(&p))));
     crumbs.push((run.id.clone(), run_href(&p, &run.id)));
-    Some(Page::html(200, frame(&run.id, &crumbs, &body)))
+    Some(Page::html(200, ctx.frame(&run.id, &crumbs, &body)))
 }
 
 /// A console stream line as W&B stores it (`{"offset", "content"}` JSON or the raw text).

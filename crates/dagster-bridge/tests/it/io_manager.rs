@@ -730,6 +730,15 @@ fn a_python_step_and_a_rust_step_meet_through_a_w_and_b_server() {
         .unwrap()
         .unwrap();
     assert_eq!(logged.artifact_url, format!("{}/entity/project/artifacts/dataset/served/v0", server.base_url()));
+    // The URLs the materialization carries open the server's pages (an open server: no sign-in).
+    for key in ["wandb_artifact_url", "wandb_run_url"] {
+        let Some((_, MetadataValue::Url(url))) = logged.metadata.iter().find(|(k, _)| k == key) else {
+            panic!("no {key} in {:?}", logged.metadata)
+        };
+        let (status, body) = http_get(url);
+        assert_eq!(status, 200, "{key} {url}: {body}");
+        assert!(body.contains(if key == "wandb_run_url" { RUN_ID } else { "served:v0" }), "{key}: {body}");
+    }
     let input = InputContext {
         asset_key: Some(vec!["served".into()]),
         configuration: Some(json!({"alias": "best"})),
@@ -742,6 +751,20 @@ fn a_python_step_and_a_rust_step_meet_through_a_w_and_b_server() {
     assert_eq!(f.store().lineage(&version).unwrap().used_by.len(), 1);
     assert_eq!(f.store().run(&Fixture::project(), RUN_ID).unwrap().tags, ["dagster_wandb"]);
     runtime.block_on(server.shutdown());
+}
+
+/// A GET over plain HTTP/1.1 (the server is on loopback): status and body.
+fn http_get(url: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
 }
 
 #[test]

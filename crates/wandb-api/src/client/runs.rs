@@ -236,7 +236,7 @@ const RUN_FIELDS: &str = "fragment RunFragment on Run {
     inputArtifacts(first: 10000) { edges { node { ...EdgeArtifact } } }
     outputArtifacts(first: 10000) { edges { node { ...EdgeArtifact } } }
 }
-fragment EdgeArtifact on Artifact { id versionIndex artifactType { name } artifactSequence { name } }";
+fragment EdgeArtifact on Artifact { id versionIndex artifactType { name } artifactSequence { name project { name entity { name } } } }";
 
 fn run_query() -> String {
     format!(
@@ -297,6 +297,12 @@ fn run_info(project: &ProjectRef, run: &Value) -> Result<RunInfo> {
                         node.get("versionIndex")?.as_u64()?
                     ),
                     artifact_type: node.pointer("/artifactType/name")?.as_str()?.to_owned(),
+                    // The version's own project, which a use across projects makes another than the run's.
+                    entity: node
+                        .pointer("/artifactSequence/project/entity/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    project: node.pointer("/artifactSequence/project/name").and_then(Value::as_str).map(str::to_owned),
                 })
             })
             .collect()

@@ -11,7 +11,8 @@ use serde_json::json;
 use wandb_api::client::{ClientOptions, RetryPolicy, WandbClient};
 use wandb_api::{
     Api, Backend, BaseUrl, CollectionEdit, CollectionKind, DownloadOptions, EmbeddedBackend, Error, LogOptions,
-    ProjectRef, RegistrySpec, RegistryVisibility, RunOptions, RunSettings, RunState, Settings, Ttl, VersionEdit,
+    ProjectRef, RegistrySpec, RegistryVisibility, RunInfo, RunOptions, RunSettings, RunState, Settings, Ttl,
+    VersionEdit,
 };
 use wandb_server::{RunningServer, ServerOptions, WandbServer};
 use wandb_store::EmbeddedStore;
@@ -314,6 +315,32 @@ async fn lineage_and_runs_read_back(s: &Subject) {
     let point = b.resume_point(&project(), &consumer).await.unwrap().expect("the run exists");
     assert_eq!((point.history_line_count, point.starting_step()), (3, 3));
     assert!(b.runs(&ProjectRef::new("ent", "no-such-project").unwrap()).await.unwrap().is_empty());
+}
+
+async fn a_use_across_projects_names_both_projects(s: &Subject) {
+    let api = s.api();
+    let raw = artifact("raw", "dataset", &s.files("d", &[("a.txt", b"a")]));
+    let logged = tokio::task::spawn_blocking(move || {
+        let load = api.init(RunSettings::new("proj").entity("ent").job_type("load-data")).unwrap();
+        let logged = load.log_artifact(&raw, &[]).unwrap();
+        load.finish().unwrap();
+        let train = api.init(RunSettings::new("elsewhere").entity("ent").id("far-1")).unwrap();
+        train.use_artifact("ent/proj/raw:v0").unwrap();
+        train.finish().unwrap();
+        logged
+    })
+    .await
+    .unwrap();
+    let b = s.backend.as_ref();
+    // The run's edge names the version's project, not the run's.
+    let far = b.run(&ProjectRef::new("ent", "elsewhere").unwrap(), "far-1").await.unwrap();
+    let edge = &far.inputs[0];
+    assert_eq!((edge.name.as_str(), edge.id.as_str()), ("raw:v0", logged.version.id.as_str()));
+    assert_eq!((edge.entity.as_deref(), edge.project.as_deref()), (Some("ent"), Some("proj")));
+    // The version's lineage finds the run in its project.
+    let lineage = b.lineage(&logged.version).await.unwrap();
+    let users: Vec<String> = lineage.used_by.iter().map(RunInfo::path).collect();
+    assert_eq!(users, ["ent/elsewhere/far-1"]);
 }
 
 async fn distributed_artifacts_merge_every_part(s: &Subject) {
@@ -649,6 +676,7 @@ conformance!(
     downloads_all_or_part_verified,
     links_make_portfolios_and_registry_collections,
     lineage_and_runs_read_back,
+    a_use_across_projects_names_both_projects,
     distributed_artifacts_merge_every_part,
     concurrent_writers_lose_no_version,
     record_use_of_a_run_nobody_started,

@@ -122,3 +122,73 @@ async fn an_open_server_shows_its_pages_without_signing_in() {
     let graphql = browser().get(served.url("/graphql")).send().await.unwrap();
     assert_ne!(graphql.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_not_a_page_is_a_404_and_signed_in_pages_can_sign_out() {
+    let served = Served::start(ServerOptions { users: Some(users()), ..Default::default() }).await;
+    served.log_file(Some(ALICE), "alice", "alices-data", b"alice's").await;
+    let http = browser();
+    // What browsers and crawlers ask for by themselves is not sent to the sign-in form, signed in or not.
+    let signed = sign_in(&served, ALICE, "/").await;
+    let cookie = cookie_of(&signed);
+    for path in ["/favicon.ico", "/robots.txt", "/.well-known/security.txt", "/alice/apple-touch-icon.png"] {
+        let anonymous = http.get(served.url(path)).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::NOT_FOUND, "{path}");
+        let with_session = http.get(served.url(path)).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(with_session.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // A page path still goes to the sign-in form without a session, whether or not its entity exists.
+    for path in ["/alice", "/nobody", "/bob/proj/runs/x"] {
+        let answer = http.get(served.url(path)).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+    // Signed in, every page carries the sign-out form; it signs out.
+    let page = http.get(served.url("/alice")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<form class=\"logout\" method=\"post\" action=\"/logout\">"), "{page}");
+    let missing = http.get(served.url("/alice/nothing")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.text().await.unwrap().contains("action=\"/logout\""));
+    http.post(served.url("/logout")).header("cookie", &cookie).send().await.unwrap();
+    let after = http.get(served.url("/alice")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_server_has_no_sign_out_control() {
+    let served = Served::start(ServerOptions::default()).await;
+    served.log_file(None, "team", "shared", b"x").await;
+    let answer = browser().get(served.url("/team")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let page = answer.text().await.unwrap();
+    assert!(!page.contains("/logout"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn used_by_spans_projects_but_only_the_callers_entities() {
+    let served = Served::start(ServerOptions { users: Some(users()), ..Default::default() }).await;
+    let id = served.log_file(Some(ALICE), "alice", "alices-data", b"alice's").await;
+    // Runs of another project of alice's, and of bob's (as an admin could record), used the version.
+    let store = wandb_store::EmbeddedStore::open(served.dir.path().join("store")).unwrap();
+    let version = store.artifact_by_id(&id).unwrap();
+    for (entity, project, run) in [("alice", "other", "a-1"), ("bob", "proj", "b-1")] {
+        let project = wandb_store::ProjectRef::new(entity, project).unwrap();
+        let options = wandb_store::RunOptions { id: Some(run.to_owned()), ..Default::default() };
+        store.create_run(&project, options).unwrap();
+        store.record_use(&project, run, &version).unwrap();
+    }
+    let query = "query ArtifactUsedBy($id: ID!) { artifact(id: $id) { usedBy { edges { node { name project { name entity { name } } } } } } }";
+    let (status, answer) = served.graphql(Some(ALICE), "ArtifactUsedBy", query, serde_json::json!({"id": id})).await;
+    assert_eq!(status, 200, "{answer}");
+    let users: Vec<String> = answer
+        .pointer("/data/artifact/usedBy/edges")
+        .and_then(serde_json::Value::as_array)
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let node = &e["node"];
+            format!("{}/{}/{}", node["project"]["entity"]["name"], node["project"]["name"], node["name"])
+                .replace('"', "")
+        })
+        .collect();
+    assert_eq!(users, ["alice/other/a-1"], "bob's run is not named to alice");
+}

@@ -257,3 +257,63 @@ fn concurrent_first_opens_all_succeed() {
         }
     }
 }
+
+#[test]
+fn a_use_from_another_project_is_found_from_the_versions_side() {
+    let f = Fixture::new();
+    let raw = log(&f, &dataset("raw", &f.dir("raw", &[("r", b"r")])), &[]).version;
+    let elsewhere = ProjectRef::new("team", "train").unwrap();
+    let run = f.store.create_run(&elsewhere, RunOptions { id: Some("t-1".into()), ..Default::default() }).unwrap();
+    f.store.record_use(&elsewhere, &run.id, &raw).unwrap();
+
+    // The edge says where the version lives.
+    let edge = f.store.run(&elsewhere, "t-1").unwrap().inputs.remove(0);
+    assert_eq!(edge.project_ref(), Some(f.project.clone()));
+    assert_eq!(edge.name, "raw:v0");
+    let location = f.store.locate_artifact(&raw.id).unwrap().unwrap();
+    assert_eq!((location.project.clone(), location.qualified_name()), (f.project.clone(), "raw:v0".to_owned()));
+    assert_eq!(location.artifact_type, "dataset");
+    assert_eq!(f.store.locate_artifact("QXJ0aWZhY3Q6OTk5").unwrap(), None, "Artifact:999 was never given");
+
+    // The version's lineage finds the run in the other project.
+    let lineage = f.store.lineage(&raw).unwrap();
+    assert!(lineage.used_by.is_empty());
+    assert_eq!(
+        lineage.used_elsewhere.iter().map(|(p, r)| (p.to_string(), r.id.as_str())).collect::<Vec<_>>(),
+        [("team/train".to_owned(), "t-1")]
+    );
+    assert_eq!(f.store.uses_elsewhere(&raw.id, 0).unwrap().len(), 0, "the limit holds");
+
+    // A version used through a portfolio is recorded as its source.
+    let linked = f.store.link_version(&raw, &elsewhere, "chosen", &[]).unwrap();
+    let other = f.store.create_run(&elsewhere, RunOptions { id: Some("t-2".into()), ..Default::default() }).unwrap();
+    f.store.record_use(&elsewhere, &other.id, &linked).unwrap();
+    let edge = f.store.run(&elsewhere, "t-2").unwrap().inputs.remove(0);
+    assert_eq!((edge.name.as_str(), edge.project_ref()), ("raw:v0", Some(f.project.clone())));
+    // And the portfolio's view has the source's lineage.
+    let users = f.store.lineage(&linked).unwrap().used_elsewhere;
+    assert_eq!(users.iter().map(|(_, r)| r.id.as_str()).collect::<Vec<_>>(), ["t-1", "t-2"]);
+
+    // A run deleted leaves the index; the lineage leaves it out.
+    f.store.delete_run(&elsewhere, "t-1", false).unwrap();
+    assert_eq!(f.store.lineage(&raw).unwrap().used_elsewhere.len(), 1);
+}
+
+#[test]
+fn check_repairs_the_index_of_uses_of_older_stores() {
+    let f = Fixture::new();
+    let raw = log(&f, &dataset("raw", &f.dir("raw", &[("r", b"r")])), &[]).version;
+    let elsewhere = ProjectRef::new("team", "train").unwrap();
+    f.store.create_run(&elsewhere, RunOptions { id: Some("t-1".into()), ..Default::default() }).unwrap();
+    f.store.record_use(&elsewhere, "t-1", &raw).unwrap();
+    assert!(f.store.check(false).unwrap().is_healthy());
+    // A store written before the index existed: the use is only in the run's record.
+    fs::remove_dir_all(f.store.root().join("index/uses")).unwrap();
+    assert!(f.store.lineage(&raw).unwrap().used_elsewhere.is_empty());
+    let report = f.store.check(false).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert!(report.problems[0].what.contains("index of uses"), "{report:?}");
+    assert!(f.store.check(true).unwrap().is_healthy());
+    assert_eq!(f.store.lineage(&raw).unwrap().used_elsewhere.len(), 1);
+    assert!(f.store.check(false).unwrap().problems.is_empty());
+}
