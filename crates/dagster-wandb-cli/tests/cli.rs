@@ -960,8 +960,7 @@ fn launch_add_and_an_agent_run_a_local_process_job_and_sigterm_stops_it() {
     assert_eq!(words[0].len(), 8, "the run id the agent picked: {saw}");
     assert_eq!(&words[1..], ["default", "{\"lr\":0.1}", "--epochs", "2"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let killed = Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    send_signal(&agent, "-TERM");
     let out = agent.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -1357,58 +1356,76 @@ fn pipes_steps_outside_dagster_exit_2_and_say_so() {
     }
 }
 
+/// A download of one 70 MiB file through a server that delays every request, caught while its body is being
+/// written into the cache: what the interruption tests stop with a signal.
+#[cfg(unix)]
+struct GetInFlight {
+    server: ServerProcess,
+    key: &'static str,
+    body: Vec<u8>,
+    root: PathBuf,
+    cache_tmp: PathBuf,
+}
+
+#[cfg(unix)]
+impl GetInFlight {
+    /// Logs the file, starts its download and returns once the body is being written, with the download's process.
+    fn start(env: &Env, key: &'static str) -> (GetInFlight, std::process::Child) {
+        // Big enough to come in ranges (64 MiB and up), each one delayed: the download is in flight for seconds.
+        let body: Vec<u8> = (0..70u32 << 20).map(|i| (i % 251) as u8).collect();
+        let data = env.write("data/model.bin", &body);
+        let server = start_server_with(env, &["--api-key", key, "--download-latency-ms", "400"]);
+        let mut put = env.command();
+        put.env("WANDB_BASE_URL", &server.url).env("WANDB_API_KEY", key);
+        let out = put.args(["artifact", "put"]).arg(data.parent().unwrap()).args(["-n", "big", "-t", "model"]).output();
+        assert!(out.as_ref().unwrap().status.success(), "{out:?}");
+        let flight =
+            GetInFlight { server, key, body, root: env.path("root"), cache_tmp: env.path("cache/artifacts/tmp") };
+        let child = flight.get_command(env).output_async();
+        let started = std::time::Instant::now();
+        while fs::read_dir(&flight.cache_tmp).map_or(0, Iterator::count) == 0 {
+            assert!(started.elapsed().as_secs() < 30, "the download never started writing");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (flight, child)
+    }
+
+    /// `artifact get big:latest --root <root>` through the server.
+    fn get_command(&self, env: &Env) -> Command {
+        let mut get = env.command();
+        get.env("WANDB_BASE_URL", &self.server.url).env("WANDB_API_KEY", self.key);
+        get.args(["artifact", "get", "big:latest", "--root"]).arg(&self.root);
+        get
+    }
+}
+
+#[cfg(unix)]
+fn send_signal(child: &std::process::Child, signal: &str) {
+    assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
+}
+
 /// Ctrl-C in the middle of a download: the command removes the temporaries it was writing, says what was kept,
 /// and exits 130; neither the cache nor the root holds a partial file afterwards.
 #[cfg(unix)]
 #[test]
 fn an_interrupted_get_leaves_no_partial_file_and_says_what_was_kept() {
-    const KEY: &str = "interrupt0123456789abcdef0123456789abcdef";
     let env = Env::new();
-    // Big enough to come in ranges (64 MiB and up), each one delayed: the download is in flight for seconds.
-    let body: Vec<u8> = (0..70u32 << 20).map(|i| (i % 251) as u8).collect();
-    let data = env.write("data/model.bin", &body);
-    let server = start_server_with(&env, &["--api-key", KEY, "--download-latency-ms", "400"]);
-    let with_server = |command: &mut Command| {
-        command.env("WANDB_BASE_URL", &server.url).env("WANDB_API_KEY", KEY);
-    };
-    let mut put = env.command();
-    with_server(&mut put);
-    let out = put.args(["artifact", "put"]).arg(data.parent().unwrap()).args(["-n", "big", "-t", "model"]).output();
-    assert!(out.as_ref().unwrap().status.success(), "{:?}", out);
-
-    let root = env.path("root");
-    let mut get = env.command();
-    with_server(&mut get);
-    let child = get
-        .args(["artifact", "get", "big:latest", "--root"])
-        .arg(&root)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Interrupt once the body is being written into the cache.
-    let cache_tmp = env.path("cache/artifacts/tmp");
-    let started = std::time::Instant::now();
-    while fs::read_dir(&cache_tmp).map_or(0, Iterator::count) == 0 {
-        assert!(started.elapsed().as_secs() < 30, "the download never started writing");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    let (flight, child) = GetInFlight::start(&env, "interrupt0123456789abcdef0123456789abcdef");
+    send_signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     // The body was being written to the cache and to the root at once: both partial files go.
     assert!(stderr.contains("interrupted: removed 2 unfinished temporary files;"), "{stderr}");
     assert!(stderr.contains("the files already in the root are complete and verified"), "{stderr}");
-    assert_eq!(fs::read_dir(&cache_tmp).unwrap().count(), 0, "a partial body stayed in the cache");
-    let left: Vec<_> = fs::read_dir(&root).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert_eq!(fs::read_dir(&flight.cache_tmp).unwrap().count(), 0, "a partial body stayed in the cache");
+    let left: Vec<_> =
+        fs::read_dir(&flight.root).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "the root holds {left:?}");
     // The next get fetches it whole.
-    let mut again = env.command();
-    with_server(&mut again);
-    let out = again.args(["artifact", "get", "big:latest", "--root"]).arg(&root).output().unwrap();
+    let out = flight.get_command(&env).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(fs::read(root.join("model.bin")).unwrap(), body);
+    assert_eq!(fs::read(flight.root.join("model.bin")).unwrap(), flight.body);
 }
 
 /// A put of unchanged content through a server says the SDK's "already exists" once, not once per layer.
@@ -1556,7 +1573,7 @@ fn an_interrupted_put_through_a_server_ends_its_run_failed() {
     }
     // The file upload is being held back by the server's latency.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    send_signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
 
@@ -1605,7 +1622,7 @@ fn a_put_killed_mid_body_leaves_nothing_and_its_run_reads_crashed() {
         assert!(started.elapsed().as_secs() < 60, "the put never started storing");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert!(Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap().success());
+    send_signal(&child, "-KILL");
     let _ = child.wait_with_output().unwrap();
     assert_ne!(fs::read_dir(&tmp).unwrap().count(), 0, "the killed put left its partial body");
 
@@ -1631,44 +1648,22 @@ fn a_put_killed_mid_body_leaves_nothing_and_its_run_reads_crashed() {
 #[cfg(unix)]
 #[test]
 fn a_get_killed_mid_body_is_cleaned_up_by_the_next_get() {
-    const KEY: &str = "killget0123456789abcdef0123456789abcdef0";
     let env = Env::new();
-    let body: Vec<u8> = (0..70u32 << 20).map(|i| (i % 253) as u8).collect();
-    let data = env.write("data/model.bin", &body);
-    let server = start_server_with(&env, &["--api-key", KEY, "--download-latency-ms", "400"]);
-    let with_server = |command: &mut Command| {
-        command.env("WANDB_BASE_URL", &server.url).env("WANDB_API_KEY", KEY);
-    };
-    let mut put = env.command();
-    with_server(&mut put);
-    let out = put.args(["artifact", "put"]).arg(data.parent().unwrap()).args(["-n", "big", "-t", "model"]).output();
-    assert!(out.as_ref().unwrap().status.success(), "{out:?}");
-
-    let root = env.path("root");
-    let mut get = env.command();
-    with_server(&mut get);
-    let child = get.args(["artifact", "get", "big:latest", "--root"]).arg(&root).output_async();
-    let cache_tmp = env.path("cache/artifacts/tmp");
-    let started = std::time::Instant::now();
-    while fs::read_dir(&cache_tmp).map_or(0, Iterator::count) == 0 {
-        assert!(started.elapsed().as_secs() < 30, "the download never started writing");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap().success());
+    let (flight, child) = GetInFlight::start(&env, "killget0123456789abcdef0123456789abcdef0");
+    send_signal(&child, "-KILL");
     let _ = child.wait_with_output().unwrap();
     let partial_in_root = |root: &Path| {
         fs::read_dir(root)
             .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().contains(".dwtmp-")).count())
     };
-    assert_ne!(fs::read_dir(&cache_tmp).unwrap().count() + partial_in_root(&root), 0, "kill -9 left partial files");
+    let left = fs::read_dir(&flight.cache_tmp).unwrap().count() + partial_in_root(&flight.root);
+    assert_ne!(left, 0, "kill -9 left partial files");
 
-    let mut again = env.command();
-    with_server(&mut again);
-    let out = again.args(["artifact", "get", "big:latest", "--root"]).arg(&root).output().unwrap();
+    let out = flight.get_command(&env).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(fs::read(root.join("model.bin")).unwrap(), body);
-    assert_eq!(fs::read_dir(&cache_tmp).unwrap().count(), 0, "the cache's partial body is gone");
-    assert_eq!(partial_in_root(&root), 0, "the root's partial file is gone");
+    assert_eq!(fs::read(flight.root.join("model.bin")).unwrap(), flight.body);
+    assert_eq!(fs::read_dir(&flight.cache_tmp).unwrap().count(), 0, "the cache's partial body is gone");
+    assert_eq!(partial_in_root(&flight.root), 0, "the root's partial file is gone");
 }
 
 /// A download that fails part-way names what it did not write; a file edited in the root is replaced, with a

@@ -269,7 +269,7 @@ impl EmbeddedStore {
             self.move_aliases(&dir, version.version_index, &edit.add_aliases, &edit.remove_aliases)?;
         }
         if edit.changes_record() {
-            let source = if linked { self.artifact_by_id(&version.id)? } else { version.clone() };
+            let source = self.source_of(version)?;
             let source_project = ProjectRef::new(&source.entity, &source.project)?;
             let _lock = self.lock_project(&source_project)?;
             let versions_dir = self.collection_dir(&source_project, &source.name).join("versions");

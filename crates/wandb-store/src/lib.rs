@@ -779,13 +779,7 @@ impl EmbeddedStore {
     /// [`Error::RunNotFound`], I/O errors.
     pub fn record_use(&self, project: &ProjectRef, run_id: &str, version: &ArtifactVersion) -> Result<()> {
         self.run(project, run_id)?;
-        let source;
-        let version = if version.linked_from.is_some() {
-            source = self.artifact_by_id(&version.id)?;
-            &source
-        } else {
-            version
-        };
+        let version = &*self.source_of(version)?;
         let _lock = self.lock_project(project)?;
         self.add_edge(project, run_id, version, Direction::Input)
     }
@@ -985,6 +979,15 @@ impl EmbeddedStore {
         self.version_view(project, &collection, record, index)
     }
 
+    /// The version `version` stands for: itself, or for one seen through a portfolio or registry collection, its
+    /// source (the version its id names), where its manifest and lineage live.
+    fn source_of<'a>(&self, version: &'a ArtifactVersion) -> Result<std::borrow::Cow<'a, ArtifactVersion>> {
+        Ok(match version.linked_from {
+            Some(_) => std::borrow::Cow::Owned(self.artifact_by_id(&version.id)?),
+            None => std::borrow::Cow::Borrowed(version),
+        })
+    }
+
     /// The version with store-wide id `id`.
     ///
     /// # Errors
@@ -1003,13 +1006,7 @@ impl EmbeddedStore {
     /// # Errors
     /// Damaged or missing manifest files ([`Error::StoreFormat`] naming the file).
     pub fn manifest(&self, version: &ArtifactVersion) -> Result<Manifest> {
-        let source;
-        let version = if version.linked_from.is_some() {
-            source = self.artifact_by_id(&version.id)?;
-            &source
-        } else {
-            version
-        };
+        let version = &*self.source_of(version)?;
         let project = ProjectRef::new(&version.entity, &version.project)?;
         let versions_dir = self.collection_dir(&project, &version.name).join("versions");
         let manifest = self.read_manifest(&versions_dir, version.version_index)?;
@@ -1144,13 +1141,7 @@ impl EmbeddedStore {
     /// # Errors
     /// I/O errors and damaged records.
     pub fn lineage(&self, version: &ArtifactVersion) -> Result<Lineage> {
-        let source;
-        let version = if version.linked_from.is_some() {
-            source = self.artifact_by_id(&version.id)?;
-            &source
-        } else {
-            version
-        };
+        let version = &*self.source_of(version)?;
         let project = ProjectRef::new(&version.entity, &version.project)?;
         let runs = self.runs(&project)?;
         let created_by = version.created_by.as_ref().and_then(|id| runs.iter().find(|r| &r.id == id).cloned());
